@@ -1,0 +1,183 @@
+"""Command line: parse arguments, load the config, call a stage or the pipeline.
+
+Heavy libraries (MLflow, PyTorch, pandas) are imported inside the commands that need
+them, so ``wxops --help`` starts in a fraction of a second.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from importlib import resources
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from wxops.config import WxopsConfig, config_schema, load_config
+from wxops.errors import WxopsError
+
+app = typer.Typer(
+    help="MLOps for weather and climate ML: ingest, train, track, register.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+config_app = typer.Typer(help="Check or describe wxops.yaml.", no_args_is_help=True)
+app.add_typer(config_app, name="config")
+
+ConfigOpt = Annotated[
+    Path | None,
+    typer.Option("--config", "-c", help="wxops.yaml; default: the visibility example."),
+]
+
+
+def _fail(exc: Exception) -> None:
+    from wxops.tracking import failed_runs_cleanup
+
+    failed_runs_cleanup()
+    typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(code=1)
+
+
+def _project_dir(config: Path | None) -> Path:
+    return (config.resolve().parent if config is not None else Path.cwd()).resolve()
+
+
+def _load(config: Path | None) -> WxopsConfig:
+    try:
+        return load_config(config)
+    except WxopsError as exc:
+        _fail(exc)
+        raise  # unreachable: _fail exits
+
+
+@app.command()
+def run(
+    config: ConfigOpt = None,
+    no_cache: Annotated[bool, typer.Option("--no-cache", help="Recompute every stage.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+) -> None:
+    """Run the pipeline: ingest+QC, features, split, train every config, register the best."""
+    from wxops.startup import configure_process
+
+    configure_process()
+    cfg = _load(config)
+    from wxops.pipeline import run_pipeline
+    from wxops.progress import RichReporter, SilentReporter
+
+    try:
+        if quiet:
+            result = run_pipeline(cfg, project_dir=_project_dir(config),
+                                  use_cache=not no_cache, reporter=SilentReporter())
+        else:
+            with RichReporter() as reporter:
+                result = run_pipeline(cfg, project_dir=_project_dir(config),
+                                      use_cache=not no_cache, reporter=reporter)
+    except WxopsError as exc:
+        _fail(exc)
+        return
+    if result.fully_cached:
+        typer.echo("nothing changed: every stage skipped (cached); use --no-cache to recompute")
+    elif result.cached_stages:
+        typer.echo(f"reused from cache: {', '.join(result.cached_stages)}")
+    best = result.metrics[result.best]
+    alias = "champion" if result.became_champion else "challenger"
+    typer.echo(
+        f"best: {result.best} (val_rmse {best['val_rmse']:.0f} m) -> "
+        f"{result.registered_model} version {result.version} [{alias}]\n"
+        f"pipeline run {result.run_id} in experiment '{result.experiment}' at "
+        f"{result.tracking_uri}\noutputs in {result.out_dir}  ({result.wall_seconds:.1f} s)"
+    )
+
+
+@app.command()
+def init(
+    directory: Annotated[Path, typer.Argument(help="Folder for the new use case.")],
+) -> None:
+    """Scaffold a project folder with a commented wxops.yaml (the visibility example)."""
+    target = directory / "wxops.yaml"
+    if target.exists():
+        _fail(WxopsError(f"{target} already exists; not overwriting it"))
+    directory.mkdir(parents=True, exist_ok=True)
+    template = resources.files("wxops").joinpath("templates/wxops.yaml").read_text("utf-8")
+    target.write_text(template, encoding="utf-8")
+    typer.echo(f"wrote {target}; edit it, then: wxops run -c {target}")
+
+
+@config_app.command("validate")
+def config_validate(config: ConfigOpt = None) -> None:
+    """Parse and check the config; print the typed result."""
+    cfg = _load(config)
+    typer.echo(f"{config or 'default config'}: valid ({len(cfg.models)} model configurations)")
+
+
+@config_app.command("schema")
+def config_schema_cmd() -> None:
+    """Print the JSON schema of wxops.yaml."""
+    typer.echo(json.dumps(config_schema(), indent=2))
+
+
+@app.command()
+def ui(
+    config: ConfigOpt = None,
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port.")] = 5000,
+) -> None:
+    """Open the MLflow UI on this project's tracking store."""
+    from wxops.tracking import resolve_tracking_uri
+
+    cfg = _load(config)
+    uri = resolve_tracking_uri(cfg.tracking.uri, _project_dir(config))
+    if not uri.startswith(("sqlite:", "postgresql", "mysql", "file:", "/")):
+        typer.echo(f"tracking store is a server ({uri}): open it in a browser")
+        raise typer.Exit(0)
+    typer.echo(f"MLflow UI for {uri} on http://{host}:{port}  (Ctrl+C stops it)")
+    cmd = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri,
+           "--host", host, "--port", str(port)]
+    raise typer.Exit(subprocess.call(cmd, env=os.environ.copy()))
+
+
+@app.command()
+def runs(
+    config: ConfigOpt = None,
+    filter_string: Annotated[str, typer.Option(
+        "--filter", "-f", help="MLflow search filter, e.g. \"metrics.val_rmse < 3000\".")] = "",
+    limit: Annotated[int, typer.Option(help="Most runs to list.")] = 50,
+) -> None:
+    """List runs of the experiment, filtered as in the MLflow UI."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from wxops import tracking
+    from wxops.startup import configure_process
+
+    configure_process()
+    cfg = _load(config)
+    uri = tracking.resolve_tracking_uri(cfg.tracking.uri, _project_dir(config))
+    try:
+        tracking.connect(uri)
+        found = tracking.search_runs(cfg.tracking.experiment, filter_string, max_results=limit)
+    except WxopsError as exc:
+        _fail(exc)
+        return
+    table = Table(title=f"{len(found)} run(s) in '{cfg.tracking.experiment}'")
+    for col in ("run_id", "name", "model", "status", "val_rmse", "val_mae"):
+        table.add_column(col)
+    for r in found:
+        m = r["metrics"]
+        table.add_row(r["run_id"], r["name"], r["model"], r["status"],
+                      f"{m['val_rmse']:.1f}" if "val_rmse" in m else "",
+                      f"{m['val_mae']:.1f}" if "val_mae" in m else "")
+    Console().print(table)
+
+
+def main() -> None:
+    """Entry point of the ``wxops`` command."""
+    app()
+
+
+if __name__ == "__main__":
+    main()

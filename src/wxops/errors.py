@@ -1,0 +1,43 @@
+"""Every exception wxops raises.
+
+Each one derives from a built-in base so callers can catch it without importing wxops,
+and each message says what to change in the input to make it work.
+"""
+
+from __future__ import annotations
+
+
+class WxopsError(Exception):
+    """Base of every wxops error: the CLI turns it into one clear line and exit code 1."""
+
+
+class ConfigError(WxopsError, ValueError):
+    """The configuration file is missing, empty, malformed or has a wrong key or type."""
+
+
+class DataSourceError(WxopsError, OSError):
+    """A data file is missing, unreadable or lacks the columns the config names."""
+
+
+class DataQualityError(WxopsError, ValueError):
+    """The data is unusable after quality control (e.g. the target is all missing)."""
+
+
+class FeatureError(WxopsError, ValueError):
+    """A feature cannot be built, or a configured feature leaks the target."""
+
+
+class SplitError(WxopsError, ValueError):
+    """The time-blocked split cannot be made (too few rows or blocks)."""
+
+
+class ModelConfigError(WxopsError, ValueError):
+    """A model configuration names an unknown type or invalid hyperparameters."""
+
+
+class TrainingError(WxopsError, RuntimeError):
+    """Training a model configuration failed (e.g. loss became NaN)."""
+
+
+class TrackingError(WxopsError, RuntimeError):
+    """The MLflow tracking store or model registry refused an operation."""

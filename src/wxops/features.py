@@ -1,0 +1,150 @@
+"""Derived meteorological predictors and the lead-time (forecast) table.
+
+:class:`MeteoFeatures` is a stateless scikit-learn transformer, so it travels inside the
+logged model and a served model derives the same features from the same raw inputs.
+:func:`build_features` turns the QC'd observations into the modelling table; in lead-time
+mode every shifted value is looked up by time *within its block*, so neither the target
+at t+h nor a lag ever crosses a block boundary (TMY months come from different years).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, TransformerMixin
+
+from wxops.config import LEAKING_COLUMNS, FeaturesConfig
+from wxops.errors import FeatureError
+
+TARGET = "y"
+"""Name of the target column in the feature table."""
+
+
+def relative_humidity(t2m: pd.Series, td2m: pd.Series) -> pd.Series:
+    """Relative humidity (%) from temperature and dew point (degC), Magnus formula."""
+    a, b = 17.625, 243.04  # Alduchov & Eskridge (1996)
+    rh = 100.0 * np.exp(a * td2m / (b + td2m) - a * t2m / (b + t2m))
+    return rh.clip(upper=100.0)
+
+
+class MeteoFeatures(TransformerMixin, BaseEstimator):
+    """Add derived predictors to a frame of raw surface observations.
+
+    Args:
+        derived: any of ``dewpoint_depression`` (t2m - td2m), ``wind_components``
+            (u, v from speed and direction, replacing the direction's 0/360 jump) and
+            ``cyclic_time`` (sin/cos of hour of day and day of year from ``time``).
+            Missing ``rh`` is always filled from t2m and td2m when both are present.
+    """
+
+    def __init__(self, derived: Sequence[str] = ("dewpoint_depression",)) -> None:
+        self.derived = derived
+
+    def fit(self, X: pd.DataFrame, y: object = None) -> MeteoFeatures:
+        unknown = set(self.derived) - {"dewpoint_depression", "wind_components", "cyclic_time"}
+        if unknown:
+            raise FeatureError(f"unknown derived features {sorted(unknown)}")
+        self._check_inputs(X)
+        self.feature_names_in_ = np.asarray(list(X.columns), dtype=object)
+        self.n_features_in_ = len(X.columns)
+        return self
+
+    def transform(self, X: pd.DataFrame) -> pd.DataFrame:
+        self._check_inputs(X)
+        out = X.copy()
+        if {"t2m", "td2m"} <= set(out.columns):
+            computed = relative_humidity(out["t2m"], out["td2m"])
+            out["rh"] = out["rh"].fillna(computed) if "rh" in out.columns else computed
+        if "dewpoint_depression" in self.derived:
+            out["dewpoint_depression"] = out["t2m"] - out["td2m"]
+        if "wind_components" in self.derived:
+            rad = np.deg2rad(out.pop("wind_dir"))
+            # Meteorological convention: direction the wind blows *from*.
+            out["wind_u"] = -out["wind_speed"] * np.sin(rad)
+            out["wind_v"] = -out["wind_speed"] * np.cos(rad)
+        if "cyclic_time" in self.derived:
+            time = pd.to_datetime(out.pop("time"), utc=True)
+            hour = time.dt.hour + time.dt.minute / 60.0
+            doy = time.dt.dayofyear
+            out["hour_sin"] = np.sin(2 * np.pi * hour / 24.0)
+            out["hour_cos"] = np.cos(2 * np.pi * hour / 24.0)
+            out["doy_sin"] = np.sin(2 * np.pi * doy / 365.25)
+            out["doy_cos"] = np.cos(2 * np.pi * doy / 365.25)
+        elif "time" in out.columns:
+            out = out.drop(columns=["time"])
+        return out.astype("float64")
+
+    def _check_inputs(self, X: pd.DataFrame) -> None:
+        need: set[str] = set()
+        if "dewpoint_depression" in self.derived:
+            need |= {"t2m", "td2m"}
+        if "wind_components" in self.derived:
+            need |= {"wind_speed", "wind_dir"}
+        if "cyclic_time" in self.derived:
+            need |= {"time"}
+        missing = sorted(need - set(X.columns))
+        if missing:
+            raise FeatureError(f"derived features {list(self.derived)} need columns {missing}")
+
+
+@dataclass(frozen=True)
+class FeatureTable:
+    """The modelling table: ``time``, ``block``, the model's input columns and ``y``."""
+
+    frame: pd.DataFrame
+    inputs: list[str]
+    target: str
+    lead_time: int | None
+    rows_dropped_missing: int = 0
+    notes: list[str] = field(default_factory=list)
+
+
+def build_features(obs: pd.DataFrame, cfg: FeaturesConfig, *, block_col: str = "block") -> FeatureTable:
+    """Assemble inputs and target; in lead-time mode shift within blocks only."""
+    leaks = sorted(set(cfg.predictors) & set(LEAKING_COLUMNS))
+    if leaks:
+        raise FeatureError(f"{leaks} leak the target and cannot be predictors")
+    missing = sorted({cfg.target, *cfg.predictors} - set(obs.columns))
+    if missing:
+        raise FeatureError(f"observations lack columns {missing} (features.predictors/target)")
+    if block_col not in obs.columns:
+        raise FeatureError(f"observations lack the '{block_col}' column; the split assigns it")
+    base = obs[["time", block_col, *cfg.predictors]].copy()
+    inputs = list(cfg.predictors)
+    if cfg.lead_time is None:
+        base[TARGET] = obs[cfg.target]
+    else:
+        current = obs[["time", block_col, cfg.target]]
+        base[cfg.target] = obs[cfg.target]
+        inputs.append(cfg.target)
+        base[TARGET] = _shifted(base[["time", block_col]], current, block_col, -cfg.lead_time)[cfg.target]
+        lag_source = obs[["time", block_col, *cfg.predictors, cfg.target]]
+        for lag in cfg.lags:
+            lagged = _shifted(base[["time", block_col]], lag_source, block_col, lag)
+            for col in [*cfg.predictors, cfg.target]:
+                name = f"{col}_lag{lag}h"
+                base[name] = lagged[col].to_numpy()
+                inputs.append(name)
+    if "cyclic_time" in {*cfg.derived}:
+        inputs = ["time", *inputs]
+    before = len(base)
+    check = [c for c in inputs if c != "time"] + [TARGET]
+    base = base.dropna(subset=check).reset_index(drop=True)
+    dropped = before - len(base)
+    notes = []
+    if dropped:
+        notes.append(f"{dropped} rows without a complete input/target dropped before training")
+    if base.empty:
+        raise FeatureError("no row has every input and the target; check data and lags")
+    return FeatureTable(base, inputs, cfg.target, cfg.lead_time, dropped, notes)
+
+
+def _shifted(keys: pd.DataFrame, source: pd.DataFrame, block_col: str, hours: int) -> pd.DataFrame:
+    """Values of ``source`` at ``time - hours`` in the same block, aligned to ``keys``."""
+    moved = source.copy()
+    moved["time"] = moved["time"] + pd.Timedelta(hours=hours)
+    moved = moved.drop_duplicates(subset=["time", block_col])
+    return keys.merge(moved, on=["time", block_col], how="left", validate="many_to_one")

@@ -1,0 +1,151 @@
+"""Build and train one model configuration (a pure stage: no I/O, no tracking).
+
+Every model is a scikit-learn ``Pipeline`` of :class:`~wxops.features.MeteoFeatures`
+and the estimator, so the logged model takes raw observations. Loss curves of every
+type are on one scale: mean squared error divided by the training target's variance.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.pipeline import Pipeline
+
+from wxops.config import GradientBoostingConfig, LinearConfig, MLPConfig, ModelConfig
+from wxops.errors import ModelConfigError, TrainingError
+from wxops.features import TARGET, FeatureTable, MeteoFeatures
+from wxops.models.mlp import EpochCallback
+from wxops.split import Split
+
+
+@dataclass
+class TrainResult:
+    """A fitted model and what it learned on the way."""
+
+    name: str
+    model: Pipeline
+    params: dict[str, Any]
+    history: list[dict[str, float | None]]
+    metrics: dict[str, float]
+    device: str = "cpu"
+    notes: list[str] = field(default_factory=list)
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and (if imported) PyTorch."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    import sys
+
+    if "torch" in sys.modules:
+        sys.modules["torch"].manual_seed(seed)
+
+
+def build_estimator(cfg: ModelConfig, *, seed: int) -> Any:
+    """The unfitted estimator a model configuration describes."""
+    if isinstance(cfg, MLPConfig):
+        from wxops.models.mlp import TorchMLPRegressor
+
+        return TorchMLPRegressor(
+            hidden_dim=cfg.hidden_dim, hidden_layers=cfg.hidden_layers,
+            learning_rate=cfg.learning_rate, batch_size=cfg.batch_size, epochs=cfg.epochs,
+            weight_decay=cfg.weight_decay, device=cfg.device, random_state=seed,
+        )
+    if isinstance(cfg, GradientBoostingConfig):
+        from sklearn.ensemble import HistGradientBoostingRegressor
+
+        return HistGradientBoostingRegressor(
+            max_iter=cfg.max_iter, learning_rate=cfg.learning_rate, max_depth=cfg.max_depth,
+            max_leaf_nodes=cfg.max_leaf_nodes, l2_regularization=cfg.l2_regularization,
+            early_stopping=False, random_state=seed,
+        )
+    if isinstance(cfg, LinearConfig):
+        from sklearn.linear_model import Ridge
+        from sklearn.preprocessing import StandardScaler
+
+        return Pipeline([("scale", StandardScaler()), ("ridge", Ridge(alpha=cfg.alpha))])
+    raise ModelConfigError(f"unknown model type {getattr(cfg, 'type', cfg)!r}")
+
+
+def train_model(
+    cfg: ModelConfig,
+    table: FeatureTable,
+    split: Split,
+    *,
+    derived: list[str],
+    seed: int,
+    on_epoch: EpochCallback | None = None,
+) -> TrainResult:
+    """Fit one configuration on ``split.train``; score it on ``split.validation``."""
+    seed_everything(seed)
+    features = MeteoFeatures(derived=list(derived))
+    x_train = features.fit_transform(split.train[table.inputs])
+    x_val = features.transform(split.validation[table.inputs])
+    y_train = split.train[TARGET].to_numpy(dtype=float)
+    y_val = split.validation[TARGET].to_numpy(dtype=float)
+    var = float(np.var(y_train)) or 1.0
+    estimator = build_estimator(cfg, seed=seed)
+    history: list[dict[str, float | None]] = []
+    device = "cpu"
+    try:
+        if isinstance(cfg, MLPConfig):
+            estimator.fit(x_train, y_train, X_val=x_val, y_val=y_val, on_epoch=on_epoch)
+            history = estimator.history_
+            device = estimator.device_
+        else:
+            estimator.fit(x_train, y_train)
+            history = _staged_losses(estimator, x_train, y_train, x_val, y_val, var)
+            if on_epoch is not None:
+                for epoch, point in enumerate(history):
+                    on_epoch(epoch, float(point["train_loss"] or 0.0), point["val_loss"])
+    except ValueError as exc:
+        raise TrainingError(f"model '{cfg.name}' failed to train: {exc}") from exc
+    model = Pipeline([("features", features), ("model", estimator)])
+    pred_train = model.predict(split.train[table.inputs])
+    pred_val = model.predict(split.validation[table.inputs])
+    metrics = {
+        "train_rmse": _rmse(pred_train, y_train),
+        "val_rmse": _rmse(pred_val, y_val),
+        "val_mae": float(np.mean(np.abs(pred_val - y_val))),
+        "val_bias": float(np.mean(pred_val - y_val)),
+    }
+    if not all(np.isfinite(v) for v in metrics.values()):
+        raise TrainingError(f"model '{cfg.name}' produced non-finite predictions")
+    params = cfg.model_dump(mode="json")
+    params.update({"model": cfg.type, "seed": seed, "device_used": device,
+                   "n_train": len(y_train), "n_validation": len(y_val)})
+    return TrainResult(cfg.name, model, params, history, metrics, device)
+
+
+def _rmse(pred: np.ndarray, obs: np.ndarray) -> float:
+    return float(np.sqrt(np.mean((pred - obs) ** 2)))
+
+
+def _staged_losses(
+    estimator: Any,
+    x_train: pd.DataFrame,
+    y_train: np.ndarray,
+    x_val: pd.DataFrame,
+    y_val: np.ndarray,
+    var: float,
+) -> list[dict[str, float | None]]:
+    """Loss per boosting stage (every ~2 % of stages); one point for one-shot models."""
+    if not hasattr(estimator, "staged_predict"):
+        return [{
+            "train_loss": float(np.mean((estimator.predict(x_train) - y_train) ** 2)) / var,
+            "val_loss": float(np.mean((estimator.predict(x_val) - y_val) ** 2)) / var,
+        }]
+    every = max(1, estimator.n_iter_ // 50)
+    points = []
+    stages = zip(estimator.staged_predict(x_train), estimator.staged_predict(x_val), strict=True)
+    for i, (p_train, p_val) in enumerate(stages):
+        if (i + 1) % every == 0 or i + 1 == estimator.n_iter_:
+            points.append({
+                "train_loss": float(np.mean((p_train - y_train) ** 2)) / var,
+                "val_loss": float(np.mean((p_val - y_val) ** 2)) / var,
+            })
+    return points

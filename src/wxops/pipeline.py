@@ -1,0 +1,363 @@
+"""Wiring of the stages: ingest+QC -> features -> split -> train N -> register.
+
+Stage functions stay pure; this module does the I/O around them: the cache, MLflow
+(through :mod:`wxops.tracking`), files under ``wxops-out/`` and progress reporting.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from wxops.cache import StageCache, code_version, make_key
+from wxops.config import WxopsConfig, section_hash
+from wxops.progress import Reporter, SilentReporter
+
+#: Source modules whose code is part of each stage's cache key.
+_STAGE_CODE: dict[str, tuple[str, ...]] = {
+    "ingest": ("wxops.data.sources", "wxops.data.qc"),
+    "features": ("wxops.features",),
+    "split": ("wxops.split",),
+    "train": ("wxops.models.train", "wxops.models.mlp", "wxops.features"),
+    "record": ("wxops.pipeline", "wxops.tracking"),
+}
+
+
+@dataclass
+class PipelineResult:
+    """What a pipeline run produced (also the record a fully cached rerun replays)."""
+
+    run_id: str
+    tracking_uri: str
+    experiment: str
+    registered_model: str
+    version: str
+    became_champion: bool
+    best: str
+    metrics: dict[str, dict[str, float]]
+    out_dir: str
+    cached_stages: list[str] = field(default_factory=list)
+    fully_cached: bool = False
+    wall_seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def project_paths(project_dir: Path) -> dict[str, Path]:
+    return {
+        "cache": project_dir / ".wxops" / "cache",
+        "out": project_dir / "wxops-out",
+    }
+
+
+def run_pipeline(
+    cfg: WxopsConfig,
+    *,
+    project_dir: Path,
+    use_cache: bool = True,
+    reporter: Reporter | None = None,
+) -> PipelineResult:
+    """Run the whole reference pipeline for ``cfg``; outputs go below ``project_dir``."""
+    from wxops import tracking
+    from wxops.data.lineage import digest_file
+    from wxops.data.sources import default_tmy3_path
+    from wxops.errors import DataSourceError
+
+    started = time.perf_counter()
+    report = reporter or SilentReporter()
+    paths = project_paths(project_dir)
+    cache = StageCache(paths["cache"], enabled=use_cache)
+    uri = tracking.resolve_tracking_uri(cfg.tracking.uri, project_dir)
+
+    raw_path = cfg.data.path if cfg.data.path is not None else default_tmy3_path()
+    if not raw_path.exists():
+        raise DataSourceError(f"{raw_path}: data file not found (data.path in the config)")
+    raw_digest = digest_file(raw_path)
+    codes = {stage: code_version(*mods) for stage, mods in _STAGE_CODE.items()}
+    whole_key = make_key(
+        raw_digest, section_hash(cfg), *codes.values(), uri,
+    )
+    replay = cache.get("pipeline", whole_key)
+    if replay is not None and _store_present(uri):
+        result: PipelineResult = replay
+        result.fully_cached = True
+        result.cached_stages = ["ingest", "features", "split", "train", "register"]
+        result.wall_seconds = time.perf_counter() - started
+        for stage in result.cached_stages:
+            report.skip(stage, "unchanged (cached)")
+        return result
+
+    return _run_stages(cfg, project_dir, cache, uri, raw_path, raw_digest, codes, whole_key,
+                       report, started)
+
+
+def _store_present(uri: str) -> bool:
+    """A cached record is only valid while its SQLite store still exists."""
+    if uri.startswith("sqlite:///"):
+        return Path(uri.removeprefix("sqlite:///")).exists() or Path(
+            "/" + uri.removeprefix("sqlite:////")
+        ).exists()
+    return True
+
+
+def _run_stages(
+    cfg: WxopsConfig,
+    project_dir: Path,
+    cache: StageCache,
+    uri: str,
+    raw_path: Path,
+    raw_digest: str,
+    codes: dict[str, str],
+    whole_key: str,
+    report: Reporter,
+    started: float,
+) -> PipelineResult:
+    from wxops import tracking
+    from wxops.data.lineage import digest_frame, git_state, package_versions
+    from wxops.data.qc import apply_qc, check_target
+    from wxops.data.sources import read_source
+    from wxops.features import build_features
+    from wxops.split import assign_blocks, split_by_blocks
+
+    cached: list[str] = []
+    used_columns = list(dict.fromkeys([cfg.features.target, *cfg.features.predictors]))
+
+    # --- ingest + QC ---------------------------------------------------------------
+    ingest_key = make_key(raw_digest, section_hash(cfg.data), ",".join(used_columns),
+                          section_hash(cfg.split), codes["ingest"])
+    ingested = cache.get("ingest", ingest_key)
+    if ingested is None:
+        with report.stage("ingest + QC"):
+            raw = read_source(cfg.data)
+            clean, qc_report = apply_qc(raw, used_columns, cfg.data.qc)
+            check_target(clean, cfg.features.target)
+            clean = assign_blocks(clean, cfg.split)
+            ingested = (clean, qc_report, len(raw), digest_frame(clean))
+            cache.put("ingest", ingest_key, ingested)
+    else:
+        cached.append("ingest")
+        report.skip("ingest + QC", "unchanged (cached)")
+    obs, qc_report, raw_rows, obs_digest = ingested
+
+    # --- features ------------------------------------------------------------------
+    feat_key = make_key(obs_digest, section_hash(cfg.features), codes["features"])
+    featured = cache.get("features", feat_key)
+    if featured is None:
+        with report.stage("features"):
+            table = build_features(obs, cfg.features)
+            featured = (table, digest_frame(table.frame))
+            cache.put("features", feat_key, featured)
+    else:
+        cached.append("features")
+        report.skip("features", "unchanged (cached)")
+    table, table_digest = featured
+
+    # --- split ---------------------------------------------------------------------
+    split_key = make_key(table_digest, section_hash(cfg.split), codes["split"])
+    split_entry = cache.get("split", split_key)
+    if split_entry is None:
+        with report.stage("split"):
+            split = split_by_blocks(table.frame, cfg.split)
+            digests = {n: digest_frame(getattr(split, n)) for n in ("train", "validation", "test")}
+            split_entry = (split, digests)
+            cache.put("split", split_key, split_entry)
+    else:
+        cached.append("split")
+        report.skip("split", "unchanged (cached)")
+    split, split_digests = split_entry
+
+    # --- tracking: one pipeline run with a nested run per configuration ------------------
+    tracking.connect(uri)
+    exp_id = tracking.ensure_experiment(
+        cfg.tracking.experiment, tracking.default_artifact_root(uri, project_dir)
+    )
+    config_hash = section_hash(cfg)
+    git = git_state(project_dir)
+    lineage = {
+        "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "source": {
+            "type": cfg.data.source,
+            "path": str(raw_path),
+            "sha256": raw_digest,
+            "rows": raw_rows,
+        },
+        "qc": qc_report.to_dict(),
+        "stages": {
+            "ingest": {"sha256": obs_digest, "rows": len(obs),
+                       "time_range": [str(obs["time"].min()), str(obs["time"].max())]},
+            "features": {"sha256": table_digest, "rows": len(table.frame),
+                         "inputs": table.inputs, "notes": table.notes},
+            "split": {"sha256": split_digests, "blocks": split.assignment,
+                      "rows_in_gaps": split.rows_in_gaps,
+                      "rows": {n: len(getattr(split, n)) for n in split_digests}},
+        },
+        "git": git,
+        "packages": package_versions(),
+        "seed": cfg.seed,
+        "config_hash": config_hash,
+        "code_versions": codes,
+    }
+    out_dir = project_paths(project_dir)["out"]
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+    with tracking.start_run(exp_id, "pipeline", tags={
+        "wxops.kind": "pipeline", "wxops.config_hash": config_hash,
+        "wxops.data_sha256": raw_digest, "wxops.git_commit": str(git["commit"]),
+        "wxops.git_dirty": str(git["dirty"]),
+    }) as parent_id:
+        tracking.log_params({
+            "seed": cfg.seed, "data.source": cfg.data.source, "data.path": str(raw_path),
+            "features.target": cfg.features.target, "features.lead_time": cfg.features.lead_time,
+            "features.predictors": cfg.features.predictors, "split.block": cfg.split.block,
+            "split.strategy": cfg.split.strategy, "n_configs": len(cfg.models),
+            "config_hash": config_hash,
+        })
+        tracking.log_dataset(obs, source=str(raw_path), name="observations", digest=obs_digest,
+                             context="ingest", targets=cfg.features.target)
+        for name in ("train", "validation"):
+            tracking.log_dataset(getattr(split, name), source=str(raw_path), name=name,
+                                 digest=split_digests[name], context=name, targets="y")
+        tracking.log_dict(lineage, "lineage.json")
+        tracking.log_dict(qc_report.to_dict(), "qc_report.json")
+        (out_dir / "lineage.json").write_text(json.dumps(lineage, indent=2, default=str))
+
+        results, logged = _train_all(cfg, table, split, split_digests, codes, cache, uri,
+                                     exp_id, parent_id, report, cached)
+
+        metrics = {name: res.metrics for name, res in results.items()}
+        selection = cfg.tracking.selection_metric
+        best = min(metrics, key=lambda n: metrics[n][selection])
+        tracking.log_metrics({f"{n}.{selection}": m[selection] for n, m in metrics.items()})
+        tracking.set_tags({"wxops.best_config": best})
+
+        from wxops.verify.plots import plot_loss_curves
+
+        curves = plot_loss_curves({n: r.history for n, r in results.items()},
+                                  out_dir / "loss_curves.png")
+        (out_dir / "metrics.json").write_text(json.dumps(
+            {"best": best, "selection_metric": selection, "configs": metrics}, indent=2))
+        tracking.log_artifact(curves)
+        tracking.log_artifact(out_dir / "metrics.json")
+
+        with report.stage("register"):
+            reg_key = make_key(logged[best]["model_uri"], cfg.tracking.registered_model, uri)
+            registration = cache.get("register", reg_key)
+            if registration is None:
+                registration = tracking.register_model(
+                    logged[best]["model_uri"], cfg.tracking.registered_model,
+                    run_id=logged[best]["run_id"],
+                    tags={"data_sha256": raw_digest, "training_data_sha256": split_digests["train"],
+                          "config_hash": config_hash, "git_commit": str(git["commit"]),
+                          "config_name": best, "pipeline_run_id": parent_id},
+                )
+                cache.put("register", reg_key, registration)
+            else:
+                report.info(f"best model unchanged: already version {registration.version}")
+        tracking.set_tags({"wxops.registered_version": registration.version})
+
+    result = PipelineResult(
+        run_id=parent_id, tracking_uri=uri, experiment=cfg.tracking.experiment,
+        registered_model=registration.name, version=registration.version,
+        became_champion=registration.became_champion, best=best, metrics=metrics,
+        out_dir=str(out_dir), cached_stages=cached,
+        wall_seconds=time.perf_counter() - started,
+    )
+    (out_dir / "result.json").write_text(json.dumps(result.to_dict(), indent=2))
+    cache.put("pipeline", whole_key, result)
+    return result
+
+
+def _train_all(
+    cfg: WxopsConfig,
+    table: Any,
+    split: Any,
+    split_digests: dict[str, str],
+    codes: dict[str, str],
+    cache: StageCache,
+    uri: str,
+    exp_id: str,
+    parent_id: str,
+    report: Reporter,
+    cached: list[str],
+) -> tuple[dict[str, Any], dict[str, dict[str, str]]]:
+    """Train (or reuse) each configuration in its own nested MLflow run."""
+    from wxops import tracking
+    from wxops.models.train import train_model
+
+    results: dict[str, Any] = {}
+    logged: dict[str, dict[str, str]] = {}
+    reused = 0
+    example = _input_example(split.train[table.inputs])
+    for model_cfg in cfg.models:
+        train_key = make_key(split_digests["train"], split_digests["validation"],
+                             section_hash(model_cfg), ",".join(cfg.features.derived),
+                             str(cfg.seed), codes["train"])
+        log_key = make_key(train_key, uri, exp_id)
+        trained = cache.get("train", train_key)
+        previous = cache.get("logged", log_key)
+        tags = {"wxops.kind": "config", "wxops.train_key": train_key}
+        if trained is not None and previous is not None:
+            tags["wxops.reused_from_run"] = previous["run_id"]
+        with tracking.start_run(exp_id, model_cfg.name, parent_run_id=parent_id,
+                                tags=tags) as run_id:
+            if trained is None:
+                total = getattr(model_cfg, "epochs", 1)
+                progress = report.epochs(model_cfg.name, total)
+                log_epoch, flush = tracking.epoch_logger(run_id)
+
+                def on_epoch(epoch: int, train: float, val: float | None,
+                             _p: Any = progress, _l: Any = log_epoch) -> None:
+                    _l(epoch, train, val)
+                    _p(epoch, train, val)
+
+                trained = train_model(model_cfg, table, split, derived=list(cfg.features.derived),
+                                      seed=cfg.seed, on_epoch=on_epoch)
+                flush()
+                cache.put("train", train_key, trained)
+            else:
+                reused += 1
+                report.skip(f"train {model_cfg.name}", "unchanged (cached)")
+                tracking.log_history(run_id, trained.history)
+            tracking.log_params(trained.params)
+            tracking.log_metrics(trained.metrics)
+            if previous is None:
+                model_uri = tracking.log_model(
+                    trained.model, "model", input_example=example,
+                    pip_requirements=_requirements(model_cfg.type),
+                    code_paths=[_package_dir()],
+                )
+                previous = {"run_id": run_id, "model_uri": model_uri}
+                cache.put("logged", log_key, previous)
+            else:
+                tracking.set_tags({"wxops.model_uri": previous["model_uri"]})
+        results[model_cfg.name] = trained
+        logged[model_cfg.name] = previous
+    if reused == len(cfg.models):
+        cached.append("train")
+    return results, logged
+
+
+def _input_example(frame: Any) -> Any:
+    example = frame.head(5).copy()
+    if "time" in example.columns:
+        example["time"] = example["time"].dt.tz_convert("UTC").dt.tz_localize(None)
+    return example
+
+
+def _package_dir() -> str:
+    return str(Path(__file__).resolve().parent)
+
+
+def _requirements(model_type: str) -> list[str]:
+    from wxops.data.lineage import package_versions
+
+    versions = package_versions(("scikit-learn", "pandas", "numpy", "cloudpickle", "torch"))
+    wanted = ["scikit-learn", "pandas", "numpy", "cloudpickle"]
+    if model_type == "mlp":
+        wanted.append("torch")
+    return [f"{n}=={versions[n]}" for n in wanted if versions.get(n)]

@@ -1,0 +1,79 @@
+"""How the pipeline reports progress: silent by default, Rich bars in the CLI."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from typing import Protocol
+
+
+class Reporter(Protocol):
+    """What the pipeline tells the person running it."""
+
+    def stage(self, name: str) -> contextlib.AbstractContextManager[None]: ...
+    def skip(self, name: str, why: str) -> None: ...
+    def epochs(self, name: str, total: int) -> Callable[[int, float, float | None], None]: ...
+    def info(self, message: str) -> None: ...
+
+
+class SilentReporter:
+    """Reports nothing (library use and tests)."""
+
+    @contextlib.contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        yield
+
+    def skip(self, name: str, why: str) -> None:
+        return None
+
+    def epochs(self, name: str, total: int) -> Callable[[int, float, float | None], None]:
+        return lambda epoch, train, val: None
+
+    def info(self, message: str) -> None:
+        return None
+
+
+class RichReporter:
+    """A Rich progress bar per stage and per training epoch."""
+
+    def __init__(self) -> None:
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn,
+        )
+
+        self.console = Console(stderr=True)
+        self.progress = Progress(
+            SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
+            MofNCompleteColumn(), TextColumn("{task.fields[loss]}"), TimeElapsedColumn(),
+            console=self.console, transient=False,
+        )
+
+    def __enter__(self) -> RichReporter:
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.stop()
+
+    @contextlib.contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        task = self.progress.add_task(f"[bold]{name}", total=1, loss="")
+        yield
+        self.progress.update(task, completed=1)
+
+    def skip(self, name: str, why: str) -> None:
+        self.progress.add_task(f"[dim]{name}: {why}", total=1, completed=1, loss="")
+
+    def epochs(self, name: str, total: int) -> Callable[[int, float, float | None], None]:
+        task = self.progress.add_task(f"  train {name}", total=total, loss="")
+
+        def advance(epoch: int, train: float, val: float | None) -> None:
+            loss = f"train {train:.3f}" + (f" val {val:.3f}" if val is not None else "")
+            total_now = max(total, epoch + 1)
+            self.progress.update(task, completed=epoch + 1, total=total_now, loss=loss)
+
+        return advance
+
+    def info(self, message: str) -> None:
+        self.progress.console.print(message)

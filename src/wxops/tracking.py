@@ -1,0 +1,321 @@
+"""The only module that imports MLflow: runs, metrics, models, lineage, registry, aliases.
+
+Everything else in wxops talks to tracking through these functions, so swapping the
+embedded SQLite store for a team server is a URI, not a code change. MLflow is imported
+lazily so ``wxops --help`` and a fully cached run stay fast.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from wxops.errors import TrackingError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+CHAMPION = "champion"
+CHALLENGER = "challenger"
+#: Parameter values longer than MLflow's limit are cut to this length.
+_MAX_PARAM = 6000
+
+
+def resolve_tracking_uri(configured: str | None, project_dir: Path) -> str:
+    """Config's ``tracking.uri``, else ``MLFLOW_TRACKING_URI``, else SQLite in the project."""
+    if configured:
+        return configured
+    env = os.environ.get("MLFLOW_TRACKING_URI")
+    if env:
+        return env
+    return f"sqlite:///{(project_dir / 'mlflow.db').resolve()}"
+
+
+def default_artifact_root(uri: str, project_dir: Path) -> str | None:
+    """Local artifact folder beside an embedded SQLite store; the server decides otherwise."""
+    if uri.startswith("sqlite:"):
+        return (project_dir / "mlartifacts").resolve().as_uri()
+    return None
+
+
+def connect(uri: str) -> None:
+    """Point MLflow's tracking and registry at ``uri`` (call once, at start-up)."""
+    import mlflow
+
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+
+
+def ensure_experiment(name: str, artifact_root: str | None) -> str:
+    """Experiment id of ``name``, creating it (with its artifact folder) when missing."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    client = mlflow.MlflowClient()
+    try:
+        exp = client.get_experiment_by_name(name)
+        if exp is not None:
+            if exp.lifecycle_stage == "deleted":
+                client.restore_experiment(exp.experiment_id)
+            return str(exp.experiment_id)
+        return str(client.create_experiment(name, artifact_location=artifact_root))
+    except MlflowException as exc:
+        raise TrackingError(f"cannot open experiment '{name}' at {mlflow.get_tracking_uri()}: {exc}") from exc
+
+
+@contextlib.contextmanager
+def start_run(
+    experiment_id: str,
+    run_name: str,
+    *,
+    parent_run_id: str | None = None,
+    tags: dict[str, str] | None = None,
+) -> Iterator[str]:
+    """Start a run, yield its id; an exception inside marks it FAILED and re-raises."""
+    import mlflow
+
+    run = mlflow.start_run(
+        experiment_id=experiment_id, run_name=run_name, parent_run_id=parent_run_id,
+        nested=parent_run_id is not None, tags=tags,
+    )
+    try:
+        yield run.info.run_id
+    except BaseException:
+        mlflow.end_run(status="FAILED")
+        raise
+    mlflow.end_run(status="FINISHED")
+
+
+def log_params(params: dict[str, Any]) -> None:
+    """Log flat parameters of the active run (nested values as compact JSON)."""
+    import json
+
+    import mlflow
+
+    flat = {
+        k: (json.dumps(v, sort_keys=True) if isinstance(v, dict | list) else v)
+        for k, v in params.items()
+    }
+    mlflow.log_params({k: str(v)[:_MAX_PARAM] for k, v in flat.items()})
+
+
+def log_metrics(metrics: dict[str, float], *, step: int | None = None) -> None:
+    """Log metrics to the active run."""
+    import mlflow
+
+    mlflow.log_metrics(metrics, step=step)
+
+
+def set_tags(tags: dict[str, Any]) -> None:
+    import mlflow
+
+    mlflow.set_tags({k: str(v) for k, v in tags.items()})
+
+
+def epoch_logger(run_id: str) -> tuple[Callable[[int, float, float | None], None], Callable[[], None]]:
+    """A per-epoch callback logging train/val loss asynchronously, and its flush.
+
+    One batch per epoch, queued to MLflow's async logger, so training does not wait
+    ~3 ms per ``log_metric`` call on SQLite.
+    """
+    import mlflow
+    from mlflow.entities import Metric
+
+    client = mlflow.MlflowClient()
+    pending: list[Any] = []
+
+    def on_epoch(epoch: int, train_loss: float, val_loss: float | None) -> None:
+        now = int(time.time() * 1000)
+        points = [Metric("train_loss", train_loss, now, epoch)]
+        if val_loss is not None:
+            points.append(Metric("val_loss", val_loss, now, epoch))
+        pending.append(client.log_batch(run_id, metrics=points, synchronous=False))
+
+    def flush() -> None:
+        for op in pending:
+            op.wait()
+        pending.clear()
+
+    return on_epoch, flush
+
+
+def log_history(run_id: str, history: list[dict[str, float | None]]) -> None:
+    """Log a whole loss history at once (for a configuration reused from the cache)."""
+    import mlflow
+    from mlflow.entities import Metric
+
+    now = int(time.time() * 1000)
+    points = [
+        Metric(key, float(value), now, epoch)
+        for epoch, point in enumerate(history)
+        for key, value in point.items()
+        if value is not None
+    ]
+    client = mlflow.MlflowClient()
+    for start in range(0, len(points), 1000):
+        client.log_batch(run_id, metrics=points[start : start + 1000])
+
+
+def log_model(
+    model: Any,
+    name: str,
+    *,
+    input_example: pd.DataFrame,
+    pip_requirements: list[str],
+    code_paths: list[str] | None = None,
+) -> str:
+    """Log a scikit-learn model with signature and input example; return its model URI."""
+    import mlflow.sklearn
+    from mlflow.models import infer_signature
+
+    signature = infer_signature(input_example, model.predict(input_example))
+    info = mlflow.sklearn.log_model(
+        model, name=name, signature=signature, input_example=input_example,
+        pip_requirements=pip_requirements, code_paths=code_paths,
+        serialization_format=mlflow.sklearn.SERIALIZATION_FORMAT_CLOUDPICKLE,
+    )
+    return str(info.model_uri)
+
+
+def log_dataset(
+    frame: pd.DataFrame, *, source: str, name: str, digest: str, context: str, targets: str | None
+) -> None:
+    """Record a dataset as an input of the active run (MLflow's dataset lineage)."""
+    import mlflow
+
+    dataset = mlflow.data.from_pandas(frame, source=source, name=name, targets=targets,
+                                      digest=digest[:36])
+    mlflow.log_input(dataset, context=context, tags={"sha256": digest})
+
+
+def log_dict(payload: dict[str, Any], artifact_file: str) -> None:
+    import mlflow
+
+    mlflow.log_dict(payload, artifact_file)
+
+
+def log_artifact(path: Path, artifact_path: str | None = None) -> None:
+    import mlflow
+
+    mlflow.log_artifact(str(path), artifact_path)
+
+
+@dataclass(frozen=True)
+class Registration:
+    """A registered model version and whether it took the champion alias."""
+
+    name: str
+    version: str
+    became_champion: bool
+
+
+def register_model(model_uri: str, name: str, *, tags: dict[str, str], run_id: str) -> Registration:
+    """Register ``model_uri`` as a new version; give it ``champion`` if none holds it.
+
+    If anything fails after the version exists, the version is deleted again, so a
+    failed pipeline never leaves a half-registered model behind.
+    """
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    client = mlflow.MlflowClient()
+    version = None
+    try:
+        with contextlib.suppress(MlflowException):
+            client.create_registered_model(name)
+        version = client.create_model_version(name, model_uri, run_id=run_id, tags=tags)
+        _wait_ready(client, name, version.version)
+        try:
+            client.get_model_version_by_alias(name, CHAMPION)
+            has_champion = True
+        except MlflowException:
+            has_champion = False
+        alias = CHALLENGER if has_champion else CHAMPION
+        client.set_registered_model_alias(name, alias, version.version)
+        return Registration(name, str(version.version), not has_champion)
+    except BaseException as exc:
+        if version is not None:
+            with contextlib.suppress(MlflowException):
+                client.delete_model_version(name, version.version)
+        if isinstance(exc, MlflowException):
+            raise TrackingError(f"cannot register model '{name}': {exc}") from exc
+        raise
+
+
+def _wait_ready(client: Any, name: str, version: str, timeout: float = 300.0) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        status = client.get_model_version(name, version).status
+        if status == "READY":
+            return
+        if status == "FAILED_REGISTRATION" or time.monotonic() > deadline:
+            raise TrackingError(f"model version {name}/{version} did not become READY ({status})")
+        time.sleep(0.2)
+
+
+def get_alias_version(name: str, alias: str) -> str | None:
+    """Version number holding ``alias`` of registered model ``name``, or None."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return str(mlflow.MlflowClient().get_model_version_by_alias(name, alias).version)
+    except MlflowException:
+        return None
+
+
+def run_exists(run_id: str) -> bool:
+    """Whether ``run_id`` is still in the tracking store (and not deleted)."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return mlflow.MlflowClient().get_run(run_id).info.lifecycle_stage == "active"
+    except MlflowException:
+        return False
+
+
+def search_runs(experiment: str, filter_string: str, *, max_results: int = 50) -> list[dict[str, Any]]:
+    """Runs of ``experiment`` matching an MLflow filter (the UI's search syntax)."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    client = mlflow.MlflowClient()
+    exp = client.get_experiment_by_name(experiment)
+    if exp is None:
+        raise TrackingError(f"no experiment '{experiment}' at {mlflow.get_tracking_uri()}; run `wxops run` first")
+    try:
+        runs = client.search_runs(
+            [exp.experiment_id], filter_string=filter_string, max_results=max_results,
+            order_by=["attributes.start_time DESC"],
+        )
+    except MlflowException as exc:
+        raise TrackingError(f"bad filter {filter_string!r}: {exc.message}") from exc
+    return [
+        {
+            "run_id": r.info.run_id,
+            "name": r.info.run_name,
+            "status": r.info.status,
+            "model": r.data.params.get("model", ""),
+            "metrics": dict(r.data.metrics),
+            "parent": r.data.tags.get("mlflow.parentRunId", ""),
+        }
+        for r in runs
+    ]
+
+
+def failed_runs_cleanup() -> None:
+    """End any run left active by an exception (marks it FAILED)."""
+    import sys
+
+    if "mlflow" not in sys.modules:
+        return
+    import mlflow
+
+    while mlflow.active_run() is not None:
+        mlflow.end_run(status="FAILED")

@@ -1,0 +1,1 @@
+"""Verification: scores, reference forecasts, plots and reports."""
