@@ -41,3 +41,11 @@ class TrainingError(WxopsError, RuntimeError):
 
 class TrackingError(WxopsError, RuntimeError):
     """The MLflow tracking store or model registry refused an operation."""
+
+
+class DeployError(WxopsError, RuntimeError):
+    """Deployment files or the git hook cannot be written or run as asked."""
+
+
+class HookInstallError(DeployError, ValueError):
+    """``wxops hook install`` was pointed at something that is not a bare repository."""

@@ -1,0 +1,161 @@
+"""CLI commands of the deployment part: ``wxops hook ...`` and ``wxops deploy ...``.
+
+Kept apart from :mod:`wxops.cli`, which adds them with ``register(app)``.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from wxops.errors import WxopsError
+
+hook_app = typer.Typer(help="The git trigger: test and train every push.", no_args_is_help=True)
+deploy_app = typer.Typer(help="Deployment files: CI, containers, compose, Kubernetes, Airflow.",
+                         no_args_is_help=True)
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``wxops hook`` and ``wxops deploy`` to the main CLI."""
+    app.add_typer(hook_app, name="hook")
+    app.add_typer(deploy_app, name="deploy")
+
+
+def _fail(exc: Exception) -> None:
+    typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(code=1)
+
+
+def _parse_env(pairs: list[str]) -> dict[str, str]:
+    env = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            _fail(WxopsError(f"--env {pair!r}: write it as KEY=VALUE"))
+        env[key] = value
+    return env
+
+
+@hook_app.command("install")
+def hook_install(
+    bare_repo: Annotated[Path, typer.Argument(help="The shared bare repository.")],
+    branch: Annotated[str, typer.Option(help="Pushes to this branch run the chain.")] = "main",
+    config: Annotated[str, typer.Option(
+        "--config", "-c", help="Config file, relative to the repository root.")] = "wxops.yaml",
+    python: Annotated[str, typer.Option(
+        help="Interpreter that has wxops; default: the one running this command.")] = "",
+    env: Annotated[list[str] | None, typer.Option(
+        "--env", help="KEY=VALUE for the hook's environment (repeatable), "
+                      "e.g. MLFLOW_TRACKING_URI=http://mlflow:5000.")] = None,
+    test_command: Annotated[str, typer.Option(
+        help="The project's test command ({python} is replaced); "
+             "default: python -m pytest -q -m 'not gpu'.")] = "",
+    require_tests: Annotated[bool, typer.Option(
+        help="Stop when the test command collects no test.")] = False,
+    state_dir: Annotated[Path | None, typer.Option(
+        help="Work tree and lock; default: BARE_REPO/wxops.")] = None,
+    log_dir: Annotated[Path | None, typer.Option(
+        help="One log per push; default: STATE_DIR/logs.")] = None,
+    step_timeout: Annotated[float, typer.Option(help="Seconds each step may run.")] = 3600.0,
+) -> None:
+    """Install a post-receive hook: each push to main is tested, then trained and registered."""
+    import shlex
+
+    from wxops.deploy.hook import HookSettings, install_hook
+
+    settings = HookSettings(
+        git_dir=str(bare_repo.resolve()), branch=branch, config=config,
+        python=python or sys.executable, env=_parse_env(env or []),
+        test_command=shlex.split(test_command), require_tests=require_tests,
+        state_dir=str(state_dir.resolve()) if state_dir else "",
+        log_dir=str(log_dir.resolve()) if log_dir else "", step_timeout=step_timeout,
+    )
+    try:
+        notes = install_hook(settings)
+    except WxopsError as exc:
+        _fail(exc)
+        return
+    for note in notes:
+        typer.echo(note)
+
+
+@hook_app.command("uninstall")
+def hook_uninstall(
+    bare_repo: Annotated[Path, typer.Argument(help="The shared bare repository.")],
+) -> None:
+    """Remove the wxops hook; the hook that was there before comes back."""
+    from wxops.deploy.hook import uninstall_hook
+
+    try:
+        notes = uninstall_hook(bare_repo)
+    except WxopsError as exc:
+        _fail(exc)
+        return
+    for note in notes:
+        typer.echo(note)
+
+
+@deploy_app.command("init")
+def deploy_init(
+    directory: Annotated[Path, typer.Argument(help="The project folder.")] = Path("."),
+    config: Annotated[str, typer.Option(
+        "--config", "-c", help="Config file, relative to the project folder.")] = "wxops.yaml",
+    image: Annotated[str, typer.Option(help="Base name of images and Kubernetes objects.")]
+        = "wxops",
+    registry: Annotated[str, typer.Option(help="Container registry prefix.")]
+        = "registry.example.org/wxops",
+    tracking_uri: Annotated[str, typer.Option(help="Tracking server seen from Kubernetes.")]
+        = "http://mlflow.wxops.svc:5000",
+    gpu_tag: Annotated[str, typer.Option(help="CI runner tag of the GPU machines.")] = "gpu",
+    force: Annotated[bool, typer.Option(help="Overwrite existing files.")] = False,
+) -> None:
+    """Write CI templates, Dockerfiles, compose, Kubernetes and Airflow files."""
+    from wxops.config import load_config
+    from wxops.deploy.files import DeployOptions, lock_text, write_deploy_files
+
+    model = "visibility"
+    config_path = directory / config
+    try:
+        if config_path.is_file():
+            model = load_config(config_path).tracking.registered_model
+        options = DeployOptions(image=image, registry=registry, config=config, model=model,
+                                tracking_uri=tracking_uri, gpu_tag=gpu_tag)
+        written = write_deploy_files(directory, options, force=force)
+    except WxopsError as exc:
+        _fail(exc)
+        return
+    for path in written:
+        typer.echo(f"wrote {path}")
+    typer.echo(f"secrets (0600, git-ignored) in {directory / 'deploy/secrets'}")
+    _, missing = lock_text()
+    if missing:
+        typer.secho(f"not installed here, left unpinned in requirements.lock: "
+                    f"{', '.join(sorted(missing))}", fg=typer.colors.YELLOW)
+    typer.echo("next: commit them; docs/deploy.md walks from push to a running service")
+
+
+@deploy_app.command("lock")
+def deploy_lock(
+    output: Annotated[Path, typer.Option("--output", "-o", help="File to write.")]
+        = Path("requirements.lock"),
+    extra: Annotated[list[str] | None, typer.Option(
+        help="wxops extras to include, e.g. test (repeatable).")] = None,
+) -> None:
+    """Pin wxops' requirements (and the stack's) to the versions installed here."""
+    from wxops.deploy.files import lock_text
+    from wxops.deploy.pins import STACK_EXTRAS, pin_requirements, wxops_requirements
+
+    if extra:
+        pins = pin_requirements([*wxops_requirements(extra), *STACK_EXTRAS])
+        text = pins.render("Pinned by `wxops deploy lock` from the environment that ran it.")
+        missing = pins.missing
+    else:
+        text, missing = lock_text()
+    output.write_text(text, encoding="utf-8")
+    typer.echo(f"wrote {output} ({text.count('==')} pins)")
+    if missing:
+        typer.secho(f"not installed here, left unpinned: {', '.join(sorted(missing))}",
+                    fg=typer.colors.YELLOW)
