@@ -143,14 +143,29 @@ def deploy_lock(
         = Path("requirements.lock"),
     extra: Annotated[list[str] | None, typer.Option(
         help="wxops extras to include, e.g. test (repeatable).")] = None,
+    pyproject: Annotated[Path | None, typer.Option(
+        help="Read the requirements from this pyproject.toml instead of the installed "
+             "wxops (for wxops' own constraints.txt).")] = None,
 ) -> None:
     """Pin wxops' requirements (and the stack's) to the versions installed here."""
     from wxops.deploy.files import lock_text
-    from wxops.deploy.pins import STACK_EXTRAS, pin_requirements, wxops_requirements
+    from wxops.deploy.pins import (
+        STACK_EXTRAS,
+        pin_requirements,
+        pyproject_requirements,
+        wxops_requirements,
+    )
 
-    if extra:
-        pins = pin_requirements([*wxops_requirements(extra), *STACK_EXTRAS])
-        text = pins.render("Pinned by `wxops deploy lock` from the environment that ran it.")
+    if pyproject is not None or extra:
+        roots = (pyproject_requirements(pyproject, extra or []) if pyproject is not None
+                 else [*wxops_requirements(extra or []), *STACK_EXTRAS])
+        pins = pin_requirements(roots)
+        source = f" --pyproject {pyproject}" if pyproject else ""
+        extras = "".join(f" --extra {e}" for e in extra or [])
+        text = pins.render(
+            "Pinned to the versions of the environment that ran\n"
+            f"  wxops deploy lock{source}{extras} -o {output}\n"
+            "torch, pip, setuptools and wheel are left out (pinned in pyproject or by the image).")
         missing = pins.missing
     else:
         text, missing = lock_text()

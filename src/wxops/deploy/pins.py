@@ -9,8 +9,10 @@ environment proved to work together.
 from __future__ import annotations
 
 import importlib.metadata as metadata
+import tomllib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
@@ -64,6 +66,20 @@ def wxops_requirements(extras: Iterable[str] = ()) -> list[str]:
             extras_part = f"[{','.join(sorted(req.extras))}]" if req.extras else ""
             keep.append(f"{req.name}{extras_part}")
     return keep
+
+
+def pyproject_requirements(path: Path, extras: Iterable[str] = ()) -> list[str]:
+    """Requirements declared in a ``pyproject.toml`` (with the named optional extras).
+
+    Used for wxops' own ``constraints.txt``: the source tree's declarations can be newer
+    than the metadata of an installed wxops.
+    """
+    project = tomllib.loads(path.read_text(encoding="utf-8")).get("project", {})
+    reqs = list(project.get("dependencies", []))
+    optional = project.get("optional-dependencies", {})
+    for extra in extras:
+        reqs += optional.get(extra, [])
+    return reqs
 
 
 def pin_requirements(roots: Iterable[str]) -> Pins:
