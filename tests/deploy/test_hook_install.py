@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import stat
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -39,14 +41,15 @@ def test_cli_reports_a_bad_path_in_one_line(invoke, tmp_path: Path) -> None:  # 
 
 
 def test_install_writes_an_executable_hook_and_settings(repos: tuple[Path, Path],
-                                                         src_dir: Path) -> None:
+                                                         src_dir: Path,
+                                                         hook_python: str) -> None:
     bare, _ = repos
-    notes = install_hook(HookSettings(git_dir=str(bare), python="/usr/bin/python3",
+    notes = install_hook(HookSettings(git_dir=str(bare), python=hook_python,
                                       env={"PYTHONPATH": str(src_dir)}))
     hook = bare / "hooks" / "post-receive"
     assert hook.stat().st_mode & stat.S_IXUSR
     text = hook.read_text()
-    assert MARKER in text and "/usr/bin/python3 -m wxops.deploy.receive" in text
+    assert MARKER in text and f"{hook_python} -m wxops.deploy.receive" in text
     assert f"PYTHONPATH={src_dir}" in text
     saved = json.loads((bare / "hooks" / SETTINGS_NAME).read_text())
     assert saved["branch"] == "main" and saved["git_dir"] == str(bare.resolve())
@@ -113,3 +116,22 @@ def test_cli_install_parses_env_and_test_command(invoke, repos: tuple[Path, Path
     assert bad.exit_code == 1 and "KEY=VALUE" in bad.output
     # the repository itself is untouched and still valid
     assert git("rev-parse", "--is-bare-repository", cwd=bare).stdout.strip() == "true"
+
+
+def test_refuses_an_interpreter_that_cannot_run(repos: tuple[Path, Path],
+                                                tmp_path: Path) -> None:
+    bare, _ = repos
+    with pytest.raises(HookInstallError, match="cannot run it"):
+        install_hook(HookSettings(git_dir=str(bare), python=str(tmp_path / "no-python")))
+    assert not (bare / "hooks" / "post-receive").exists()
+
+
+def test_refuses_an_interpreter_without_wxops(repos: tuple[Path, Path]) -> None:
+    bare, _ = repos
+    system_python = shutil.which("python3", path="/usr/bin:/bin")
+    if system_python is None or subprocess.run([system_python, "-c", "import wxops"],
+                                               capture_output=True).returncode == 0:
+        pytest.skip("no system python3 without wxops to install the hook with")
+    with pytest.raises(HookInstallError, match=r"cannot import wxops \(ModuleNotFoundError"):
+        install_hook(HookSettings(git_dir=str(bare), python=system_python))
+    assert not (bare / "hooks" / "post-receive").exists()

@@ -139,6 +139,29 @@ def bare_repo_path(path: Path) -> Path:
     return resolved
 
 
+def check_interpreter(settings: HookSettings) -> None:
+    """Fail at install time, not at the first push, when the hook's Python lacks wxops.
+
+    Raises:
+        HookInstallError: the interpreter cannot be run or cannot import wxops.
+    """
+    cmd = [settings.python, "-c", "import wxops.deploy.receive"]
+    try:
+        done = subprocess.run(cmd, env={**clean_git_env(), **settings.env},
+                              capture_output=True, text=True, timeout=120)
+    except OSError as exc:
+        raise HookInstallError(
+            f"--python {settings.python}: cannot run it ({exc.strerror}); "
+            "give the interpreter of the environment that has wxops"
+        ) from exc
+    if done.returncode != 0:
+        last = (done.stderr.strip().splitlines() or ["(no message)"])[-1]
+        raise HookInstallError(
+            f"--python {settings.python} cannot import wxops ({last}); give the interpreter "
+            "of the environment that has wxops, or --env PYTHONPATH=/path/to/wxops/src"
+        )
+
+
 def install_hook(settings: HookSettings) -> list[str]:
     """Install the post-receive hook into ``settings.git_dir``.
 
@@ -153,11 +176,13 @@ def install_hook(settings: HookSettings) -> list[str]:
         Lines saying what was done, for the CLI to print.
 
     Raises:
-        HookInstallError: not a bare repository, folders not writable, or both an old
-            hook and an old chained hook exist (wxops will not pick one to throw away).
+        HookInstallError: not a bare repository, an interpreter without wxops, folders not
+            writable, or both an old hook and an old chained hook exist (wxops will not
+            pick one to throw away).
     """
     git_dir = bare_repo_path(Path(settings.git_dir))
     settings.git_dir = str(git_dir)
+    check_interpreter(settings)
     hooks = git_dir / "hooks"
     hook = hooks / HOOK_NAME
     chained = hooks / CHAINED_NAME

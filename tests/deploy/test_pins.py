@@ -1,0 +1,53 @@
+"""Pinned requirements and wxops' own quality-gate files."""
+
+from __future__ import annotations
+
+import importlib.metadata as md
+from pathlib import Path
+
+import yaml
+
+from wxops.deploy.pins import pin_requirements, pyproject_requirements
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_pins_follow_requirements_transitively() -> None:
+    pins = pin_requirements(["mlflow", "surely-not-a-package-wxops>=1"])
+    assert pins.pinned["mlflow"] == md.version("mlflow")
+    assert pins.pinned["mlflow-skinny"] == md.version("mlflow-skinny")  # a dependency of it
+    assert "torch" not in pins.pinned and "pip" not in pins.pinned
+    assert pins.missing == ["surely-not-a-package-wxops>=1"]
+    text = pins.render("header line")
+    assert text.startswith("# header line\n")
+    assert f"mlflow=={md.version('mlflow')}\n" in text
+    assert text.rstrip().endswith("surely-not-a-package-wxops>=1")
+
+
+def test_pyproject_requirements_with_extras(tmp_path: Path) -> None:
+    pyproject = tmp_path / "pyproject.toml"
+    pyproject.write_text('[project]\nname = "x"\ndependencies = ["pyyaml>=6"]\n'
+                         '[project.optional-dependencies]\ntest = ["pytest>=8"]\n')
+    assert pyproject_requirements(pyproject) == ["pyyaml>=6"]
+    assert pyproject_requirements(pyproject, ["test"]) == ["pyyaml>=6", "pytest>=8"]
+
+
+def test_cli_lock_from_pyproject(invoke, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    out = tmp_path / "constraints.txt"
+    result = invoke("deploy", "lock", "--pyproject", str(REPO / "pyproject.toml"),
+                    "--extra", "test", "-o", str(out))
+    assert result.exit_code == 0, result.output
+    lines = out.read_text().splitlines()
+    assert f"pyyaml=={md.version('pyyaml')}" in lines
+    assert f"pytest=={md.version('pytest')}" in lines
+
+
+def test_repository_quality_gate_files() -> None:
+    hooks = yaml.safe_load((REPO / ".pre-commit-config.yaml").read_text())["repos"][0]["hooks"]
+    assert {"ruff", "mypy"} <= {h["id"] for h in hooks}
+    constraints = (REPO / "constraints.txt").read_text().splitlines()
+    pinned = {line.split("==")[0] for line in constraints if "==" in line}
+    assert {"mlflow", "scikit-learn", "pydantic", "pytest", "pip-audit"} <= pinned
+    assert "torch" not in pinned  # pinned in pyproject; the wheel on disk must be taken
+    ci = (REPO / ".ci" / "run").read_text()
+    assert 'PIP_CONSTRAINT="$PWD/constraints.txt"' in ci and ".ci/audit.py" in ci
