@@ -38,8 +38,11 @@ def push(clone: Path) -> str:
 
 @pytest.mark.slow
 def test_push_trains_and_a_broken_push_changes_nothing(
-    repos: tuple[Path, Path], hook_python: str, src_dir: Path
+    repos: tuple[Path, Path], hook_python: str, src_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # The hook inherits the pusher's environment here (same machine); the default store
+    # beside the hook's work tree is what this test reads.
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     bare, clone = repos
     # A hook the team already had: it must keep running, before wxops.
     earlier = bare / "hooks" / "post-receive"
