@@ -315,9 +315,11 @@ def _train_all(
                     _l(epoch, train, val)
                     _p(epoch, train, val)
 
-                trained = train_model(model_cfg, table, split, derived=list(cfg.features.derived),
-                                      seed=cfg.seed, on_epoch=on_epoch)
-                flush()
+                try:
+                    trained = train_model(model_cfg, table, split, derived=list(cfg.features.derived),
+                                          seed=cfg.seed, on_epoch=on_epoch)
+                finally:
+                    flush()
                 cache.put("train", train_key, trained)
             else:
                 reused += 1
