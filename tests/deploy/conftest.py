@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 import typer
-from deploy_helpers import PASSING_TEST, TINY_CONFIG, commit_all, git
 from typer.testing import CliRunner
 
 import wxops
+from tests.deploy.deploy_helpers import PASSING_TEST, TINY_CONFIG, commit_all, git
 from wxops.deploy.cli import register
 
 

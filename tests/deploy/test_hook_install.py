@@ -10,8 +10,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from deploy_helpers import git
 
+from tests.deploy.deploy_helpers import git
 from wxops.deploy import HookSettings, install_hook, uninstall_hook
 from wxops.deploy.hook import CHAINED_NAME, MARKER, SETTINGS_NAME
 from wxops.errors import HookInstallError

@@ -10,8 +10,8 @@ import threading
 from pathlib import Path
 
 import pytest
-from deploy_helpers import FAILING_TEST, commit_all, git, git_env
 
+from tests.deploy.deploy_helpers import FAILING_TEST, commit_all, git, git_env
 from wxops.deploy import HookSettings, install_hook
 
 
