@@ -41,3 +41,19 @@ class TrainingError(WxopsError, RuntimeError):
 
 class TrackingError(WxopsError, RuntimeError):
     """The MLflow tracking store or model registry refused an operation."""
+
+
+class VerificationError(WxopsError, ValueError):
+    """Forecasts cannot be verified (no common rows, a reference column is missing...)."""
+
+
+class GateError(WxopsError, ValueError):
+    """A gate rule cannot be evaluated (unknown score, reference not available)."""
+
+
+class ReleaseError(WxopsError, RuntimeError):
+    """A promotion or rollback cannot be done (unknown version, nothing to roll back to)."""
+
+
+class TechnicalCheckError(WxopsError, RuntimeError):
+    """A model version failed to load or to predict in a fresh process."""
