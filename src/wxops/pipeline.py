@@ -43,6 +43,12 @@ class PipelineResult:
     cached_stages: list[str] = field(default_factory=list)
     fully_cached: bool = False
     wall_seconds: float = 0.0
+    gate_passed: bool | None = None
+    """Whether the new version passed the release gate (None: no new version)."""
+    release_message: str = ""
+    """What the release step did and why (e.g. which gate rule failed)."""
+    report: str = ""
+    """The new version's verification report (HTML)."""
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -254,7 +260,11 @@ def _run_stages(
                     tags={"data_sha256": raw_digest, "training_data_sha256": split_digests["train"],
                           "config_hash": config_hash, "git_commit": str(git["commit"]),
                           "config_name": best, "pipeline_run_id": parent_id},
+                    first_as_champion=False,
                 )
+                release = _release(cfg, project_dir, registration, obs, table, split)
+                registration = release[0]
+                report.info(release[1].release_message)
                 cache.put("register", reg_key, registration)
             else:
                 report.info(f"best model unchanged: already version {registration.version}")
@@ -267,6 +277,10 @@ def _run_stages(
         out_dir=str(out_dir), cached_stages=cached,
         wall_seconds=time.perf_counter() - started,
     )
+    if "release" in locals():
+        result.gate_passed = release[1].gate_passed
+        result.release_message = release[1].release_message
+        result.report = release[1].report
     (out_dir / "result.json").write_text(json.dumps(result.to_dict(), indent=2))
     cache.put("pipeline", whole_key, result)
     return result
@@ -340,6 +354,30 @@ def _train_all(
     if reused == len(cfg.models):
         cached.append("train")
     return results, logged
+
+
+def _release(
+    cfg: WxopsConfig, project_dir: Path, registration: Any, obs: Any, table: Any, split: Any
+) -> tuple[Any, PipelineResult]:
+    """Verify the new version and promote it to champion only if the gate passes."""
+    from wxops.errors import ReleaseError
+    from wxops.release.cycle import TestData, promote_version
+    from wxops.tracking import Registration
+
+    outcome = PipelineResult("", "", "", registration.name, registration.version, False, "",
+                             {}, "")
+    try:
+        promo = promote_version(cfg, project_dir=project_dir, version=registration.version,
+                                reason="wxops run: new best configuration",
+                                data=TestData(obs, table, split))
+    except ReleaseError as exc:
+        outcome.gate_passed = False
+        outcome.release_message = f"version {registration.version} stays challenger: {exc}"
+        return registration, outcome
+    outcome.gate_passed = promo.evaluation.passed if promo.evaluation else None
+    outcome.release_message = promo.message
+    outcome.report = str(promo.evaluation.report) if promo.evaluation else ""
+    return Registration(registration.name, registration.version, promo.promoted), outcome
 
 
 def _input_example(frame: Any) -> Any:

@@ -122,5 +122,8 @@ def plot_performance_diagram(
     ax.set_xlabel("success ratio (1 - FAR)")
     ax.set_ylabel("probability of detection")
     ax.set_title("Performance diagram (CSI contours, dashed: frequency bias)")
-    ax.legend(fontsize=7, loc="lower right")
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=7, loc="lower right")
+    else:
+        ax.text(0.5, 0.5, "no event forecast or observed", ha="center", color="grey")
     return _save(fig, path)
