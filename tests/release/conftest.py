@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,5 +26,18 @@ DEGRADED = [{"name": "mlp-one-epoch", "type": "mlp", "epochs": 1, "learning_rate
 
 
 @pytest.fixture(scope="module")
-def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("release-project")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A fresh project folder whose store is its own SQLite file.
+
+    ``mlflow.set_tracking_uri`` exports ``MLFLOW_TRACKING_URI``, which wxops then prefers
+    over the project's store; cleared here so no earlier test's store is reused.
+    """
+    with pytest.MonkeyPatch.context() as mp:
+        mp.delenv("MLFLOW_TRACKING_URI", raising=False)
+        yield tmp_path_factory.mktemp("release-project")
+
+
+@pytest.fixture
+def fresh_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No tracking URI inherited from an earlier test (see ``project``)."""
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)

@@ -68,7 +68,8 @@ def verify_cmd(
     scores = ev.replay.scores[[c for c in cols if c in ev.replay.scores]]
     console.print(scores.to_string(float_format=lambda v: f"{v:.3g}"))
     verdict = "[green]PASS[/]" if ev.passed else "[red]FAIL[/]"
-    console.print(f"{name} version {version}: {verdict} — {ev.why()}\nreport: {ev.report}")
+    console.print(f"{name} version {version}: {verdict} — {ev.why()}")
+    typer.echo(f"report: {ev.report}")
 
 
 def _gate_table(ev: Evaluation) -> Table:
