@@ -155,6 +155,8 @@ def _judge(
 
 
 def _pct(worse: float) -> str:
+    if worse == 0:
+        return "equal"
     return f"{worse:.1f} % worse" if worse > 0 else f"{-worse:.1f} % better"
 
 
