@@ -8,7 +8,7 @@ from __future__ import annotations
 # Load Python's sqlite3 (and so the system libsqlite3) before anything can pull in
 # ecCodes: the eccodeslib wheel bundles SQLite 3.26, and once its symbols are loaded
 # first, MLflow's SQLite store (generated columns, SQLite >= 3.31) reads as "malformed".
-import sqlite3  # noqa: F401, I001
+import sqlite3  # noqa: F401
 
 from wxops.config import WxopsConfig, config_schema, load_config, parse_config
 from wxops.errors import (

@@ -85,6 +85,10 @@ def run(
         typer.echo(f"reused from cache: {', '.join(result.cached_stages)}")
     best = result.metrics[result.best]
     alias = "champion" if result.became_champion else "challenger"
+    if result.release_message:
+        typer.echo(result.release_message)
+    if result.report:
+        typer.echo(f"verification report: {result.report}")
     typer.echo(
         f"best: {result.best} (val_rmse {best['val_rmse']:.0f} m) -> "
         f"{result.registered_model} version {result.version} [{alias}]\n"
@@ -176,7 +180,9 @@ def runs(
 
 def _register_extensions() -> None:
     from wxops.deploy.cli import register as register_deploy
+    from wxops.release.cli import register as register_release
 
+    register_release(app)
     register_deploy(app)
 
 

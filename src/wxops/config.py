@@ -187,6 +187,98 @@ class TrackingConfig(_Section):
     selection_metric: Literal["val_rmse", "val_mae"] = "val_rmse"
 
 
+#: Continuous scores the verification computes (negatively oriented except correlation).
+CONTINUOUS_SCORES: tuple[str, ...] = ("mae", "rmse", "bias", "correlation")
+#: Categorical scores at each threshold, named ``<score>_<threshold>`` (e.g. ``ets_1000``).
+CATEGORICAL_SCORES: tuple[str, ...] = ("pod", "far", "csi", "ets", "frequency_bias")
+#: Forecasts a gate rule can compare the candidate with.
+GATE_REFERENCES: tuple[str, ...] = ("climatology", "persistence", "nwp", "champion")
+
+
+def threshold_label(value: float) -> str:
+    """``1000.0`` -> ``"1000"``: the suffix of categorical score names."""
+    return f"{value:g}"
+
+
+class VerifyConfig(_Section):
+    """How forecasts are verified on the held-out test block."""
+
+    thresholds: list[float] = Field(default_factory=lambda: [1000.0, 5000.0])
+    """Event thresholds for categorical scores (target units; visibility in metres)."""
+    event: Literal["below", "above"] = "below"
+    """An event is the target below the threshold (fog: low visibility) or above it."""
+    nwp_column: str | None = None
+    """Column holding a raw NWP forecast of the target; it becomes a reference forecast."""
+    station_column: str = "station"
+    """Scores are stratified by this column when the data has several stations."""
+
+    @field_validator("thresholds")
+    @classmethod
+    def _sorted_thresholds(cls, value: list[float]) -> list[float]:
+        if not value:
+            raise ValueError("list at least one threshold")
+        return sorted(set(value))
+
+
+class GateRule(_Section):
+    """One rule of the quality gate: the candidate's ``score`` against a reference forecast.
+
+    Set exactly one of ``min_skill`` (skill = 1 - score/score_reference for error scores,
+    (score - ref)/(1 - ref) for scores whose perfect value is 1; must exceed it) or
+    ``max_worse_pct`` (the candidate may be worse than the reference by at most this many
+    percent, in the score's own orientation).
+    """
+
+    score: str
+    """A score name: ``rmse``, ``mae``, ``correlation`` or e.g. ``ets_1000``, ``pod_5000``."""
+    against: Literal["climatology", "persistence", "nwp", "champion"]
+    min_skill: float | None = None
+    max_worse_pct: float | None = Field(default=None, ge=0)
+    alpha: float | None = Field(default=None, gt=0, lt=1)
+    """Significance level: a ``min_skill`` rule then also needs p < alpha that the candidate
+    is better, and a ``max_worse_pct`` rule fails only when it is significantly worse.
+    Only rmse and mae have a per-sample loss to test; other scores ignore it."""
+
+    @model_validator(mode="after")
+    def _one_criterion(self) -> GateRule:
+        if (self.min_skill is None) == (self.max_worse_pct is None):
+            raise ValueError(
+                f"gate rule on '{self.score}' vs {self.against}: set exactly one of "
+                "min_skill or max_worse_pct"
+            )
+        return self
+
+    @property
+    def label(self) -> str:
+        """Short human name, e.g. ``rmse vs climatology: skill > 0``."""
+        if self.min_skill is not None:
+            return f"{self.score} vs {self.against}: skill > {self.min_skill:g}"
+        return f"{self.score} vs {self.against}: at most {self.max_worse_pct:g} % worse"
+
+
+def _default_rules() -> list[GateRule]:
+    return [
+        GateRule(score="rmse", against="climatology", min_skill=0.0),
+        GateRule(score="rmse", against="persistence", min_skill=0.0),
+        GateRule(score="rmse", against="champion", max_worse_pct=2.0, alpha=0.05),
+        GateRule(score="ets_1000", against="champion", max_worse_pct=10.0),
+    ]
+
+
+class GateConfig(_Section):
+    """The quality gate between a registered version and the ``champion`` alias."""
+
+    rules: list[GateRule] = Field(default_factory=_default_rules)
+    bootstrap_block_hours: int = Field(default=24, ge=1)
+    """Block length of the moving-block bootstrap (keeps autocorrelation within a block)."""
+    bootstrap_samples: int = Field(default=1000, ge=100, le=100_000)
+    replay_cycle_hours: int = Field(default=6, ge=1, le=24)
+    """Forecast-cycling replay: one forecast cycle every this many hours (00/06/12/18 UTC)."""
+    latency_budget_ms: float = Field(default=2000.0, gt=0)
+    """Technical test: most milliseconds one batch prediction may take."""
+    latency_batch_rows: int = Field(default=256, ge=1)
+
+
 class WxopsConfig(_Section):
     """The whole ``wxops.yaml``."""
 
@@ -196,6 +288,8 @@ class WxopsConfig(_Section):
     split: SplitConfig = Field(default_factory=SplitConfig)
     models: list[ModelConfig] = Field(default_factory=_default_models, min_length=1)
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
+    verify: VerifyConfig = Field(default_factory=VerifyConfig)
+    gate: GateConfig = Field(default_factory=GateConfig)
 
     @field_validator("models")
     @classmethod
@@ -205,6 +299,20 @@ class WxopsConfig(_Section):
         if dupes:
             raise ValueError(f"model names must be unique; repeated: {dupes}")
         return value
+
+    @model_validator(mode="after")
+    def _known_gate_scores(self) -> WxopsConfig:
+        known = set(CONTINUOUS_SCORES) | {
+            f"{name}_{threshold_label(t)}" for name in CATEGORICAL_SCORES
+            for t in self.verify.thresholds
+        }
+        for i, rule in enumerate(self.gate.rules):
+            if rule.score not in known:
+                raise ValueError(
+                    f"gate.rules.{i}: unknown score '{rule.score}'; known: {sorted(known)} "
+                    "(categorical scores need their threshold in verify.thresholds)"
+                )
+        return self
 
 
 def section_hash(section: BaseModel | list[Any]) -> str:

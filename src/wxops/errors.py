@@ -49,3 +49,19 @@ class DeployError(WxopsError, RuntimeError):
 
 class HookInstallError(DeployError, ValueError):
     """``wxops hook install`` was pointed at something that is not a bare repository."""
+
+
+class VerificationError(WxopsError, ValueError):
+    """Forecasts cannot be verified (no common rows, a reference column is missing...)."""
+
+
+class GateError(WxopsError, ValueError):
+    """A gate rule cannot be evaluated (unknown score, reference not available)."""
+
+
+class ReleaseError(WxopsError, RuntimeError):
+    """A promotion or rollback cannot be done (unknown version, nothing to roll back to)."""
+
+
+class TechnicalCheckError(WxopsError, RuntimeError):
+    """A model version failed to load or to predict in a fresh process."""

@@ -43,6 +43,12 @@ class PipelineResult:
     cached_stages: list[str] = field(default_factory=list)
     fully_cached: bool = False
     wall_seconds: float = 0.0
+    gate_passed: bool | None = None
+    """Whether the new version passed the release gate (None: no new version)."""
+    release_message: str = ""
+    """What the release step did and why (e.g. which gate rule failed)."""
+    report: str = ""
+    """The new version's verification report (HTML)."""
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -254,9 +260,14 @@ def _run_stages(
                     tags={"data_sha256": raw_digest, "training_data_sha256": split_digests["train"],
                           "config_hash": config_hash, "git_commit": str(git["commit"]),
                           "config_name": best, "pipeline_run_id": parent_id},
+                    first_as_champion=False,
                 )
+                release = _release(cfg, project_dir, registration, obs, table, split)
+                registration = release.registration
+                report.info(release.message)
                 cache.put("register", reg_key, registration)
             else:
+                release = None
                 report.info(f"best model unchanged: already version {registration.version}")
         tracking.set_tags({"wxops.registered_version": registration.version})
 
@@ -267,6 +278,10 @@ def _run_stages(
         out_dir=str(out_dir), cached_stages=cached,
         wall_seconds=time.perf_counter() - started,
     )
+    if release is not None:
+        result.gate_passed = release.gate_passed
+        result.release_message = release.message
+        result.report = release.report
     (out_dir / "result.json").write_text(json.dumps(result.to_dict(), indent=2))
     cache.put("pipeline", whole_key, result)
     return result
@@ -342,6 +357,38 @@ def _train_all(
     if reused == len(cfg.models):
         cached.append("train")
     return results, logged
+
+
+@dataclass
+class _ReleaseOutcome:
+    registration: Any
+    gate_passed: bool | None
+    message: str
+    report: str = ""
+
+
+def _release(
+    cfg: WxopsConfig, project_dir: Path, registration: Any, obs: Any, table: Any, split: Any
+) -> _ReleaseOutcome:
+    """Verify the new version and promote it to champion only if the gate passes."""
+    from wxops.errors import ReleaseError
+    from wxops.release.cycle import TestData, promote_version
+    from wxops.tracking import Registration
+
+    try:
+        promo = promote_version(cfg, project_dir=project_dir, version=registration.version,
+                                reason="wxops run: new best configuration",
+                                data=TestData(obs, table, split))
+    except ReleaseError as exc:
+        return _ReleaseOutcome(registration, False,
+                               f"version {registration.version} stays challenger: {exc}")
+    evaluation = promo.evaluation
+    return _ReleaseOutcome(
+        Registration(registration.name, registration.version, promo.promoted),
+        evaluation.passed if evaluation else None,
+        promo.message,
+        str(evaluation.report) if evaluation else "",
+    )
 
 
 def _input_example(frame: Any) -> Any:

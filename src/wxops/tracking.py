@@ -249,8 +249,13 @@ class Registration:
     became_champion: bool
 
 
-def register_model(model_uri: str, name: str, *, tags: dict[str, str], run_id: str) -> Registration:
+def register_model(
+    model_uri: str, name: str, *, tags: dict[str, str], run_id: str, first_as_champion: bool = True
+) -> Registration:
     """Register ``model_uri`` as a new version; give it ``champion`` if none holds it.
+
+    With ``first_as_champion=False`` every new version becomes ``challenger`` and the
+    release cycle (``wxops.release``) decides about ``champion`` through the gate.
 
     If anything fails after the version exists, the version is deleted again, so a
     failed pipeline never leaves a half-registered model behind.
@@ -270,9 +275,10 @@ def register_model(model_uri: str, name: str, *, tags: dict[str, str], run_id: s
             has_champion = True
         except MlflowException:
             has_champion = False
-        alias = CHALLENGER if has_champion else CHAMPION
+        champion = first_as_champion and not has_champion
+        alias = CHAMPION if champion else CHALLENGER
         client.set_registered_model_alias(name, alias, version.version)
-        return Registration(name, str(version.version), not has_champion)
+        return Registration(name, str(version.version), champion)
     except BaseException as exc:
         if version is not None:
             with contextlib.suppress(MlflowException):
@@ -354,3 +360,204 @@ def failed_runs_cleanup() -> None:
 
     while mlflow.active_run() is not None:
         mlflow.end_run(status="FAILED")
+
+
+# --- release ---
+# Registry reads and writes of the release cycle (wxops.release): model versions, their
+# runs, aliases set together or not at all, and the append-only alias history kept as
+# registered-model tags (MLflow itself forgets who held an alias before).
+
+#: Registered-model tag prefix of alias-history entries: ``wxops.history.000001`` ...
+HISTORY_TAG = "wxops.history."
+#: Longest JSON text of one history entry (the SQL stores cap tag values at 5000).
+_MAX_HISTORY_ENTRY = 4800
+
+
+def _client() -> Any:
+    import mlflow
+
+    return mlflow.MlflowClient()
+
+
+def get_model_version(name: str, version: str) -> dict[str, Any]:
+    """A registered version as a plain dict; TrackingError says which versions exist."""
+    from mlflow.exceptions import MlflowException
+
+    client = _client()
+    try:
+        mv = client.get_model_version(name, str(version))
+    except MlflowException as exc:
+        try:
+            known = sorted(int(v.version) for v in client.search_model_versions(f"name='{name}'"))
+        except MlflowException:
+            known = []
+        raise TrackingError(
+            f"model '{name}' has no version {version!r} (registered versions: "
+            f"{known or 'none'}); `wxops history` lists them"
+        ) from exc
+    return {
+        "name": name, "version": str(mv.version), "run_id": mv.run_id, "source": mv.source,
+        "tags": dict(mv.tags), "aliases": list(mv.aliases), "description": mv.description or "",
+        "created_ms": int(mv.creation_timestamp or 0), "status": mv.status,
+    }
+
+
+def load_sklearn_model(model_uri: str) -> Any:
+    """Load a logged scikit-learn model; TrackingError when missing or corrupted."""
+    import mlflow.sklearn
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return mlflow.sklearn.load_model(model_uri)
+    except (MlflowException, OSError, EOFError, ValueError, ImportError, AttributeError) as exc:
+        raise TrackingError(f"cannot load model {model_uri}: {type(exc).__name__}: {exc}") from exc
+    except Exception as exc:  # unpickling a damaged file raises almost anything
+        raise TrackingError(f"cannot load model {model_uri} (damaged artifact?): "
+                            f"{type(exc).__name__}: {exc}") from exc
+
+
+def model_signature(model_uri: str) -> dict[str, Any]:
+    """Input and output schema of a logged model as JSON-ready lists."""
+    import json
+
+    from mlflow.exceptions import MlflowException
+    from mlflow.models import get_model_info
+
+    try:
+        info = get_model_info(model_uri)
+    except (MlflowException, OSError) as exc:
+        raise TrackingError(f"cannot read the model metadata of {model_uri}: {exc}") from exc
+    sig = info.signature
+    if sig is None:
+        return {"inputs": [], "outputs": []}
+    outputs = json.loads(sig.outputs.to_json()) if sig.outputs is not None else []
+    return {"inputs": json.loads(sig.inputs.to_json()), "outputs": outputs}
+
+
+def get_run_record(run_id: str) -> dict[str, Any]:
+    """Params, tags and metrics of a run (empty dicts when the run is gone)."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        run = _client().get_run(run_id)
+    except MlflowException:
+        return {"params": {}, "tags": {}, "metrics": {}}
+    return {"params": dict(run.data.params), "tags": dict(run.data.tags),
+            "metrics": dict(run.data.metrics)}
+
+
+def metric_histories(run_id: str, keys: tuple[str, ...] = ("train_loss", "val_loss")) -> list[
+    dict[str, float | None]
+]:
+    """Per-step values of ``keys`` of a run, one dict per step (for loss curves)."""
+    client = _client()
+    steps: dict[int, dict[str, float | None]] = {}
+    for key in keys:
+        for m in client.get_metric_history(run_id, key):
+            steps.setdefault(int(m.step), dict.fromkeys(keys))[key] = float(m.value)
+    return [steps[s] for s in sorted(steps)]
+
+
+def log_folder_to_run(run_id: str, folder: Path, artifact_path: str) -> None:
+    """Upload every file of ``folder`` under ``artifact_path`` of an existing run."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        _client().log_artifacts(run_id, str(folder), artifact_path)
+    except MlflowException as exc:
+        raise TrackingError(f"cannot log {folder} to run {run_id}: {exc}") from exc
+
+
+def log_text_to_run(run_id: str, text: str, artifact_file: str) -> None:
+    """Write ``text`` as an artifact file of an existing run."""
+    _client().log_text(run_id, text, artifact_file)
+
+
+def set_version_tags(name: str, version: str, tags: dict[str, str]) -> None:
+    client = _client()
+    for key, value in tags.items():
+        client.set_model_version_tag(name, version, key, str(value))
+
+
+def set_version_description(name: str, version: str, text: str) -> None:
+    _client().update_model_version(name, version, description=text)
+
+
+def alias_map(name: str) -> dict[str, str]:
+    """alias -> version of a registered model (empty when the model does not exist)."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        model = _client().get_registered_model(name)
+    except MlflowException:
+        return {}
+    return {alias: str(v) for alias, v in (model.aliases or {}).items()}
+
+
+def set_aliases(name: str, assignments: dict[str, str | None]) -> None:
+    """Apply alias changes together: ``alias -> version`` (None deletes the alias).
+
+    If one change fails, the ones already made are undone, so the registry is left as
+    it was and TrackingError is raised.
+    """
+    from mlflow.exceptions import MlflowException
+
+    client = _client()
+    before = alias_map(name)
+    done: list[str] = []
+    try:
+        for alias, version in assignments.items():
+            if version is None:
+                if alias in before:
+                    client.delete_registered_model_alias(name, alias)
+            else:
+                client.set_registered_model_alias(name, alias, str(version))
+            done.append(alias)
+    except MlflowException as exc:
+        for alias in reversed(done):
+            with contextlib.suppress(MlflowException):
+                if alias in before:
+                    client.set_registered_model_alias(name, alias, before[alias])
+                else:
+                    client.delete_registered_model_alias(name, alias)
+        raise TrackingError(f"alias change on '{name}' failed and was undone: {exc}") from exc
+
+
+def read_alias_history(name: str) -> list[dict[str, Any]]:
+    """The alias-history entries of a registered model, oldest first."""
+    import json
+
+    from mlflow.exceptions import MlflowException
+
+    try:
+        tags = _client().get_registered_model(name).tags or {}
+    except MlflowException:
+        return []
+    keys = sorted(k for k in tags if k.startswith(HISTORY_TAG))
+    return [json.loads(tags[k]) for k in keys]
+
+
+def append_alias_history(name: str, entry: dict[str, Any]) -> int:
+    """Append one entry (never overwriting an earlier one); return its sequence number."""
+    import json
+
+    from mlflow.exceptions import MlflowException
+
+    client = _client()
+    with contextlib.suppress(MlflowException):
+        client.create_registered_model(name)
+    for _ in range(5):
+        tags = client.get_registered_model(name).tags or {}
+        seq = 1 + max((int(k.removeprefix(HISTORY_TAG)) for k in tags
+                       if k.startswith(HISTORY_TAG)), default=0)
+        record = {**entry, "seq": seq}
+        text = json.dumps(record, sort_keys=True, default=str)
+        if len(text) > _MAX_HISTORY_ENTRY:
+            record["reason"] = str(record.get("reason", ""))[:500] + " [cut]"
+            text = json.dumps(record, sort_keys=True, default=str)
+        key = f"{HISTORY_TAG}{seq:06d}"
+        client.set_registered_model_tag(name, key, text)
+        # Another writer may have taken the same number at the same moment: re-read.
+        if (client.get_registered_model(name).tags or {}).get(key) == text:
+            return seq
+    raise TrackingError(f"could not append to the alias history of '{name}' (concurrent writers?)")

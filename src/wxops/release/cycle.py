@@ -1,0 +1,355 @@
+"""Wiring of the release cycle: verify a version, gate it, promote or roll back.
+
+The stages it calls are pure (``verify_forecasts``, ``replay_cycles``, ``evaluate_gate``,
+``classify_change``...); this module does the I/O around them: reading the data, the
+registry (through :mod:`wxops.tracking`), the fresh-process technical tests and the
+report on disk. Alias changes happen last and all together, so a failed gate, a failed
+technical test or an error anywhere before leaves every alias as it was.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from wxops import tracking
+from wxops.config import WxopsConfig
+from wxops.errors import ReleaseError
+from wxops.features import TARGET, FeatureTable
+from wxops.release.gate import GateResult, evaluate_gate
+from wxops.release.history import HistoryEntry, current_user, now_utc, rollback_target
+from wxops.release.note import bump_version, classify_change, diff_params, release_note
+from wxops.release.replay import replay_cycles
+from wxops.release.technical import TechnicalResult, run_technical_checks
+from wxops.split import Split
+from wxops.verify.evaluate import Verification, json_ready, verify_forecasts
+from wxops.verify.references import fit_climatology, nwp_forecast
+from wxops.verify.report import write_report
+
+#: Version tag holding the semantic version given at promotion.
+SEMVER_TAG = "wxops.semver"
+CHANGE_TAG = "wxops.change_class"
+
+
+@dataclass
+class TestData:
+    """The observations, feature table and split the verification runs on."""
+
+    obs: pd.DataFrame
+    table: FeatureTable
+    split: Split
+
+
+@dataclass
+class Evaluation:
+    """Everything learned about one version before a promotion decision."""
+
+    name: str
+    version: str
+    champion: str | None
+    technical: TechnicalResult
+    verification: Verification
+    """Whole test block, all rows."""
+    replay: Verification
+    """Forecast-cycling replay of the test block: what the gate judges."""
+    gate: GateResult
+    report: Path
+    signature: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def passed(self) -> bool:
+        return self.technical.passed and self.gate.passed
+
+    def why(self) -> str:
+        """One line for the person at the terminal."""
+        if not self.technical.passed:
+            return self.technical.summary()
+        return self.gate.summary()
+
+
+@dataclass
+class Promotion:
+    """What a promote/rollback did."""
+
+    name: str
+    version: str
+    promoted: bool
+    previous: str | None
+    message: str
+    semver: str | None = None
+    change_class: str | None = None
+    evaluation: Evaluation | None = None
+
+
+def load_test_data(cfg: WxopsConfig) -> TestData:
+    """Ingest, QC, build features and split exactly as the pipeline does."""
+    from wxops.data.qc import apply_qc, check_target
+    from wxops.data.sources import read_source
+    from wxops.features import build_features
+    from wxops.split import assign_blocks, split_by_blocks
+
+    used = list(dict.fromkeys([cfg.features.target, *cfg.features.predictors]))
+    raw = read_source(cfg.data)
+    clean, _ = apply_qc(raw, used, cfg.data.qc)
+    check_target(clean, cfg.features.target)
+    obs = assign_blocks(clean, cfg.split)
+    table = build_features(obs, cfg.features)
+    return TestData(obs, table, split_by_blocks(table.frame, cfg.split))
+
+
+def resolve_version(name: str, spec: str | None) -> str:
+    """``7``, ``visibility/7``, ``@challenger`` or ``visibility@champion`` -> version number."""
+    text = (spec or "@challenger").strip()
+    model, _, alias = text.partition("@")
+    if alias:
+        if model and model != name:
+            raise ReleaseError(f"model '{model}' is not this project's registered model '{name}'")
+        version = tracking.alias_map(name).get(alias)
+        if version is None:
+            raise ReleaseError(f"no version of '{name}' holds alias '{alias}'")
+        return version
+    number = text.rpartition("/")[2]
+    if not number.isdigit():
+        raise ReleaseError(f"cannot read model version {spec!r}; give e.g. 7, {name}/7 or "
+                           f"{name}@challenger")
+    tracking.get_model_version(name, number)  # raises with the list of versions
+    return number
+
+
+def _naive_time(frame: pd.DataFrame) -> pd.DataFrame:
+    out = frame.copy()
+    if "time" in out.columns and getattr(out["time"].dt, "tz", None) is not None:
+        out["time"] = out["time"].dt.tz_convert("UTC").dt.tz_localize(None)
+    return out
+
+
+def _references(cfg: WxopsConfig, data: TestData, test: pd.DataFrame) -> dict[str, np.ndarray]:
+    lead = cfg.features.lead_time
+    clim = fit_climatology(data.split.train, target=TARGET, valid_offset_hours=lead or 0)
+    valid = test["time"] + pd.Timedelta(hours=lead or 0)
+    refs = {"climatology": clim.predict(valid)}
+    if lead is not None:
+        refs["persistence"] = test[cfg.features.target].to_numpy(dtype=float)
+    if cfg.verify.nwp_column:
+        refs["nwp"] = nwp_forecast(test, column=cfg.verify.nwp_column)
+    return refs
+
+
+def _record(name: str, action: str, *, previous: str | None, target: str | None, reason: str,
+            gate: str, forced: bool) -> None:
+    entry = HistoryEntry(time=now_utc(), user=current_user(), action=action, alias="champion",
+                         from_version=previous, to_version=target, reason=reason, gate=gate,
+                         forced=forced)
+    tracking.append_alias_history(name, entry.to_dict())
+
+
+def evaluate_version(
+    cfg: WxopsConfig,
+    *,
+    project_dir: Path,
+    version: str,
+    data: TestData | None = None,
+    reason: str = "",
+) -> Evaluation:
+    """Technical tests, test-block verification, forecast-cycling replay, gate and report.
+
+    A technical failure is recorded in the alias history as a refused attempt (when
+    ``reason`` is given, i.e. on the way to a promotion) and raised as ReleaseError.
+    """
+    name = cfg.tracking.registered_model
+    info = tracking.get_model_version(name, version)
+    champion = tracking.alias_map(name).get("champion")
+    if champion == version:
+        champion = None  # verifying the champion itself: nothing to compare against
+    data = data or load_test_data(cfg)
+    test = data.split.test.sort_values("time").reset_index(drop=True)
+    inputs = data.table.inputs
+    uri = tracking.resolve_tracking_uri(cfg.tracking.uri, project_dir)
+    model_uri = f"models:/{name}/{version}"
+
+    sample = _naive_time(test[inputs].head(cfg.gate.latency_batch_rows))
+    technical = run_technical_checks(uri, model_uri, sample, target=cfg.features.target,
+                                     latency_budget_ms=cfg.gate.latency_budget_ms)
+    if not technical.passed and not technical.checks[0].passed:
+        if reason:
+            _record(name, "rejected", previous=tracking.alias_map(name).get("champion"),
+                    target=version, reason=reason, gate="technical-fail", forced=False)
+        raise ReleaseError(f"{name} version {version}: {technical.summary()}")
+
+    models = {"candidate": tracking.load_sklearn_model(model_uri)}
+    if champion is not None:
+        models["champion"] = tracking.load_sklearn_model(f"models:/{name}/{champion}")
+    x_test = _naive_time(test[inputs])
+    fcst = {k: np.asarray(m.predict(x_test), dtype=float) for k, m in models.items()}
+    fcst.update(_references(cfg, data, test))
+    lead = cfg.features.lead_time
+    valid = test["time"] + pd.Timedelta(hours=lead or 0)
+    station = test.get(cfg.verify.station_column)
+    verification = verify_forecasts(fcst, test[TARGET], valid_time=valid,
+                                    thresholds=cfg.verify.thresholds, event=cfg.verify.event,
+                                    lead_time=lead, station=station)
+
+    clim = fit_climatology(data.split.train, target=TARGET, valid_offset_hours=lead or 0)
+    replay = replay_cycles(models, data.obs, test, inputs=inputs, features=cfg.features,
+                           cycle_hours=cfg.gate.replay_cycle_hours, climatology=clim,
+                           nwp_column=cfg.verify.nwp_column)
+    replay_fc = replay.forecasts()
+    replayed = verify_forecasts(replay_fc, replay.frame["obs"],
+                                valid_time=replay.frame["valid_time"],
+                                thresholds=cfg.verify.thresholds, event=cfg.verify.event,
+                                lead_time=lead)
+    replayed.notes.extend(replay.notes)
+    gate = evaluate_gate(replayed, cfg.gate, forecasts=replay_fc, obs=replay.frame["obs"],
+                         seed=cfg.seed, hours_per_row=cfg.gate.replay_cycle_hours)
+
+    out_dir = project_dir / "wxops-out" / "verify" / f"{name}-v{version}"
+    histories = {info["tags"].get("config_name", f"version {version}"):
+                 tracking.metric_histories(info["run_id"])}
+    histories = {k: v for k, v in histories.items() if v}
+    gate_rows = gate.to_dict()["rows"]
+    if not technical.passed:
+        gate_rows = [*gate_rows, *({"rule": f"technical: {c.name}", "status": "fail",
+                                    "why": c.detail} for c in technical.checks if not c.passed)]
+    replay_cols = ["n", "rmse", "mae", "bias", "correlation",
+                   *[f"ets_{t:g}" for t in cfg.verify.thresholds]]
+    page = write_report(
+        verification, out_dir, title=f"{name} version {version}",
+        meta={"model": name, "version": version, "compared with champion":
+              champion or "none (no champion, or this is the champion)",
+              "data sha256": info["tags"].get("data_sha256", "?"),
+              "configuration": info["tags"].get("config_name", "?"),
+              "gate judged on": f"forecast-cycling replay, a cycle every "
+                                f"{cfg.gate.replay_cycle_hours} h ({replayed.n} forecasts)",
+              "technical tests": technical.summary()},
+        gate_passed=gate.passed and technical.passed, gate_rows=gate_rows, histories=histories,
+        extra_sections={"Replay scores (what the gate judges)":
+                        replayed.scores[[c for c in replay_cols if c in replayed.scores]]
+                        .rename_axis("source")},
+    )
+    summary = {"version": version, "champion": champion, "gate": gate.to_dict(),
+               "technical": technical.to_dict(), "test_block": verification.to_dict(),
+               "replay": replayed.to_dict()}
+    (out_dir / "verification.json").write_text(json.dumps(json_ready(summary), indent=2,
+                                                          default=str))
+    tracking.log_folder_to_run(info["run_id"], out_dir, "verification")
+    return Evaluation(name, version, champion, technical, verification, replayed, gate, page,
+                      technical.probe.get("signature", {}))
+
+
+def promote_version(
+    cfg: WxopsConfig,
+    *,
+    project_dir: Path,
+    version: str,
+    reason: str,
+    force: bool = False,
+    data: TestData | None = None,
+) -> Promotion:
+    """Give ``version`` the champion alias if it passes the technical tests and the gate.
+
+    ``force`` skips the verdict (recorded as forced), not the evaluation: the gate
+    result still goes into the history and the release note. A refused attempt is
+    recorded in the history and leaves every alias unchanged.
+    """
+    if not reason.strip():
+        raise ReleaseError("give a --reason: it goes into the alias history and release note")
+    name = cfg.tracking.registered_model
+    tracking.get_model_version(name, version)
+    aliases = tracking.alias_map(name)
+    previous = aliases.get("champion")
+    if previous == version:
+        raise ReleaseError(f"{name} version {version} is already the champion")
+    evaluation = evaluate_version(cfg, project_dir=project_dir, version=version, data=data,
+                                  reason=reason)
+    verdict = "pass" if evaluation.gate.passed else "fail"
+    if not evaluation.technical.passed:
+        verdict = "technical-fail"
+    if not evaluation.passed and not force:
+        _record(name, "rejected", previous=previous, target=version, reason=reason,
+                gate=verdict, forced=False)
+        return Promotion(name, version, False, previous,
+                         f"version {version} stays challenger: {evaluation.why()}",
+                         evaluation=evaluation)
+
+    old = tracking.get_model_version(name, previous) if previous else None
+    old_sig = tracking.model_signature(f"models:/{name}/{previous}") if previous else None
+    change = classify_change(evaluation.signature, old_sig)
+    semver = bump_version(old["tags"].get(SEMVER_TAG) if old else None, change)
+    new_info = tracking.get_model_version(name, version)
+    note = release_note(
+        model=name, version=version, semver=semver, change=change,
+        previous={"version": previous, "semver": old["tags"].get(SEMVER_TAG)} if old else None,
+        reason=reason, user=current_user(), time=now_utc(), forced=force and not evaluation.passed,
+        gate_summary=evaluation.why(),
+        params_diff=diff_params(_params(old), _params(new_info)) if old else [],
+        data_diff=diff_params(_digests(old), _digests(new_info)) if old else [],
+        scores=_side_by_side(evaluation.replay),
+    )
+    tracking.set_version_tags(name, version, {SEMVER_TAG: semver, CHANGE_TAG: change.kind})
+    tracking.set_version_description(name, version, note)
+    tracking.log_text_to_run(new_info["run_id"], note, f"release/release_note_{semver}.md")
+    assignments: dict[str, str | None] = {"champion": version}
+    if aliases.get("challenger") == version:
+        assignments["challenger"] = None
+    tracking.set_aliases(name, assignments)
+    forced = force and not evaluation.passed
+    _record(name, "promote", previous=previous, target=version, reason=reason,
+            gate="forced" if forced else verdict, forced=forced)
+    return Promotion(name, version, True, previous,
+                     f"version {version} is champion ({semver}, {change.kind})"
+                     + (" — forced past: " + evaluation.why() if forced else ""),
+                     semver, change.kind, evaluation)
+
+
+def rollback_champion(cfg: WxopsConfig, *, reason: str) -> Promotion:
+    """Give ``champion`` back to the version that held it before the current one."""
+    if not reason.strip():
+        raise ReleaseError("give a --reason: it goes into the alias history")
+    name = cfg.tracking.registered_model
+    entries = read_history(cfg)
+    current = tracking.alias_map(name).get("champion")
+    target = rollback_target(entries, current)
+    tracking.get_model_version(name, target)
+    tracking.set_aliases(name, {"champion": target})
+    _record(name, "rollback", previous=current, target=target, reason=reason, gate="n/a",
+            forced=False)
+    return Promotion(name, target, True, current,
+                     f"champion rolled back from version {current} to version {target}")
+
+
+def read_history(cfg: WxopsConfig) -> list[HistoryEntry]:
+    """The alias history of the configured registered model, oldest first."""
+    raw = tracking.read_alias_history(cfg.tracking.registered_model)
+    return [HistoryEntry.from_dict(e) for e in raw]
+
+
+def _params(info: dict[str, Any] | None) -> dict[str, str]:
+    if info is None:
+        return {}
+    run = tracking.get_run_record(info["run_id"])
+    params = {f"model.{k}": v for k, v in run["params"].items()
+              if k not in ("n_train", "n_validation", "device_used")}
+    parent = run["tags"].get("mlflow.parentRunId")
+    if parent:
+        params.update(tracking.get_run_record(parent)["params"])
+    params.pop("config_hash", None)
+    return params
+
+
+def _digests(info: dict[str, Any] | None) -> dict[str, str]:
+    if info is None:
+        return {}
+    return {k: info["tags"][k] for k in ("data_sha256", "training_data_sha256")
+            if k in info["tags"]}
+
+
+def _side_by_side(v: Verification) -> dict[str, dict[str, float]]:
+    cols = ["rmse", "mae", "bias", "correlation", *[f"{s}_{t:g}" for t in v.thresholds
+                                                  for s in ("pod", "far", "ets")]]
+    return {c: {s: float(v.scores.at[s, c]) for s in v.sources} for c in cols
+            if c in v.scores.columns}

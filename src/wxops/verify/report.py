@@ -1,0 +1,156 @@
+"""The verification report: one self-contained HTML page plus the PNG plots it shows.
+
+Written to a folder (then logged to the model version's run by the caller), so an
+operator can open ``index.html`` from disk or from the MLflow UI's artifact view.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from wxops.verify.evaluate import Verification
+from wxops.verify.plots import (
+    plot_error_by,
+    plot_loss_curves,
+    plot_performance_diagram,
+    plot_scorecard,
+)
+
+_CSS = """
+body{font-family:system-ui,sans-serif;margin:2em;max-width:1200px;color:#222}
+table{border-collapse:collapse;margin:1em 0;font-size:0.9em}
+th,td{border:1px solid #ccc;padding:3px 8px;text-align:right}
+th{background:#f2f2f2} td.l,th.l{text-align:left}
+.pass{color:#06702b;font-weight:bold} .fail{color:#b00020;font-weight:bold}
+.na{color:#888} img{max-width:100%;border:1px solid #eee;margin:0.5em 0}
+"""
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "–"
+        return f"{value:.0f}" if abs(value) >= 100 else f"{value:.3g}"
+    return html.escape(str(value))
+
+
+def _table(frame: pd.DataFrame, *, index_label: str | Sequence[str] = "source") -> str:
+    frame = frame.reset_index()
+    head = "".join(f'<th class="l">{html.escape(str(c))}</th>' if i == 0 else
+                   f"<th>{html.escape(str(c))}</th>" for i, c in enumerate(frame.columns))
+    body = []
+    for _, row in frame.iterrows():
+        cells = "".join(f'<td class="l">{_fmt(v)}</td>' if i == 0 else f"<td>{_fmt(v)}</td>"
+                        for i, v in enumerate(row.tolist()))
+        body.append(f"<tr>{cells}</tr>")
+    return f"<table><tr>{head}</tr>{''.join(body)}</table>"
+
+
+def _gate_html(passed: bool | None, rows: Sequence[dict[str, Any]]) -> str:
+    if passed is None:
+        return "<p class='na'>No gate evaluated for this report.</p>"
+    verdict = "<span class='pass'>PASS</span>" if passed else "<span class='fail'>FAIL</span>"
+    head = ("<tr><th class='l'>rule</th><th>candidate</th><th>reference</th><th>skill</th>"
+            "<th>worse by %</th><th>p-value</th><th class='l'>result</th></tr>")
+    body = []
+    for r in rows:
+        status = r["status"]
+        css = {"pass": "pass", "fail": "fail"}.get(status, "na")
+        body.append(
+            f"<tr><td class='l'>{html.escape(r['rule'])}</td><td>{_fmt(r.get('candidate'))}</td>"
+            f"<td>{_fmt(r.get('reference'))}</td><td>{_fmt(r.get('skill'))}</td>"
+            f"<td>{_fmt(r.get('worse_pct'))}</td><td>{_fmt(r.get('p_value'))}</td>"
+            f"<td class='l {css}'>{html.escape(status)}: {html.escape(r.get('why', ''))}</td></tr>"
+        )
+    return f"<p id='gate-verdict'>Gate: {verdict}</p><table id='gate'>{head}{''.join(body)}</table>"
+
+
+def write_report(
+    verification: Verification,
+    out_dir: Path,
+    *,
+    title: str,
+    meta: dict[str, str] | None = None,
+    gate_passed: bool | None = None,
+    gate_rows: Sequence[dict[str, Any]] = (),
+    histories: dict[str, list[dict[str, float | None]]] | None = None,
+    extra_sections: dict[str, pd.DataFrame] | None = None,
+) -> Path:
+    """Write ``index.html`` and its PNG plots into ``out_dir``; return the HTML path.
+
+    Args:
+        verification: scores of the candidate, champion and references (test block).
+        out_dir: folder for the report (created).
+        title: page heading, e.g. ``visibility version 7``.
+        meta: key facts shown at the top (model, version, data digest...).
+        gate_passed, gate_rows: the gate verdict and one row per rule, if evaluated.
+        histories: train/validation loss per epoch, for the loss-curve plot.
+        extra_sections: further tables (heading -> frame), e.g. the replay scores.
+    """
+    out_dir.mkdir(parents=True, exist_ok=True)
+    scores = verification.scores
+    labels = [f"{t:g}" for t in verification.thresholds]
+    plots: list[tuple[str, Path]] = [
+        ("Scorecard", plot_scorecard(scores, out_dir / "scorecard.png",
+                                     columns=["rmse", "mae", "bias", "correlation",
+                                              *[f"ets_{x}" for x in labels]])),
+        ("Error by hour of day", plot_error_by(verification.strata["hour"],
+                                               out_dir / "error_by_hour.png", dimension="hour")),
+        ("Performance diagram", plot_performance_diagram(
+            scores, out_dir / "performance_diagram.png", thresholds=verification.thresholds)),
+    ]
+    if "lead_time" in verification.strata:
+        plots.append(("Error by lead time", plot_error_by(
+            verification.strata["lead_time"], out_dir / "error_by_lead_time.png",
+            dimension="lead_time")))
+    if histories:
+        plots.append(("Loss curves", plot_loss_curves(histories, out_dir / "loss_curves.png")))
+
+    continuous = [c for c in ("n", "rmse", "mae", "bias", "correlation") if c in scores.columns]
+    parts = [
+        f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
+        f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>",
+        f"<h1>{html.escape(title)}</h1>",
+    ]
+    if meta:
+        parts.append("<table id='meta'>" + "".join(
+            f"<tr><th class='l'>{html.escape(k)}</th><td class='l'>{html.escape(str(v))}</td></tr>"
+            for k, v in meta.items()) + "</table>")
+    parts += ["<h2>Quality gate</h2>", _gate_html(gate_passed, gate_rows),
+              f"<h2>Scores on the test block ({verification.n} forecasts)</h2>",
+              _table(scores[continuous].rename_axis("source"))]
+    for label in labels:
+        cols = [f"{s}_{label}" for s in ("hits", "misses", "false_alarms", "correct_negatives",
+                                         "pod", "far", "csi", "ets", "frequency_bias")]
+        event = "below" if verification.event == "below" else "at or above"
+        parts += [f"<h3>Events: {event} {label}</h3>",
+                  _table(scores[[c for c in cols if c in scores.columns]].rename_axis("source"))]
+    if not verification.skill.empty:
+        parts += ["<h2>Skill (1 - score / score of the reference)</h2>",
+                  _table(verification.skill)]
+    for heading, frame in (extra_sections or {}).items():
+        parts += [f"<h2>{html.escape(heading)}</h2>", _table(frame)]
+    for dim, frame in verification.strata.items():
+        wide = frame.pivot(index="group", columns="source", values="rmse")
+        parts += [f"<h3>RMSE by {html.escape(dim.replace('_', ' '))}</h3>",
+                  _table(wide.rename_axis(dim))]
+    for heading, path in plots:
+        parts.append(f"<h2>{html.escape(heading)}</h2><img src='{path.name}' "
+                     f"alt='{html.escape(heading)}' onload=\"this.dataset.ok='1'\" "
+                     "onerror=\"this.dataset.ok='0';this.insertAdjacentHTML('afterend',"
+                     "'<p class=fail>plot missing: '+this.getAttribute('src')+'</p>')\">")
+    if verification.notes:
+        parts.append("<h2>Notes</h2><ul>" + "".join(
+            f"<li>{html.escape(n)}</li>" for n in verification.notes) + "</ul>")
+    parts.append("</body></html>")
+    page = out_dir / "index.html"
+    page.write_text("\n".join(parts), encoding="utf-8")
+    return page

@@ -1,0 +1,84 @@
+"""The HTML report and its plots, opened in a real headless browser."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+
+import pytest
+
+from wxops.verify import fit_climatology, verify_forecasts, write_report
+
+
+@pytest.fixture
+def verification(hourly):
+    clim = fit_climatology(hourly.iloc[:120])
+    fc = {"candidate": hourly["good"], "champion": hourly["bad"],
+          "climatology": clim.predict(hourly["time"])}
+    return verify_forecasts(fc, hourly["y"], valid_time=hourly["time"],
+                            thresholds=[5000.0, 9000.0], lead_time=3)
+
+
+def _report(verification, tmp_path):
+    rows = [{"rule": "rmse vs climatology: skill > 0", "candidate": 300.0, "reference": 2000.0,
+             "skill": 0.85, "worse_pct": -85.0, "p_value": 0.001, "status": "pass", "why": "ok"},
+            {"rule": "ets_5000 vs champion: at most 0 % worse", "candidate": 0.5,
+             "reference": 0.6, "skill": None, "worse_pct": 16.7, "p_value": None,
+             "status": "fail", "why": "16.7 % worse"}]
+    history = {"gbm": [{"train_loss": 1.0, "val_loss": 1.1}, {"train_loss": 0.5, "val_loss": 0.6}]}
+    return write_report(verification, tmp_path / "report", title="visibility version 3",
+                        meta={"model": "visibility", "version": "3"}, gate_passed=False,
+                        gate_rows=rows, histories=history)
+
+
+def test_report_writes_page_and_plots(verification, tmp_path):
+    page = _report(verification, tmp_path)
+    text = page.read_text()
+    for png in ("scorecard", "error_by_hour", "performance_diagram", "error_by_lead_time",
+                "loss_curves"):
+        assert (page.parent / f"{png}.png").stat().st_size > 5000
+        assert f"src='{png}.png'" in text
+    assert "FAIL" in text and "ets_5000 vs champion" in text
+    assert "Events: below 9000" in text and "RMSE by season" in text
+
+
+def _chromium() -> str | None:
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.mark.skipif(_chromium() is None,
+                    reason="chromium not installed (Debian: apt-get install -y chromium)")
+def test_report_renders_in_headless_browser(verification, tmp_path):
+    page = _report(verification, tmp_path)
+    browser = _chromium()
+    assert browser is not None
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+             "--no-first-run", f"--user-data-dir={tmp_path / 'profile'}",
+             "--virtual-time-budget=5000"]
+    dom = subprocess.run([browser, *flags, "--dump-dom", page.as_uri()], capture_output=True,
+                         text=True, timeout=120, check=True).stdout
+    assert "<h1>visibility version 3</h1>" in dom
+    assert 'id="gate-verdict"' in dom
+    images = re.findall(r"<img [^>]*>", dom)
+    assert len(images) == 5
+    # each plot loaded in the browser (onload marks data-ok="1"; a missing file, "0")
+    assert all('data-ok="1"' in img for img in images), images
+    shot = tmp_path / "shot.png"
+    subprocess.run([browser, *flags, f"--screenshot={shot}", "--window-size=1200,3000",
+                    page.as_uri()], capture_output=True, timeout=120, check=True)
+    assert shot.stat().st_size > 10_000
+
+
+def test_report_marks_a_missing_plot(verification, tmp_path):
+    page = _report(verification, tmp_path)
+    (page.parent / "scorecard.png").unlink()
+    browser = _chromium()
+    if browser is None:
+        pytest.skip("chromium not installed (Debian: apt-get install -y chromium)")
+    dom = subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu",
+                          "--disable-background-networking", "--no-first-run",
+                          f"--user-data-dir={tmp_path / 'profile'}",
+                          "--virtual-time-budget=5000", "--dump-dom", page.as_uri()],
+                         capture_output=True, text=True, timeout=120, check=True).stdout
+    assert "plot missing: scorecard.png" in dom
