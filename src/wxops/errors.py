@@ -41,3 +41,23 @@ class TrainingError(WxopsError, RuntimeError):
 
 class TrackingError(WxopsError, RuntimeError):
     """The MLflow tracking store or model registry refused an operation."""
+
+
+# --- serve ---
+
+
+class ServeError(WxopsError, RuntimeError):
+    """The inference service cannot start: no model, no token, an unsafe setting."""
+
+
+class PayloadError(WxopsError, ValueError):
+    """A prediction request is unusable; ``status`` is its HTTP code (400, 413 or 422).
+
+    ``field`` names the offending column or key (None when the whole body is at fault),
+    so a client can fix its request without reading server logs.
+    """
+
+    def __init__(self, message: str, *, status: int = 422, field: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.field = field
