@@ -57,6 +57,10 @@ class DataConfig(_Section):
         return self
 
 
+DerivedFeature = Literal["dewpoint_depression", "wind_components", "cyclic_time"]
+_DEFAULT_DERIVED: tuple[DerivedFeature, ...] = ("dewpoint_depression", "wind_components", "cyclic_time")
+
+
 class FeaturesConfig(_Section):
     """Which predictors feed the models and what is derived from them."""
 
@@ -67,8 +71,8 @@ class FeaturesConfig(_Section):
             "total_cloud", "opaque_cloud",
         ]
     )
-    derived: list[Literal["dewpoint_depression", "wind_components", "cyclic_time"]] = Field(
-        default_factory=lambda: ["dewpoint_depression", "wind_components", "cyclic_time"]
+    derived: list[DerivedFeature] = Field(
+        default_factory=lambda: list(_DEFAULT_DERIVED)
     )
     lead_time: int | None = Field(default=None, ge=1, le=48)
     """Hours ahead: when set, the target is taken at t+lead_time (lead-time mode)."""

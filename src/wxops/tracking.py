@@ -44,11 +44,20 @@ def default_artifact_root(uri: str, project_dir: Path) -> str | None:
 
 
 def connect(uri: str) -> None:
-    """Point MLflow's tracking and registry at ``uri`` (call once, at start-up)."""
+    """Point MLflow's tracking and registry at ``uri``.
+
+    MLflow also exports the URI to ``MLFLOW_TRACKING_URI``; the user's own value is put
+    back, so a later pipeline in the same process resolves its store afresh.
+    """
     import mlflow
 
+    before = os.environ.get("MLFLOW_TRACKING_URI")
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
+    if before is None:
+        os.environ.pop("MLFLOW_TRACKING_URI", None)
+    else:
+        os.environ["MLFLOW_TRACKING_URI"] = before
 
 
 def ensure_experiment(name: str, artifact_root: str | None) -> str:
@@ -187,8 +196,9 @@ def log_dataset(
 ) -> None:
     """Record a dataset as an input of the active run (MLflow's dataset lineage)."""
     import mlflow
+    from mlflow.data.pandas_dataset import from_pandas
 
-    dataset = mlflow.data.from_pandas(frame, source=source, name=name, targets=targets,
+    dataset = from_pandas(frame, source=source, name=name, targets=targets,
                                       digest=digest[:36])
     mlflow.log_input(dataset, context=context, tags={"sha256": digest})
 

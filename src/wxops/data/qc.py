@@ -8,7 +8,7 @@ rule               flags a row when                                       applie
 ``range``          a value lies outside its physical range (VARIABLES)    used variables
 ``duplicate_time`` the timestamp repeats an earlier row (first is kept)   time
 ``constant_run``   a value stays identical for ``max_constant_hours``     variables marked
-                   rows in a row (a stuck sensor)                         ``stuck_check``
+                   hours in a row (a stuck sensor)                         ``stuck_check``
 ``gap``            the step to the previous row in the same block         time (counted,
                    exceeds ``max_gap_hours``                              rows not flagged)
 =================  =====================================================  ===============
@@ -124,7 +124,7 @@ def apply_qc(
             _mark(flags, by_column, "range", col, ~missing & ((values < low) | (values > high)))
         if col in VARIABLES and VARIABLES[col].stuck_check:
             _mark(flags, by_column, "constant_run", col,
-                  _constant_runs(values, cfg.max_constant_hours))
+                  _constant_runs(values, data["time"], cfg.max_constant_hours))
 
     dup = data["time"].duplicated(keep="first")
     _mark(flags, by_column, "duplicate_time", "time", dup)
@@ -171,10 +171,12 @@ def _mark(
         by_column[rule][col] = count
 
 
-def _constant_runs(values: pd.Series, min_length: int) -> pd.Series:
+def _constant_runs(values: pd.Series, time: pd.Series, min_hours: int) -> pd.Series:
+    """Rows in a run of identical values spanning at least ``min_hours`` (hour-inclusive)."""
     run_id = (values != values.shift()).cumsum()
-    lengths = values.groupby(run_id).transform("size")
-    return (lengths >= min_length) & values.notna()
+    grouped = time.groupby(run_id)
+    span = (grouped.transform("max") - grouped.transform("min")).dt.total_seconds() / 3600 + 1
+    return (span >= min_hours) & values.notna()
 
 
 def _count_gaps(data: pd.DataFrame, max_gap_hours: float) -> tuple[int, float]:

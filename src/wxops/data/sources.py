@@ -65,7 +65,6 @@ def read_source(cfg: DataConfig) -> pd.DataFrame:
 
 def _read_tmy3(path: Path) -> pd.DataFrame:
     import pandas as pd
-
     from pvlib.iotools import read_tmy3
 
     try:

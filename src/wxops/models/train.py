@@ -16,7 +16,7 @@ import pandas as pd
 from sklearn.pipeline import Pipeline
 
 from wxops.config import GradientBoostingConfig, LinearConfig, MLPConfig, ModelConfig
-from wxops.errors import ModelConfigError, TrainingError
+from wxops.errors import ModelConfigError, TrainingError, WxopsError
 from wxops.features import TARGET, FeatureTable, MeteoFeatures
 from wxops.models.mlp import EpochCallback
 from wxops.split import Split
@@ -102,6 +102,8 @@ def train_model(
             if on_epoch is not None:
                 for epoch, point in enumerate(history):
                     on_epoch(epoch, float(point["train_loss"] or 0.0), point["val_loss"])
+    except WxopsError:
+        raise
     except ValueError as exc:
         raise TrainingError(f"model '{cfg.name}' failed to train: {exc}") from exc
     model = Pipeline([("features", features), ("model", estimator)])
@@ -140,7 +142,7 @@ def _staged_losses(
             "val_loss": float(np.mean((estimator.predict(x_val) - y_val) ** 2)) / var,
         }]
     every = max(1, estimator.n_iter_ // 50)
-    points = []
+    points: list[dict[str, float | None]] = []
     stages = zip(estimator.staged_predict(x_train), estimator.staged_predict(x_val), strict=True)
     for i, (p_train, p_val) in enumerate(stages):
         if (i + 1) % every == 0 or i + 1 == estimator.n_iter_:

@@ -17,10 +17,10 @@ def plot_loss_curves(histories: dict[str, list[dict[str, float | None]]], path: 
         color = f"C{i % 10}"
         epochs = range(1, len(history) + 1)
         x = list(epochs)
-        ax.plot(x, [h["train_loss"] for h in history], ls="--", color=color, alpha=0.7,
+        ax.plot(x, [_nan(h["train_loss"]) for h in history], ls="--", color=color, alpha=0.7,
                 label=f"{name} train", marker="o" if len(x) == 1 else None)
-        val = [h["val_loss"] for h in history]
-        if any(v is not None for v in val):
+        val = [_nan(h["val_loss"]) for h in history]
+        if any(v == v for v in val):  # not all NaN
             ax.plot(x, val, ls="-", color=color, label=f"{name} validation",
                     marker="s" if len(x) == 1 else None)
     ax.axhline(1.0, color="grey", lw=0.8, ls=":", label="training mean (= 1)")
@@ -34,3 +34,7 @@ def plot_loss_curves(histories: dict[str, list[dict[str, float | None]]], path: 
     fig.savefig(path)
     plt.close(fig)
     return path
+
+
+def _nan(value: float | None) -> float:
+    return float("nan") if value is None else value

@@ -1,0 +1,70 @@
+"""Shared fixtures: tiny in-memory tables and a small, fast pipeline configuration."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from wxops.config import WxopsConfig, parse_config
+from wxops.startup import configure_process
+
+configure_process()
+
+
+def make_obs(n_days: int = 90, *, seed: int = 0, start: str = "2021-01-01") -> pd.DataFrame:
+    """Hourly synthetic station observations with physically consistent values."""
+    rng = np.random.default_rng(seed)
+    time = pd.date_range(start, periods=24 * n_days, freq="h", tz="UTC")
+    hour = time.hour.to_numpy()
+    t2m = 10 + 8 * np.sin(2 * np.pi * (hour - 9) / 24) + rng.normal(0, 1.5, len(time))
+    depression = np.abs(rng.normal(4, 3, len(time)))
+    td2m = t2m - depression
+    vis = np.clip(2000 * depression + rng.normal(0, 1500, len(time)), 50, 30000)
+    return pd.DataFrame({
+        "time": time,
+        "t2m": t2m,
+        "td2m": td2m,
+        "rh": 100 * np.exp(17.625 * td2m / (243.04 + td2m) - 17.625 * t2m / (243.04 + t2m)),
+        "pressure": 1000 + rng.normal(0, 5, len(time)),
+        "wind_speed": np.abs(rng.normal(3, 2, len(time))),
+        "wind_dir": rng.uniform(0, 360, len(time)),
+        "total_cloud": rng.integers(0, 11, len(time)).astype(float),
+        "opaque_cloud": rng.integers(0, 6, len(time)).astype(float),
+        "visibility": vis,
+    })
+
+
+@pytest.fixture
+def obs() -> pd.DataFrame:
+    return make_obs()
+
+
+SMALL_MODELS: list[dict[str, Any]] = [
+    {"name": "mlp", "type": "mlp", "hidden_dim": 8, "epochs": 3, "batch_size": 256},
+    {"name": "gbm", "type": "gradient_boosting", "max_iter": 10},
+    {"name": "ridge", "type": "linear"},
+]
+
+
+def small_config_dict(**overrides: Any) -> dict[str, Any]:
+    """The reference use case with small, fast models."""
+    raw: dict[str, Any] = {"seed": 7, "models": [dict(m) for m in SMALL_MODELS]}
+    raw.update(overrides)
+    return raw
+
+
+def write_config(folder: Path, raw: dict[str, Any]) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "wxops.yaml"
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    return path
+
+
+@pytest.fixture
+def small_config() -> WxopsConfig:
+    return parse_config(small_config_dict())
