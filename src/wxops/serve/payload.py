@@ -278,7 +278,12 @@ def validate_table(table: dict[str, list[Any]], schema: InputSchema) -> Batch:
     if missing:
         raise PayloadError(f"{missing[0]}: missing column (the model needs: "
                            f"{schema.describe()})", field=missing[0])
-    n_rows = len(next(iter(table.values()))) if table else 0
+    first = next(iter(table)) if table else ""
+    n_rows = len(table[first]) if table else 0
+    for name, values in table.items():
+        if len(values) != n_rows:
+            raise PayloadError(f"{name}: has {len(values)} values, {first} has {n_rows}",
+                               field=name)
     if n_rows == 0:
         raise PayloadError("no rows to predict")
     columns: dict[str, np.ndarray] = {}
