@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 
@@ -81,5 +82,5 @@ def test_promotion_under_load_swaps_atomically_with_zero_errors(
     for _, _, version, result in results:
         np.testing.assert_allclose(result, want[version], rtol=1e-9)
     # versions change in runs (1 -> 2 -> 1), never interleaving back and forth
-    changes = sum(1 for a, b in zip(versions, versions[1:], strict=False) if a != b)
+    changes = sum(1 for a, b in itertools.pairwise(versions) if a != b)
     assert changes <= 2 + 4  # one change per swap, plus at most one in-flight per client

@@ -7,6 +7,7 @@ import logging
 import sqlite3
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -30,7 +31,7 @@ def expected(registry: Registry) -> np.ndarray:
         example_frame(5)))
 
 
-def post(server: RunningServer, path: str, payload: object, headers: dict[str, str]) -> requests.Response:
+def post(server: RunningServer, path: str, payload: Any, headers: dict[str, str]) -> requests.Response:
     return requests.post(f"{server.url}{path}", json=payload, headers=headers, timeout=10)
 
 
@@ -144,6 +145,10 @@ def _good() -> list[dict[str, object]]:
     return frame.to_dict(orient="records")
 
 
+def _good_any() -> Any:
+    return _good()
+
+
 def _with(row: int, **values: object) -> list[dict[str, object]]:
     records = _good()
     records[row].update(values)
@@ -221,7 +226,7 @@ def test_body_over_limit_is_413(server: RunningServer, auth: dict[str, str]) -> 
 
 
 def test_chunked_body_over_limit_is_413(server: RunningServer, auth: dict[str, str]) -> None:
-    def chunks() -> object:
+    def chunks() -> Any:
         yield b'{"data": "'
         for _ in range(100):
             yield b"x" * 1024
@@ -392,7 +397,7 @@ def test_model_not_loaded_is_503_not_500(registry: Registry) -> None:
             time.sleep(0.05)
         assert resp.status_code == 503
         assert "has no alias 'no-such-alias'" in resp.json()["error"]
-        pred = requests.post(f"{srv.url}/predict", json=_good(), timeout=5)
+        pred = requests.post(f"{srv.url}/predict", json=_good_any(), timeout=5)
         assert pred.status_code == 503
     finally:
         srv.stop()

@@ -280,9 +280,9 @@ def validate_table(table: dict[str, list[Any]], schema: InputSchema) -> Batch:
                            f"{schema.describe()})", field=missing[0])
     first = next(iter(table)) if table else ""
     n_rows = len(table[first]) if table else 0
-    for name, values in table.items():
-        if len(values) != n_rows:
-            raise PayloadError(f"{name}: has {len(values)} values, {first} has {n_rows}",
+    for name, cells in table.items():
+        if len(cells) != n_rows:
+            raise PayloadError(f"{name}: has {len(cells)} values, {first} has {n_rows}",
                                field=name)
     if n_rows == 0:
         raise PayloadError("no rows to predict")
