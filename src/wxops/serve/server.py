@@ -101,8 +101,12 @@ def build_app(settings: ServeSettings, *, on_admin_reload: Any = None) -> FastAP
     return create_app(settings, ModelHolder(ref), tokens=tokens, on_admin_reload=on_admin_reload)
 
 
-def bind_socket(host: str, port: int, *, reuse_port: bool) -> socket.socket:
-    """A listening TCP socket with ``TCP_NODELAY`` (inherited by accepted connections)."""
+def bind_socket(host: str, port: int, *, reuse_port: bool, listen: bool = True) -> socket.socket:
+    """A listening TCP socket with ``TCP_NODELAY`` (inherited by accepted connections).
+
+    With ``listen=False`` the socket only holds the port: the supervisor reserves it this
+    way, since a listening socket that never accepts would get its share of connections.
+    """
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -115,8 +119,8 @@ def bind_socket(host: str, port: int, *, reuse_port: bool) -> socket.socket:
         sock.close()
         raise ServeError(f"cannot listen on {host}:{port}: {exc.strerror}; pick another "
                          "--port or stop what uses it") from exc
-    sock.listen(2048)
-    sock.set_inheritable(True)
+    if listen:
+        sock.listen(2048)
     return sock
 
 
@@ -185,7 +189,7 @@ def _supervise(settings: ServeSettings) -> None:
     parse_model_ref(settings.model)
     if settings.auth:
         load_tokens(TOKENS_ENV, settings.token_file)
-    reserve = bind_socket(settings.host, settings.port, reuse_port=True)
+    reserve = bind_socket(settings.host, settings.port, reuse_port=True, listen=False)
     port = reserve.getsockname()[1]
     settings = settings.model_copy(update={"port": port})
     metrics_dir = tempfile.mkdtemp(prefix="wxops-metrics-")
