@@ -107,6 +107,7 @@ class MetricsMiddleware:
     def __init__(self, app: ASGIApp, metrics: ServiceMetrics) -> None:
         self.app = app
         self.metrics = metrics
+        self._cache: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -116,6 +117,7 @@ class MetricsMiddleware:
         status = 500
         path = scope["path"]
         endpoint = path if path in _ENDPOINTS else "other"
+        method = scope["method"]
 
         async def send_status(message: Message) -> None:
             nonlocal status
@@ -126,9 +128,20 @@ class MetricsMiddleware:
         try:
             await self.app(scope, receive, send_status)
         finally:
+            counter, histogram = self._children(endpoint, method, status)
+            counter.inc()
+            histogram.observe(time.perf_counter() - started)
+
+    def _children(self, endpoint: str, method: str, status: int) -> tuple[Any, Any]:
+        """Labelled metric children, looked up once per label set (``labels()`` is slow)."""
+        key = (endpoint, method, status)
+        found = self._cache.get(key)
+        if found is None:
             code = str(status)
-            self.metrics.requests.labels(endpoint, scope["method"], code).inc()
-            self.metrics.latency.labels(endpoint, code).observe(time.perf_counter() - started)
+            found = (self.metrics.requests.labels(endpoint, method, code),
+                     self.metrics.latency.labels(endpoint, code))
+            self._cache[key] = found
+        return found
 
 
 def create_app(
@@ -191,6 +204,7 @@ def create_app(
     app.state.sink = sink
     app.state.metrics = metrics
     max_body = settings.max_body_bytes
+    rows_counter = {e: metrics.rows.labels(e) for e in ("/predict", "/invocations")}
 
     def authorize(request: Request, scope: str) -> Response | None:
         if tokens is None:
@@ -241,7 +255,7 @@ def create_app(
                 batch, result = run(body)
         except PayloadError as exc:
             return _error(exc.status, str(exc), exc.field)
-        metrics.rows.labels(endpoint).inc(batch.n_rows)
+        rows_counter[endpoint].inc(batch.n_rows)
         sink.submit(LogEntry(received, endpoint, model.name, model.version, model.run_id,
                              batch.columns, result))
         return _json(answer(model, result), headers={

@@ -112,13 +112,60 @@ def _compile_meteo_pipeline(model: Any, schema: InputSchema) -> Predict | None:
     except (ValueError, KeyError, TypeError):
         return None
     transform = _meteo_transform(derived, inputs)
+    final = _compile_estimator(estimator) or estimator.predict
 
     def predict(batch: Batch) -> np.ndarray:
         cols = transform(batch.columns)
         x = np.column_stack([cols[name] for name in out_columns])
-        return np.asarray(estimator.predict(x), dtype=np.float64).reshape(batch.n_rows)
+        return np.asarray(final(x), dtype=np.float64).reshape(batch.n_rows)
 
     return predict
+
+
+def _compile_estimator(estimator: Any) -> Callable[[np.ndarray], np.ndarray] | None:
+    """Plain-array arithmetic for standard scalers and linear models (and pipelines of
+    them), skipping scikit-learn's per-call input validation (~0.1 ms per step);
+    None for anything else (its own ``predict`` is used)."""
+    from sklearn.linear_model import ElasticNet, Lasso, LinearRegression, Ridge
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    if isinstance(estimator, Pipeline):
+        steps = [s for _, s in estimator.steps if s not in (None, "passthrough")]
+        if not steps or not all(type(s) is StandardScaler for s in steps[:-1]):
+            return None
+        head = [_scaler(s) for s in steps[:-1]]
+        last = _compile_estimator(steps[-1])
+        if last is None:
+            return None
+
+        def chain(x: np.ndarray) -> np.ndarray:
+            for fn in head:
+                x = fn(x)
+            return last(x)
+
+        return chain
+    if type(estimator) in (Ridge, LinearRegression, Lasso, ElasticNet):
+        coef = np.asarray(estimator.coef_, dtype=np.float64)
+        if coef.ndim != 1:
+            return None
+        intercept = float(np.asarray(estimator.intercept_).reshape(-1)[0])
+        return lambda x: x @ coef + intercept
+    return None
+
+
+def _scaler(scaler: Any) -> Callable[[np.ndarray], np.ndarray]:
+    mean = scaler.mean_ if scaler.with_mean else None
+    scale = scaler.scale_ if scaler.with_std else None
+
+    def apply(x: np.ndarray) -> np.ndarray:
+        if mean is not None:
+            x = x - mean
+        if scale is not None:
+            x = x / scale
+        return x
+
+    return apply
 
 
 def _meteo_transform(
