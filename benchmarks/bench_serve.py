@@ -20,7 +20,9 @@ Peak throughput: ``wrk`` (16 connections) if installed, else a Python closed-loo
 generator. Tail latency: an open-loop Python generator at a fixed rate (half of MLflow's
 single-row peak, so every server can keep up), latency counted from the scheduled send
 time. Delayed-ACK check: p50 at one connection, 1 vs 2 workers, for ``wxops serve`` and
-for ``uvicorn --workers 2`` on the bare app. Total run time is about 3 minutes.
+for ``uvicorn --workers 2`` on the bare app. All servers run side by side and the load
+tests alternate between them in rounds (medians reported), so a noisy neighbour slows
+every server alike. Total run time is about 2-3 minutes.
 """
 
 from __future__ import annotations
@@ -316,7 +318,8 @@ def _build_project(project: Path) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--project", type=Path, help="project with mlflow.db (default: build one)")
-    parser.add_argument("--seconds", type=float, default=5.0, help="per load test")
+    parser.add_argument("--seconds", type=float, default=2.0, help="per load test and round")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds")
     parser.add_argument("--bare", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.bare:
@@ -349,32 +352,51 @@ def main() -> None:
         "bare-df": ([sys.executable, str(Path(__file__).resolve()), "--bare", "{port}"],
                     {**env, "WXOPS_BENCH_PATH": "dataframe"}, "/ping", {}),
     }
-    results: dict[str, dict[str, dict[str, float]]] = {}
-    rate = 0.0
-    for name, (cmd, server_env, ready, headers) in servers.items():
-        port = _free_port()
-        with _server([c.replace("{port}", str(port)) for c in cmd], server_env, port,
-                     ready) as url:
-            if name == "wxops":
-                while not _get_ok(url + "/ready"):
-                    time.sleep(0.1)
-            _one_connection_p50(url, bodies["1 row"], headers, n=50)  # warm-up
-            results[name] = {label: _peak(url, body, headers, args.seconds)
-                             for label, body in bodies.items()}
-            if name == "mlflow":
-                rate = max(10.0, 0.5 * results["mlflow"]["1 row"]["rps"])
-            results[name]["fixed rate"] = asyncio.run(_open_loop(
-                port, _request_bytes("/invocations", bodies["1 row"], headers), rate,
-                args.seconds))
-        print(f"  measured {name}", file=sys.stderr, flush=True)
+    # All servers up at once; rounds alternate between them so that load from other
+    # processes on a shared machine hits every server alike; medians over the rounds.
+    rounds: dict[str, dict[str, list[dict[str, float]]]] = {n: {} for n in servers}
+    with contextlib.ExitStack() as stack:
+        urls = {}
+        for name, (cmd, server_env, ready, _) in servers.items():
+            port = _free_port()
+            urls[name] = stack.enter_context(_server(
+                [c.replace("{port}", str(port)) for c in cmd], server_env, port, ready))
+        while not _get_ok(urls["wxops"] + "/ready"):
+            time.sleep(0.1)
+        for name, url in urls.items():
+            _one_connection_p50(url, bodies["1 row"], servers[name][3], n=50)  # warm-up
+        for i in range(args.rounds):
+            for name, url in urls.items():
+                for label, body in bodies.items():
+                    rounds[name].setdefault(label, []).append(
+                        _peak(url, body, servers[name][3], args.seconds))
+            print(f"  round {i + 1}/{args.rounds} done", file=sys.stderr, flush=True)
+        rate = max(10.0, 0.5 * statistics.median(r["rps"] for r in rounds["mlflow"]["1 row"]))
+        for name, url in urls.items():
+            port = int(url.rsplit(":", 1)[1])
+            rounds[name]["fixed rate"] = [asyncio.run(_open_loop(
+                port, _request_bytes("/invocations", bodies["1 row"], servers[name][3]), rate,
+                2 * args.seconds))]
+    results = {name: {label: {key: statistics.median(r[key] for r in runs) for key in runs[0]}
+                      for label, runs in tests.items()} for name, tests in rounds.items()}
+    for name in results:
+        for label, runs in rounds[name].items():
+            results[name][label]["errors"] = sum(r["errors"] for r in runs)
 
     # delayed-ACK check: one connection, 1 vs 2 workers
     p50: dict[str, float] = {}
-    for label, extra in (("wxops 1 worker", []), ("wxops 2 workers", ["--workers", "2"])):
-        port = _free_port()
-        with _server([*wxops_cmd, "--port", str(port), *extra], env, port, "/ready") as url:
-            time.sleep(1.0 if extra else 0.0)  # let the second worker load its model
-            p50[label] = _one_connection_p50(url, bodies["1 row"], auth)
+    with contextlib.ExitStack() as stack:
+        single: dict[str, str] = {}
+        for label, extra in (("wxops 1 worker", []), ("wxops 2 workers", ["--workers", "2"])):
+            port = _free_port()
+            single[label] = stack.enter_context(
+                _server([*wxops_cmd, "--port", str(port), *extra], env, port, "/ready"))
+        time.sleep(2.0)  # let the second worker load its model too
+        samples: dict[str, list[float]] = {label: [] for label in single}
+        for _ in range(2 * args.rounds):  # alternate, as above
+            for label, url in single.items():
+                samples[label].append(_one_connection_p50(url, bodies["1 row"], auth, n=150))
+        p50 = {label: statistics.median(values) for label, values in samples.items()}
     port = _free_port()
     uvicorn_cmd = [sys.executable, "-m", "uvicorn", "--factory", "bench_serve:make_bare_app",
                    "--app-dir", str(ROOT / "benchmarks"), "--port", str(port), "--workers", "2",

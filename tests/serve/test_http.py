@@ -376,7 +376,8 @@ def test_prediction_log_holds_inputs_outputs_and_version(
     endpoint, version, n_rows, inputs, outputs = rows[0]
     assert (endpoint, version, n_rows) == ("/predict", "1", 3)
     assert json.loads(inputs)["t2m"][0] == marker
-    assert json.loads(inputs)["time"][0] == "1988-01-01T06:00:00"
+    assert pd.Timestamp(json.loads(inputs)["time"][0], unit="ms") == pd.Timestamp(
+        "1988-01-01T06:00:00")
     np.testing.assert_allclose(json.loads(outputs), resp.json()["result"])
 
 

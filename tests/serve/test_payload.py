@@ -107,3 +107,23 @@ def test_decode_json_rejects_garbage() -> None:
 def test_tensor_signatures_are_refused() -> None:
     with pytest.raises(ServeError, match="tensor signature"):
         InputSchema.from_signature([{"type": "tensor"}])
+
+
+@pytest.mark.parametrize(("value", "message"), [
+    ("12", r"t2m, row 1: expected a number, got string '12'"),
+    (None, r"t2m, row 1: missing value"),
+    ([1.0], r"t2m, row 1: expected a number, got an array"),
+    (2**70, r"t2m, row 1: .* is outside the physical range"),
+])
+def test_numpy_only_type_check_catches_what_the_full_check_does(value: object,
+                                                                message: str) -> None:
+    table = {"time": ["2020-01-01", "2020-01-01"], "t2m": [1.0, value], "count": [1, 2]}
+    for bools_possible in (True, False):
+        with pytest.raises(PayloadError, match=message):
+            validate_table(table, SCHEMA, bools_possible=bools_possible)
+
+
+def test_booleans_are_caught_when_the_body_had_them() -> None:
+    table = {"time": ["2020-01-01"], "t2m": [True], "count": [1]}
+    with pytest.raises(PayloadError, match="expected a number, got boolean true"):
+        validate_table(table, SCHEMA, bools_possible=True)

@@ -33,7 +33,7 @@ def test_sqlite_log_and_final_flush(tmp_path: Path) -> None:
     sink.stop()  # a normal shutdown writes what is queued
     frame = pd.read_sql("SELECT * FROM predictions", sqlite3.connect(path))
     assert len(frame) == 5
-    assert frame.loc[0, "inputs"] == '{"t2m":[0.0],"time":["2020-01-01T00:00:00"]}'
+    assert frame.loc[0, "inputs"] == '{"t2m":[0.0],"time":[1577836800000]}'
     assert frame.loc[4, "outputs"] == "[1004.0]"
     assert frame.loc[0, "received_at"].startswith("2023-11-14T22:13:20")
 
@@ -79,3 +79,15 @@ def test_log_off_still_counts_predicted_values() -> None:
     sink.submit(_entry(0))
     assert sink.flush() == 0
     assert metrics.values._sum.get() == 1000.0
+
+
+def test_bulk_observe_matches_one_by_one() -> None:
+    from wxops.serve.predlog import observe_all
+
+    values = np.array([0.0, 199.9, 200.0, 200.1, 5000.0, 1e6, np.nan])
+    bulk, single = ServiceMetrics(), ServiceMetrics()
+    observe_all(bulk.values, values)
+    for v in values[~np.isnan(values)]:
+        single.values.observe(float(v))
+    assert [b.get() for b in bulk.values._buckets] == [b.get() for b in single.values._buckets]
+    assert bulk.values._sum.get() == single.values._sum.get()

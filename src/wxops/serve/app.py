@@ -244,7 +244,8 @@ def create_app(
         received = time.time()
 
         def run(body: bytes) -> tuple[Batch, np.ndarray]:
-            batch = validate_table(parse(decode_json(body), model), model.schema)
+            batch = validate_table(parse(decode_json(body), model), model.schema,
+                                   bools_possible=b"true" in body or b"false" in body)
             return batch, model.predict(batch)
 
         try:

@@ -222,11 +222,12 @@ def _split_table(columns: Any, data: Any, *, where: str) -> dict[str, list[Any]]
     if not data:
         raise PayloadError("no rows to predict")
     width = len(columns)
-    for i, row in enumerate(data):
-        if not isinstance(row, list) or len(row) != width:
-            got = f"{len(row)} values" if isinstance(row, list) else _kind(row)
-            raise PayloadError(f"{where}, row {i}: expected {width} values (one per column), "
-                               f"got {got}", field=where)
+    if set(map(type, data)) != {list} or set(map(len, data)) != {width}:
+        for i, row in enumerate(data):
+            if not isinstance(row, list) or len(row) != width:
+                got = f"{len(row)} values" if isinstance(row, list) else _kind(row)
+                raise PayloadError(f"{where}, row {i}: expected {width} values (one per "
+                                   f"column), got {got}", field=where)
     dupes = sorted({c for c in columns if columns.count(c) > 1})
     if dupes:
         raise PayloadError(f"{dupes[0]}: column given twice", field=dupes[0])
@@ -268,8 +269,14 @@ def _columns_table(obj: dict[str, Any]) -> dict[str, list[Any]]:
 # --- validation --------------------------------------------------------------------------
 
 
-def validate_table(table: dict[str, list[Any]], schema: InputSchema) -> Batch:
-    """Check names, types, missing and non-finite values and physical ranges."""
+def validate_table(table: dict[str, list[Any]], schema: InputSchema, *,
+                   bools_possible: bool = True) -> Batch:
+    """Check names, types, missing and non-finite values and physical ranges.
+
+    ``bools_possible=False`` is a promise that no value is a JSON ``true``/``false``
+    (the caller saw neither word in the body); numeric columns are then type-checked by
+    NumPy alone, which is several times faster than looking at every value.
+    """
     extra = [k for k in table if k not in schema.names]
     if extra:
         raise PayloadError(f"{extra[0]}: unexpected column (the model takes: "
@@ -286,7 +293,7 @@ def validate_table(table: dict[str, list[Any]], schema: InputSchema) -> Batch:
                                field=name)
     if n_rows == 0:
         raise PayloadError("no rows to predict")
-    columns = _numeric_block(table, schema, n_rows)
+    columns = _numeric_block(table, schema, n_rows, bools_possible)
     for col in schema.columns:
         values = table.get(col.name)
         if values is None or col.name in columns:
@@ -305,8 +312,8 @@ def validate_table(table: dict[str, list[Any]], schema: InputSchema) -> Batch:
     return Batch(columns, n_rows)
 
 
-def _numeric_block(table: dict[str, list[Any]], schema: InputSchema,
-                   n_rows: int) -> dict[str, np.ndarray]:
+def _numeric_block(table: dict[str, list[Any]], schema: InputSchema, n_rows: int,
+                   bools_possible: bool) -> dict[str, np.ndarray]:
     """All plain float columns checked at once (the common case, a few array operations);
     empty when anything needs a closer look, which :func:`_numeric` then gives per column
     with a precise message."""
@@ -314,12 +321,22 @@ def _numeric_block(table: dict[str, list[Any]], schema: InputSchema,
     if not cols:
         return {}
     lists = [table[c.name] for c in cols]
-    if not {v.__class__ for values in lists for v in values} <= {int, float}:
-        return {}
-    try:
-        block = np.array(lists, dtype=np.float64).reshape(len(cols), n_rows)
-    except OverflowError:
-        return {}
+    if bools_possible:
+        if not {v.__class__ for values in lists for v in values} <= {int, float}:
+            return {}
+        try:
+            block = np.array(lists, dtype=np.float64).reshape(len(cols), n_rows)
+        except OverflowError:
+            return {}
+    else:
+        # Strings, nulls, nested lists and huge ints all give a non-numeric dtype.
+        try:
+            raw = np.array(lists)
+        except (ValueError, OverflowError):
+            return {}
+        if raw.dtype.kind not in "fi" or raw.shape != (len(cols), n_rows):
+            return {}
+        block = raw.astype(np.float64, copy=False)
     low = np.array([-np.inf if c.low is None else c.low for c in cols])[:, None]
     high = np.array([np.inf if c.high is None else c.high for c in cols])[:, None]
     if not (np.isfinite(block).all() and (block >= low).all() and (block <= high).all()):

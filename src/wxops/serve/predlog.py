@@ -15,7 +15,8 @@ the log.
 
 Both stores have the columns ``received_at`` (UTC ISO time), ``endpoint``,
 ``model_name``, ``model_version``, ``run_id``, ``n_rows``, ``inputs`` (JSON object of
-column lists, times as ISO strings) and ``outputs`` (JSON list). Read them with
+column lists, times as UTC epoch milliseconds like pandas' ``to_json``) and ``outputs``
+(JSON list). Read them with
 ``sqlite3``/pandas (``SELECT * FROM predictions``) or ``pandas.read_parquet(folder)``.
 """
 
@@ -41,6 +42,7 @@ from wxops.serve.settings import PredictionLogSettings
 
 log = logging.getLogger(__name__)
 
+_NUMPY = orjson.OPT_SERIALIZE_NUMPY
 COLUMNS: tuple[str, ...] = ("received_at", "endpoint", "model_name", "model_version", "run_id",
                             "n_rows", "inputs", "outputs")
 
@@ -71,6 +73,8 @@ class SQLiteStore:
         try:
             self._conn = sqlite3.connect(path, timeout=30, check_same_thread=False)
             self._conn.execute("PRAGMA journal_mode=WAL")
+            # WAL + NORMAL: a committed flush survives a process crash (not power loss)
+            self._conn.execute("PRAGMA synchronous=NORMAL")
             self._conn.execute(
                 "CREATE TABLE IF NOT EXISTS predictions (id INTEGER PRIMARY KEY, "
                 "received_at TEXT, endpoint TEXT, model_name TEXT, model_version TEXT, "
@@ -168,9 +172,7 @@ class PredictionSink:
                 entries.append(self._queue.popleft())
             if not entries:
                 return 0
-            for entry in entries:
-                for value in entry.outputs.tolist():
-                    self._metrics.values.observe(value)
+            observe_all(self._metrics.values, np.concatenate([e.outputs for e in entries]))
             if self._store is None:
                 return 0
             rows = [_row(e) for e in entries]
@@ -190,13 +192,34 @@ class PredictionSink:
 
 
 def _row(entry: LogEntry) -> tuple[Any, ...]:
-    inputs = {
-        name: (np.datetime_as_string(arr, unit="s").tolist() if arr.dtype.kind == "M"
-               else arr.tolist())
-        for name, arr in entry.inputs.items()
-    }
     received = dt.datetime.fromtimestamp(entry.received_at, dt.UTC).isoformat(
         timespec="milliseconds")
+    # orjson writes float64 arrays natively; times go as epoch milliseconds (UTC), as
+    # pandas' to_json() writes them (pd.to_datetime(values, unit="ms") reads them back)
+    inputs = {name: (arr.astype("datetime64[ms]").astype(np.int64) if arr.dtype.kind == "M"
+                     else arr) for name, arr in entry.inputs.items()}
     return (received, entry.endpoint, entry.model_name, entry.model_version, entry.run_id,
-            len(entry.outputs), orjson.dumps(inputs).decode(),
-            orjson.dumps(entry.outputs.tolist()).decode())
+            len(entry.outputs), orjson.dumps(inputs, option=_NUMPY).decode(),
+            orjson.dumps(entry.outputs, option=_NUMPY).decode())
+
+
+def observe_all(histogram: Any, values: np.ndarray) -> None:
+    """``histogram.observe`` for every value, as one NumPy bucket count per flush.
+
+    Falls back to one ``observe`` per value if prometheus-client's histogram layout
+    (``_upper_bounds``, ``_buckets``, ``_sum``) ever changes.
+    """
+    bounds = getattr(histogram, "_upper_bounds", None)
+    buckets = getattr(histogram, "_buckets", None)
+    total = getattr(histogram, "_sum", None)
+    if bounds is None or buckets is None or total is None or len(bounds) != len(buckets):
+        for value in values.tolist():
+            histogram.observe(value)
+        return
+    finite = values[~np.isnan(values)]
+    counts = np.bincount(np.searchsorted(np.asarray(bounds), finite, side="left"),
+                         minlength=len(bounds))
+    for index, count in enumerate(counts.tolist()):
+        if count:
+            buckets[index].inc(count)
+    total.inc(float(finite.sum()))
