@@ -16,9 +16,9 @@ from typing import Any
 import pytest
 import typer
 import yaml
-from conftest import DEGRADED, GOOD, GOOD_RETRAINED, small_config
 from typer.testing import CliRunner
 
+from tests.release.conftest import DEGRADED, GOOD, GOOD_RETRAINED, small_config
 from wxops import tracking
 from wxops.pipeline import run_pipeline
 from wxops.release.cli import register
