@@ -65,3 +65,23 @@ class ReleaseError(WxopsError, RuntimeError):
 
 class TechnicalCheckError(WxopsError, RuntimeError):
     """A model version failed to load or to predict in a fresh process."""
+
+
+# --- serve ---
+
+
+class ServeError(WxopsError, RuntimeError):
+    """The inference service cannot start: no model, no token, an unsafe setting."""
+
+
+class PayloadError(WxopsError, ValueError):
+    """A prediction request is unusable; ``status`` is its HTTP code (400, 413 or 422).
+
+    ``field`` names the offending column or key (None when the whole body is at fault),
+    so a client can fix its request without reading server logs.
+    """
+
+    def __init__(self, message: str, *, status: int = 422, field: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.field = field

@@ -1,0 +1,359 @@
+"""The FastAPI application: routes, body limit, auth, validation, metrics, prediction log.
+
+Handlers read raw bytes and answer with orjson-encoded bytes: no pydantic models on the
+hot path (the request schemas are documented in OpenAPI all the same). Small requests
+are predicted on the event loop, avoiding a thread hop that costs more than the
+prediction; large ones go to a worker thread so they do not stall the loop.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import anyio
+import numpy as np
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.openapi.utils import get_openapi
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from wxops.errors import PayloadError, ServeError, TrackingError
+from wxops.serve.auth import TokenSet
+from wxops.serve.metrics import CONTENT_TYPE, ServiceMetrics
+from wxops.serve.model import LoadedModel, ModelHolder
+from wxops.serve.payload import (
+    Batch,
+    decode_json,
+    table_from_invocations,
+    table_from_predict,
+    validate_table,
+)
+from wxops.serve.predlog import LogEntry, PredictionSink
+from wxops.serve.settings import ServeSettings
+
+log = logging.getLogger(__name__)
+
+#: Bodies larger than this are decoded and predicted in a worker thread.
+_THREAD_BODY_BYTES = 256 * 1024
+_JSON = "application/json"
+_ENDPOINTS = frozenset({"/predict", "/invocations", "/health", "/ping", "/ready", "/model",
+                        "/metrics", "/admin/reload", "/version"})
+
+_PREDICT_EXAMPLES = {
+    "classic": {
+        "summary": "pandas DataFrame.to_json() string (the classic client)",
+        "value": {"data": '{"time":{"0":"1988-01-01T06:00:00"},"t2m":{"0":10.0},'
+                          '"td2m":{"0":6.1},"rh":{"0":77.0},"pressure":{"0":993.0},'
+                          '"wind_speed":{"0":6.2},"wind_dir":{"0":200.0},'
+                          '"total_cloud":{"0":10.0},"opaque_cloud":{"0":10.0}}'},
+    },
+    "records": {
+        "summary": "records",
+        "value": [{"time": "1988-01-01T06:00:00", "t2m": 10.0, "td2m": 6.1, "rh": 77.0,
+                   "pressure": 993.0, "wind_speed": 6.2, "wind_dir": 200.0,
+                   "total_cloud": 10.0, "opaque_cloud": 10.0}],
+    },
+    "columns": {
+        "summary": "columns",
+        "value": {"time": ["1988-01-01T06:00:00"], "t2m": [10.0], "td2m": [6.1],
+                  "rh": [77.0], "pressure": [993.0], "wind_speed": [6.2],
+                  "wind_dir": [200.0], "total_cloud": [10.0], "opaque_cloud": [10.0]},
+    },
+}
+_INVOCATION_EXAMPLES = {
+    "dataframe_split": {"summary": "MLflow dataframe_split", "value": {"dataframe_split": {
+        "columns": ["time", "t2m", "td2m", "rh", "pressure", "wind_speed", "wind_dir",
+                    "total_cloud", "opaque_cloud"],
+        "data": [["1988-01-01T06:00:00", 10.0, 6.1, 77.0, 993.0, 6.2, 200.0, 10.0, 10.0]]}}},
+}
+
+
+def _doc(examples: dict[str, Any], ok: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "requestBody": {"required": True,
+                        "content": {_JSON: {"schema": {}, "examples": examples}}},
+        "responses": {
+            "200": {"description": "Predictions", "content": {_JSON: {"example": ok}}},
+            "400": {"description": "Empty body, malformed JSON or unknown shape"},
+            "401": {"description": "Missing or invalid bearer token"},
+            "403": {"description": "Token lacks the 'predict' scope"},
+            "413": {"description": "Body over the configured limit"},
+            "422": {"description": "Missing/extra column, wrong type, NaN/inf, out of range"},
+            "503": {"description": "No model loaded yet"},
+        },
+        "security": [{"bearer": []}],
+    }
+
+
+def _json(payload: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(orjson.dumps(payload, option=orjson.OPT_SERIALIZE_NUMPY), status_code=status,
+                    media_type=_JSON, headers=headers)
+
+
+def _error(status: int, message: str, field: str | None = None,
+           headers: dict[str, str] | None = None) -> Response:
+    return _json({"error": message, "field": field, "status": status}, status, headers)
+
+
+class MetricsMiddleware:
+    """Pure-ASGI middleware: counts and times every HTTP request by endpoint and status."""
+
+    def __init__(self, app: ASGIApp, metrics: ServiceMetrics) -> None:
+        self.app = app
+        self.metrics = metrics
+        self._cache: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+        path = scope["path"]
+        endpoint = path if path in _ENDPOINTS else "other"
+        method = scope["method"]
+
+        async def send_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_status)
+        finally:
+            counter, histogram = self._children(endpoint, method, status)
+            counter.inc()
+            histogram.observe(time.perf_counter() - started)
+
+    def _children(self, endpoint: str, method: str, status: int) -> tuple[Any, Any]:
+        """Labelled metric children, looked up once per label set (``labels()`` is slow)."""
+        key = (endpoint, method, status)
+        found = self._cache.get(key)
+        if found is None:
+            code = str(status)
+            found = (self.metrics.requests.labels(endpoint, method, code),
+                     self.metrics.latency.labels(endpoint, code))
+            self._cache[key] = found
+        return found
+
+
+def create_app(
+    settings: ServeSettings,
+    holder: ModelHolder,
+    *,
+    tokens: TokenSet | None,
+    metrics: ServiceMetrics | None = None,
+    on_admin_reload: Callable[[], None] | None = None,
+) -> FastAPI:
+    """Build the service around ``holder``.
+
+    Args:
+        settings: limits, auth switch, prediction log, polling.
+        holder: the model (loaded in the background at start-up; ``/ready`` says when).
+        tokens: configured bearer tokens; must be given unless ``settings.auth`` is off.
+        metrics: a :class:`ServiceMetrics` (a fresh one by default).
+        on_admin_reload: also called by ``POST /admin/reload`` (multi-worker broadcast).
+    """
+    if settings.auth and tokens is None:
+        raise ServeError("auth is on but no tokens were given")
+    metrics = metrics or ServiceMetrics()
+    sink = PredictionSink(settings.prediction_log, metrics)
+
+    def on_swap(old: LoadedModel | None, new: LoadedModel) -> None:
+        metrics.reloads.labels("swapped").inc()
+        metrics.set_model((old.name, old.version, old.run_id) if old else None,
+                          (new.name, new.version, new.run_id))
+
+    holder.subscribe(on_swap=on_swap,
+                     on_error=lambda _reason: metrics.reloads.labels("failed").inc())
+
+    def initial_load() -> None:
+        try:
+            holder.reload()
+        except (TrackingError, ServeError) as exc:
+            log.error("cannot load %s yet (retrying every poll): %s", holder.ref, exc)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        sink.start()
+        loader = threading.Thread(target=initial_load, name="wxops-model-load", daemon=True)
+        loader.start()
+        holder.start_polling(settings.poll_seconds or 0.0)
+        try:
+            yield
+        finally:
+            holder.stop()
+            loader.join(timeout=60)
+            sink.stop()
+
+    app = FastAPI(
+        title="wxops inference service",
+        description="Predictions of the registered model, validated against its signature "
+                    "and the physical ranges of wxops' QC table. Send 'Authorization: Bearer "
+                    "<token>' (scope 'predict'; 'admin' for /admin/*).",
+        lifespan=lifespan,
+    )
+    app.state.holder = holder
+    app.state.sink = sink
+    app.state.metrics = metrics
+    max_body = settings.max_body_bytes
+    rows_counter = {e: metrics.rows.labels(e) for e in ("/predict", "/invocations")}
+
+    def authorize(request: Request, scope: str) -> Response | None:
+        if tokens is None:
+            return None
+        result = tokens.check(request.headers.get("authorization"), scope)
+        if result.status == 200:
+            return None
+        headers = {"WWW-Authenticate": 'Bearer realm="wxops"'} if result.status == 401 else None
+        return _error(result.status, result.reason, headers=headers)
+
+    async def read_body(request: Request) -> bytes:
+        declared = request.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > max_body:
+            raise PayloadError(f"body of {int(declared)} bytes is over the limit of {max_body} "
+                               "bytes; send fewer rows per request", status=413)
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > max_body:
+                raise PayloadError(f"body is over the limit of {max_body} bytes; send fewer "
+                                   "rows per request", status=413)
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    async def serve(
+        request: Request, endpoint: str,
+        parse: Callable[[Any, LoadedModel], dict[str, list[Any]]],
+        answer: Callable[[LoadedModel, np.ndarray], Any],
+    ) -> Response:
+        denied = authorize(request, "predict")
+        if denied is not None:
+            return denied
+        model = holder.current  # read once: this request finishes on this model
+        if model is None:
+            return _error(503, f"no model loaded yet ({holder.last_error or 'loading'})")
+        received = time.time()
+
+        def run(body: bytes) -> tuple[Batch, np.ndarray]:
+            batch = validate_table(parse(decode_json(body), model), model.schema,
+                                   bools_possible=b"true" in body or b"false" in body)
+            return batch, model.predict(batch)
+
+        try:
+            body = await read_body(request)
+            if len(body) > _THREAD_BODY_BYTES or len(body) // 80 > settings.inline_rows:
+                batch, result = await anyio.to_thread.run_sync(run, body)
+            else:
+                batch, result = run(body)
+        except PayloadError as exc:
+            return _error(exc.status, str(exc), exc.field)
+        rows_counter[endpoint].inc(batch.n_rows)
+        sink.submit(LogEntry(received, endpoint, model.name, model.version, model.run_id,
+                             batch.columns, result))
+        return _json(answer(model, result), headers={
+            "X-Model-Name": model.name, "X-Model-Version": model.version,
+            "X-Model-Run-Id": model.run_id})
+
+    @app.post("/predict", openapi_extra=_doc(_PREDICT_EXAMPLES, {
+        "model_name": "visibility", "model_version": "3",
+        "model_run_id": "30368539d2464fc5b05c069cb15268a2", "result": [16093.0]}),
+        summary="Predict from a DataFrame (to_json string, records or columns)")
+    async def predict(request: Request) -> Response:
+        return await serve(
+            request, "/predict", lambda body, _m: table_from_predict(body),
+            lambda m, result: {"model_name": m.name, "model_version": m.version,
+                               "model_run_id": m.run_id, "result": result})
+
+    @app.post("/invocations", openapi_extra=_doc(_INVOCATION_EXAMPLES, {
+        "predictions": [16093.0]}), summary="MLflow scoring protocol")
+    async def invocations(request: Request) -> Response:
+        return await serve(
+            request, "/invocations", lambda body, m: table_from_invocations(body, m.schema),
+            lambda _m, result: {"predictions": result})
+
+    @app.get("/health", summary="Liveness: the process answers")
+    async def health() -> Response:
+        return _json({"status": "ok", "auth": tokens is not None})
+
+    @app.get("/ping", summary="Liveness (MLflow's scoring-server name)")
+    async def ping() -> Response:
+        return _json({"status": "ok"})
+
+    @app.get("/version", summary="wxops version (MLflow's scoring-server route)")
+    async def version() -> Response:
+        from wxops import __version__
+
+        return Response(__version__, media_type="text/plain")
+
+    @app.get("/ready", summary="Readiness: a model is loaded")
+    async def ready() -> Response:
+        model = holder.current
+        if model is None:
+            return _error(503, f"no model loaded yet ({holder.last_error or 'loading'})")
+        return _json({"status": "ready", "model_name": model.name,
+                      "model_version": model.version})
+
+    @app.get("/model", summary="Name, version, run id, signature, data digest, load time",
+             openapi_extra={"security": [{"bearer": []}]})
+    async def model_info(request: Request) -> Response:
+        denied = authorize(request, "predict")
+        if denied is not None:
+            return denied
+        model = holder.current
+        if model is None:
+            return _error(503, f"no model loaded yet ({holder.last_error or 'loading'})")
+        info = model.describe()
+        info.update({"following": str(holder.ref), "poll_seconds": settings.poll_seconds,
+                     "last_reload_error": holder.last_error})
+        return _json(info)
+
+    @app.get("/metrics", summary="Prometheus metrics")
+    async def metrics_route() -> Response:
+        return Response(metrics.render(), media_type=CONTENT_TYPE)
+
+    @app.post("/admin/reload", summary="Load the version the alias points at now (admin)",
+              openapi_extra={"security": [{"bearer": []}]})
+    async def admin_reload(request: Request) -> Response:
+        denied = authorize(request, "admin")
+        if denied is not None:
+            return denied
+        before = holder.current
+        try:
+            model, swapped = await anyio.to_thread.run_sync(holder.reload)
+        except (TrackingError, ServeError) as exc:
+            return _error(502, f"reload failed, still serving "
+                               f"{before.version if before else 'nothing'}: {exc}")
+        if not swapped:
+            metrics.reloads.labels("unchanged").inc()
+        if on_admin_reload is not None:
+            on_admin_reload()
+        return _json({"swapped": swapped, "model_version": model.version,
+                      "previous_version": before.version if before else None,
+                      "model_run_id": model.run_id})
+
+    app.openapi = _openapi_with_bearer(app)  # type: ignore[method-assign]
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
+    return app
+
+
+def _openapi_with_bearer(app: FastAPI) -> Callable[[], dict[str, Any]]:
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = get_openapi(title=app.title, version="1", description=app.description,
+                                 routes=app.routes)
+            schema.setdefault("components", {})["securitySchemes"] = {
+                "bearer": {"type": "http", "scheme": "bearer"}}
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    return openapi
+

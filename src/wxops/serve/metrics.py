@@ -1,0 +1,75 @@
+"""Prometheus metrics of the service (``GET /metrics``).
+
+=========================================  =========  ===================================
+metric                                     type       labels
+=========================================  =========  ===================================
+``wxops_requests_total``                   counter    endpoint, method, status
+``wxops_request_duration_seconds``         histogram  endpoint, status
+``wxops_prediction_rows_total``            counter    endpoint
+``wxops_predicted_value``                  histogram  (visibility in metres by default)
+``wxops_model_info``                       gauge=1    name, version, run_id (info metric)
+``wxops_model_reloads_total``              counter    outcome (swapped, unchanged, failed)
+``wxops_prediction_log_dropped_total``     counter    (queue full: entries not logged)
+``wxops_prediction_log_written_total``     counter    (requests written to the log)
+=========================================  =========  ===================================
+
+With several workers, ``PROMETHEUS_MULTIPROC_DIR`` is set by the supervisor and every
+worker answers ``/metrics`` with the sum over all workers (prometheus-client's
+multiprocess mode; the info metric then takes the max over live workers).
+"""
+
+from __future__ import annotations
+
+import os
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import multiprocess as prom_mp
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+_LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+                    5.0, 10.0)
+#: Visibility thresholds that matter to aviation (m), up to the 100 km QC limit.
+VALUE_BUCKETS = (200.0, 400.0, 800.0, 1500.0, 3000.0, 5000.0, 8000.0, 10_000.0, 16_000.0,
+                 25_000.0, 50_000.0, 100_000.0)
+
+
+class ServiceMetrics:
+    """The service's metrics in their own registry (several apps can share a process)."""
+
+    def __init__(self, value_buckets: tuple[float, ...] = VALUE_BUCKETS) -> None:
+        self.multiprocess = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
+        self.registry = CollectorRegistry(auto_describe=True)
+        reg = None if self.multiprocess else self.registry
+        self.requests = Counter("wxops_requests", "HTTP requests answered.",
+                                ["endpoint", "method", "status"], registry=reg)
+        self.latency = Histogram("wxops_request_duration_seconds",
+                                 "Time from request start to response, by endpoint and status.",
+                                 ["endpoint", "status"], buckets=_LATENCY_BUCKETS, registry=reg)
+        self.rows = Counter("wxops_prediction_rows", "Rows predicted.", ["endpoint"],
+                            registry=reg)
+        self.values = Histogram("wxops_predicted_value", "Distribution of predicted values.",
+                                buckets=value_buckets, registry=reg)
+        self.model_info = Gauge("wxops_model_info", "The model version served (value 1).",
+                                ["name", "version", "run_id"], registry=reg,
+                                multiprocess_mode="max")
+        self.reloads = Counter("wxops_model_reloads", "Model reload attempts.", ["outcome"],
+                               registry=reg)
+        self.log_dropped = Counter("wxops_prediction_log_dropped",
+                                   "Prediction-log entries dropped because the queue was full.",
+                                   registry=reg)
+        self.log_written = Counter("wxops_prediction_log_written",
+                                   "Requests written to the prediction log.", registry=reg)
+
+    def set_model(self, old: tuple[str, str, str] | None, new: tuple[str, str, str]) -> None:
+        """Point the info metric at ``new`` (name, version, run_id)."""
+        if old is not None and old != new:
+            self.model_info.labels(*old).set(0)
+        self.model_info.labels(*new).set(1)
+
+    def render(self) -> bytes:
+        """The exposition text of every metric (all workers in multiprocess mode)."""
+        if self.multiprocess:
+            registry = CollectorRegistry()
+            prom_mp.MultiProcessCollector(registry)
+            return generate_latest(registry)
+        return generate_latest(self.registry)

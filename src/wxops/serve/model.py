@@ -1,0 +1,211 @@
+"""The served model and its hot swap: follow a registry alias, swap atomically.
+
+A request reads :attr:`ModelHolder.current` once and uses that :class:`LoadedModel` to
+the end, so an in-flight request always finishes on the model it started with and its
+response names that model's version. A reload builds the new model completely (load,
+compile, check, warm-up) *beside* the old one and then replaces one reference, which is
+atomic in Python; no request ever sees a half-loaded model, and none fails during the
+swap.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import re
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from wxops.errors import ServeError, TrackingError
+from wxops.serve.fastpath import Predictor, build_predictor, synthetic_batch
+from wxops.serve.payload import Batch, InputSchema
+
+log = logging.getLogger(__name__)
+
+_REF = re.compile(r"^(?:models:/)?(?P<name>[^@/\s]+)(?:@(?P<alias>[\w.-]+)|/(?P<version>\d+))$")
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """``name@alias`` (followed as the alias moves) or ``name/version`` (pinned)."""
+
+    name: str
+    alias: str | None = None
+    version: str | None = None
+
+    def __str__(self) -> str:
+        return f"{self.name}@{self.alias}" if self.alias else f"{self.name}/{self.version}"
+
+
+def parse_model_ref(text: str) -> ModelRef:
+    """Parse ``visibility@champion``, ``visibility/3`` or ``models:/visibility@champion``."""
+    match = _REF.match(text.strip())
+    if match is None:
+        raise ServeError(f"--model {text!r}: write NAME@ALIAS (e.g. visibility@champion) or "
+                         "NAME/VERSION (e.g. visibility/3)")
+    return ModelRef(match["name"], match["alias"], match["version"])
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A model version ready to predict, with what ``GET /model`` reports about it."""
+
+    name: str
+    version: str
+    run_id: str
+    source: str
+    signature: list[dict[str, Any]]
+    schema: InputSchema
+    predictor: Predictor
+    tags: dict[str, str]
+    loaded_at: str = field(
+        default_factory=lambda: dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds"))
+
+    def predict(self, batch: Batch) -> np.ndarray:
+        return self.predictor.fn(batch)
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "version": self.version,
+            "run_id": self.run_id,
+            "source": self.source,
+            "signature": {"inputs": self.signature},
+            "data_digest": self.tags.get("data_sha256"),
+            "training_data_digest": self.tags.get("training_data_sha256"),
+            "config_hash": self.tags.get("config_hash"),
+            "git_commit": self.tags.get("git_commit"),
+            "loaded_at": self.loaded_at,
+            "predict_path": self.predictor.path,
+        }
+
+
+def load_model(name: str, version: str) -> LoadedModel:
+    """Load, compile, check and warm up version ``version`` of ``name`` (tracking must be
+    connected)."""
+    from wxops import tracking
+
+    servable = tracking.load_servable_model(name, version)
+    schema = InputSchema.from_signature(servable.inputs)
+    predictor = build_predictor(servable.model, schema)
+    warm = predictor.fn(synthetic_batch(schema, 1))
+    if warm.shape != (1,):
+        raise ServeError(f"{name}/{version} returns {warm.shape} for one row; wxops serve "
+                         "serves models with one output per row")
+    return LoadedModel(
+        name=servable.name, version=servable.version, run_id=servable.run_id,
+        source=servable.source, signature=servable.inputs, schema=schema,
+        predictor=predictor, tags=servable.tags,
+    )
+
+
+class ModelHolder:
+    """Holds the current model; reloads it when the alias moves (poll or on demand).
+
+    Args:
+        ref: what to serve.
+        loader: ``(name, version) -> LoadedModel`` (:func:`load_model` in production).
+        resolver: ``(ref) -> version`` the registry currently points at.
+    Listeners added with :meth:`subscribe` hear of every swap and every failed load
+    (metrics, logs), whoever triggered it: start-up, the poller or ``/admin/reload``.
+    """
+
+    def __init__(
+        self,
+        ref: ModelRef,
+        *,
+        loader: Callable[[str, str], LoadedModel] = load_model,
+        resolver: Callable[[ModelRef], str] | None = None,
+    ) -> None:
+        self.ref = ref
+        self._loader = loader
+        self._resolver = resolver or _resolve
+        self._on_swap: list[Callable[[LoadedModel | None, LoadedModel], None]] = []
+        self._on_error: list[Callable[[str], None]] = []
+        self._current: LoadedModel | None = None
+        self._reload_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._poller: threading.Thread | None = None
+        self.last_error: str | None = None
+
+    def subscribe(
+        self,
+        on_swap: Callable[[LoadedModel | None, LoadedModel], None] | None = None,
+        on_error: Callable[[str], None] | None = None,
+    ) -> None:
+        """Call ``on_swap(old, new)`` after each swap, ``on_error(reason)`` after a failed load."""
+        if on_swap is not None:
+            self._on_swap.append(on_swap)
+        if on_error is not None:
+            self._on_error.append(on_error)
+
+    @property
+    def current(self) -> LoadedModel | None:
+        """The model new requests use (read once per request)."""
+        return self._current
+
+    def reload(self) -> tuple[LoadedModel, bool]:
+        """Load the version the reference points at, if new; return (model, swapped).
+
+        Concurrent calls are serialised; a failed load leaves the current model serving
+        and raises (TrackingError/ServeError) with the reason kept in :attr:`last_error`.
+        """
+        with self._reload_lock:
+            try:
+                version = self._resolver(self.ref)
+                old = self._current
+                if old is not None and old.version == version:
+                    self.last_error = None
+                    return old, False
+                new = self._loader(self.ref.name, version)
+            except (TrackingError, ServeError) as exc:
+                self._failed(str(exc))
+                raise
+            except Exception as exc:  # unpickling, artifact I/O: keep serving the old one
+                reason = f"cannot load {self.ref}: {type(exc).__name__}: {exc}"
+                self._failed(reason)
+                raise ServeError(reason) from exc
+            self._current = new  # the swap: one reference assignment
+            self.last_error = None
+            for listener in self._on_swap:
+                listener(old, new)
+            log.info("serving %s version %s (was %s)", new.name, new.version,
+                     old.version if old else "none")
+            return new, True
+
+    def _failed(self, reason: str) -> None:
+        self.last_error = reason
+        for listener in self._on_error:
+            listener(reason)
+
+    def start_polling(self, interval: float) -> None:
+        """Follow the alias every ``interval`` seconds in a daemon thread (0: never)."""
+        if interval <= 0 or self.ref.alias is None or self._poller is not None:
+            return
+        self._poller = threading.Thread(target=self._poll, args=(interval,),
+                                        name="wxops-model-poll", daemon=True)
+        self._poller.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._poller is not None:
+            self._poller.join(timeout=5)
+            self._poller = None
+
+    def _poll(self, interval: float) -> None:
+        while not self._stop.wait(interval):
+            try:
+                self.reload()
+            except (TrackingError, ServeError) as exc:
+                log.warning("model poll: keeping version %s: %s",
+                            self._current.version if self._current else "none", exc)
+
+
+def _resolve(ref: ModelRef) -> str:
+    from wxops import tracking
+
+    return tracking.resolve_model_version(ref.name, alias=ref.alias, version=ref.version)

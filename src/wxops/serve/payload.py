@@ -1,0 +1,457 @@
+"""Request bodies -> validated NumPy columns, or a :class:`PayloadError` naming the problem.
+
+Pure functions (no I/O). Every way a body can be wrong maps to a 4xx that names the field
+and what is wrong with it, so bad input never becomes a 500:
+
+============================  ======  ==================================================
+problem                       status  example message
+============================  ======  ==================================================
+empty body                    400     ``empty body: send a JSON object ...``
+malformed JSON                400     ``malformed JSON: unexpected character ...``
+unknown shape / wrapper key   400     ``expected one of dataframe_split, ...``
+body over the limit           413     (raised by the app before parsing)
+missing column                422     ``t2m: missing column (the model needs ...)``
+extra column                  422     ``foo: unexpected column (the model takes ...)``
+wrong type                    422     ``t2m, row 0: expected a number, got string 'x'``
+missing value (null)          422     ``t2m, row 2: missing value``
+NaN or infinity               422     ``t2m, row 0: NaN is not a finite number``
+out of physical range         422     ``t2m, row 0: 95.0 degC is outside [-80, 60]``
+no rows                       422     ``no rows to predict``
+============================  ======  ==================================================
+
+Physical ranges are those of :data:`wxops.data.qc.VARIABLES`, the same table the
+training data went through.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import orjson
+
+from wxops.data.qc import VARIABLES
+from wxops.errors import PayloadError, ServeError
+
+#: Keys of MLflow's scoring protocol, in the order MLflow documents them.
+MLFLOW_KEYS: tuple[str, ...] = ("dataframe_split", "dataframe_records", "instances", "inputs")
+_NUMERIC = frozenset({"double", "float", "long", "integer"})
+_MISSING: Any = object()
+
+
+@dataclass(frozen=True)
+class Column:
+    """One input column of the model signature, with its physical range if known."""
+
+    name: str
+    type: str
+    required: bool = True
+    low: float | None = None
+    high: float | None = None
+    units: str = ""
+
+
+@dataclass(frozen=True)
+class InputSchema:
+    """The columns a model takes, in signature order."""
+
+    columns: tuple[Column, ...]
+    names: frozenset[str] = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "names", frozenset(c.name for c in self.columns))
+
+    @classmethod
+    def from_signature(cls, inputs: Sequence[Mapping[str, Any]]) -> InputSchema:
+        """Build from MLflow's signature dicts; ranges come from the QC variable table.
+
+        Raises:
+            ServeError: a signature without column names (a tensor signature), which
+                this service cannot validate.
+        """
+        columns = []
+        for spec in inputs:
+            name = spec.get("name")
+            if not name:
+                raise ServeError("the model signature has unnamed inputs (a tensor signature); "
+                                 "wxops serve needs a column-based model")
+            var = VARIABLES.get(str(name))
+            columns.append(Column(
+                name=str(name), type=str(spec.get("type", "double")),
+                required=bool(spec.get("required", True)),
+                low=var.low if var else None, high=var.high if var else None,
+                units=var.units if var else "",
+            ))
+        return cls(tuple(columns))
+
+    def describe(self) -> str:
+        return ", ".join(f"{c.name} ({c.type})" for c in self.columns)
+
+
+@dataclass(frozen=True)
+class Batch:
+    """Validated input: one NumPy array per signature column, all ``n_rows`` long.
+
+    Numeric columns are float64 (finite, in range), datetimes are naive-UTC
+    ``datetime64[ns]``.
+    """
+
+    columns: dict[str, np.ndarray]
+    n_rows: int
+
+
+# --- decoding ----------------------------------------------------------------------------
+
+
+def decode_json(body: bytes) -> Any:
+    """Parse a request body; Python-style ``NaN``/``Infinity`` literals are accepted here
+    so that validation can name the field holding them."""
+    if not body or not body.strip():
+        raise PayloadError("empty body: send a JSON object, e.g. {\"data\": df.to_json()}",
+                           status=400)
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as fast_exc:
+        try:
+            return json.loads(body)
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise PayloadError(f"malformed JSON: {fast_exc}", status=400) from None
+
+
+# --- shapes ------------------------------------------------------------------------------
+
+
+def table_from_predict(body: Any) -> dict[str, list[Any]]:
+    """Columns of a ``/predict`` body.
+
+    Accepted: ``{"data": "<DataFrame.to_json() string>"}`` (the classic client), ``{"data":
+    <object>}``, a list of records, a mapping of columns (lists or pandas' ``{index: value}``
+    dicts), or ``{"columns": [...], "data": [[...]]}`` (pandas' split orient).
+    """
+    if isinstance(body, dict) and "data" in body and "columns" not in body:
+        extra = sorted(set(body) - {"data"})
+        if extra:
+            raise PayloadError(f"unexpected keys {extra} beside 'data'", status=400, field=extra[0])
+        inner = body["data"]
+        if isinstance(inner, str):
+            inner = decode_json(inner.encode())
+        return _table(inner, where="data")
+    return _table(body, where="body")
+
+
+def table_from_invocations(body: Any, schema: InputSchema) -> dict[str, list[Any]]:
+    """Columns of an MLflow scoring-protocol body (``dataframe_split``, ``dataframe_records``,
+    ``instances`` or ``inputs``, plus an optional empty ``params``)."""
+    if not isinstance(body, dict):
+        raise PayloadError(f"expected a JSON object with one of {list(MLFLOW_KEYS)}", status=400)
+    keys = [k for k in MLFLOW_KEYS if k in body]
+    unknown = sorted(set(body) - {*MLFLOW_KEYS, "params"})
+    if unknown:
+        raise PayloadError(f"unknown keys {unknown}; expected one of {list(MLFLOW_KEYS)}",
+                           status=400, field=unknown[0])
+    if len(keys) != 1:
+        raise PayloadError(f"expected exactly one of {list(MLFLOW_KEYS)}, got {keys or 'none'}",
+                           status=400)
+    params = body.get("params")
+    if params:
+        raise PayloadError("this model takes no params; remove 'params'", field="params")
+    key = keys[0]
+    value = body[key]
+    if key == "dataframe_split":
+        if not isinstance(value, dict) or "columns" not in value or "data" not in value:
+            raise PayloadError("dataframe_split needs 'columns' and 'data' (pandas' split orient)",
+                               status=400, field=key)
+        return _table(value, where=key)
+    if key == "dataframe_records":
+        if not isinstance(value, list):
+            raise PayloadError("dataframe_records must be a list of records", status=400,
+                               field=key)
+        return _table(value, where=key)
+    # instances / inputs: records, columns, or positional rows in signature order
+    if isinstance(value, list) and value and all(isinstance(r, list) for r in value):
+        names = [c.name for c in schema.columns]
+        return _split_table(names, value, where=key)
+    return _table(value, where=key)
+
+
+def _table(obj: Any, *, where: str) -> dict[str, list[Any]]:
+    if isinstance(obj, list):
+        return _records_table(obj, where=where)
+    if not isinstance(obj, dict):
+        raise PayloadError(
+            f"{where}: expected records (a list of objects) or columns (an object), "
+            f"got {_kind(obj)}", status=400, field=None if where == "body" else where)
+    if "columns" in obj and "data" in obj and isinstance(obj["columns"], list):
+        extra = sorted(set(obj) - {"columns", "data", "index"})
+        if extra:
+            raise PayloadError(f"{where}: unexpected keys {extra} in split orient", status=400,
+                               field=extra[0])
+        return _split_table(obj["columns"], obj["data"], where=where)
+    if not obj:
+        raise PayloadError("no rows to predict", field=None)
+    first = next(iter(obj.values()))
+    if isinstance(first, dict):
+        return _index_table(obj, where=where)
+    if isinstance(first, list):
+        return _columns_table(obj)
+    # a single record of scalars
+    return {str(k): [v] for k, v in obj.items()}
+
+
+def _records_table(records: list[Any], *, where: str) -> dict[str, list[Any]]:
+    if not records:
+        raise PayloadError("no rows to predict")
+    keys: dict[str, None] = {}
+    for i, rec in enumerate(records):
+        if not isinstance(rec, dict):
+            raise PayloadError(f"{where}, row {i}: expected an object of column values, "
+                               f"got {_kind(rec)}", status=422, field=where)
+        keys.update(dict.fromkeys(rec))
+    return {k: [r.get(k, _MISSING) for r in records] for k in keys}
+
+
+def _split_table(columns: Any, data: Any, *, where: str) -> dict[str, list[Any]]:
+    if not isinstance(columns, list) or not all(isinstance(c, str) for c in columns):
+        raise PayloadError(f"{where}: 'columns' must be a list of names", status=400, field=where)
+    if not isinstance(data, list):
+        raise PayloadError(f"{where}: 'data' must be a list of rows", status=400, field=where)
+    if not data:
+        raise PayloadError("no rows to predict")
+    width = len(columns)
+    if set(map(type, data)) != {list} or set(map(len, data)) != {width}:
+        for i, row in enumerate(data):
+            if not isinstance(row, list) or len(row) != width:
+                got = f"{len(row)} values" if isinstance(row, list) else _kind(row)
+                raise PayloadError(f"{where}, row {i}: expected {width} values (one per "
+                                   f"column), got {got}", field=where)
+    dupes = sorted({c for c in columns if columns.count(c) > 1})
+    if dupes:
+        raise PayloadError(f"{dupes[0]}: column given twice", field=dupes[0])
+    return {name: list(values) for name, values in zip(columns, zip(*data, strict=True),
+                                                        strict=True)}
+
+
+def _index_table(obj: dict[str, Any], *, where: str) -> dict[str, list[Any]]:
+    """pandas' default ``to_json()`` orient: ``{column: {index: value}}``."""
+    first = next(iter(obj.values()))
+    index = list(first)
+    table: dict[str, list[Any]] = {}
+    for name, cells in obj.items():
+        if not isinstance(cells, dict):
+            raise PayloadError(f"{name}: expected an object of {{index: value}} like the other "
+                               f"columns, got {_kind(cells)}", field=name)
+        if len(cells) != len(index):
+            raise PayloadError(f"{name}: has {len(cells)} values, the first column "
+                               f"{len(index)}", field=name)
+        table[name] = [cells.get(i, _MISSING) for i in index]
+    return table
+
+
+def _columns_table(obj: dict[str, Any]) -> dict[str, list[Any]]:
+    lengths = {}
+    for name, values in obj.items():
+        if not isinstance(values, list):
+            raise PayloadError(f"{name}: expected a list of values like the other columns, "
+                               f"got {_kind(values)}", field=name)
+        lengths[name] = len(values)
+    if len(set(lengths.values())) > 1:
+        first = next(iter(lengths))
+        odd = next(n for n, k in lengths.items() if k != lengths[first])
+        raise PayloadError(f"{odd}: has {lengths[odd]} values, '{first}' has {lengths[first]}",
+                           field=odd)
+    return obj
+
+
+# --- validation --------------------------------------------------------------------------
+
+
+def validate_table(table: dict[str, list[Any]], schema: InputSchema, *,
+                   bools_possible: bool = True) -> Batch:
+    """Check names, types, missing and non-finite values and physical ranges.
+
+    ``bools_possible=False`` is a promise that no value is a JSON ``true``/``false``
+    (the caller saw neither word in the body); numeric columns are then type-checked by
+    NumPy alone, which is several times faster than looking at every value.
+    """
+    extra = [k for k in table if k not in schema.names]
+    if extra:
+        raise PayloadError(f"{extra[0]}: unexpected column (the model takes: "
+                           f"{schema.describe()})", field=extra[0])
+    missing = [c.name for c in schema.columns if c.required and c.name not in table]
+    if missing:
+        raise PayloadError(f"{missing[0]}: missing column (the model needs: "
+                           f"{schema.describe()})", field=missing[0])
+    first = next(iter(table)) if table else ""
+    n_rows = len(table[first]) if table else 0
+    for name, cells in table.items():
+        if len(cells) != n_rows:
+            raise PayloadError(f"{name}: has {len(cells)} values, {first} has {n_rows}",
+                               field=name)
+    if n_rows == 0:
+        raise PayloadError("no rows to predict")
+    columns = _numeric_block(table, schema, n_rows, bools_possible)
+    for col in schema.columns:
+        values = table.get(col.name)
+        if values is None or col.name in columns:
+            continue
+        if col.type in _NUMERIC:
+            columns[col.name] = _numeric(col, values)
+        elif col.type == "datetime":
+            columns[col.name] = _datetime(col, values)
+        elif col.type == "boolean":
+            columns[col.name] = _typed(col, values, (bool,), "true or false", np.bool_)
+        elif col.type == "string":
+            columns[col.name] = _typed(col, values, (str,), "a string", np.object_)
+        else:
+            raise PayloadError(f"{col.name}: the model's input type '{col.type}' is not "
+                               "served over JSON", field=col.name)
+    return Batch(columns, n_rows)
+
+
+def _numeric_block(table: dict[str, list[Any]], schema: InputSchema, n_rows: int,
+                   bools_possible: bool) -> dict[str, np.ndarray]:
+    """All plain float columns checked at once (the common case, a few array operations);
+    empty when anything needs a closer look, which :func:`_numeric` then gives per column
+    with a precise message."""
+    cols = [c for c in schema.columns if c.type in ("double", "float") and c.name in table]
+    if not cols:
+        return {}
+    lists = [table[c.name] for c in cols]
+    if bools_possible:
+        if not {v.__class__ for values in lists for v in values} <= {int, float}:
+            return {}
+        try:
+            block = np.array(lists, dtype=np.float64).reshape(len(cols), n_rows)
+        except OverflowError:
+            return {}
+    else:
+        # Strings, nulls, nested lists and huge ints all give a non-numeric dtype.
+        try:
+            raw = np.array(lists)
+        except (ValueError, OverflowError):
+            return {}
+        if raw.dtype.kind not in "fi" or raw.shape != (len(cols), n_rows):
+            return {}
+        block = raw.astype(np.float64, copy=False)
+    low = np.array([-np.inf if c.low is None else c.low for c in cols])[:, None]
+    high = np.array([np.inf if c.high is None else c.high for c in cols])[:, None]
+    if not (np.isfinite(block).all() and (block >= low).all() and (block <= high).all()):
+        return {}
+    return {c.name: block[i] for i, c in enumerate(cols)}
+
+
+def _numeric(col: Column, values: list[Any]) -> np.ndarray:
+    kinds = {v.__class__ for v in values}
+    if not kinds <= {int, float}:
+        for i, v in enumerate(values):
+            if v is None or v is _MISSING:
+                raise PayloadError(f"{col.name}, row {i}: missing value", field=col.name)
+            if v.__class__ not in (int, float):
+                raise PayloadError(f"{col.name}, row {i}: expected a number, got {_kind(v)}",
+                                   field=col.name)
+    try:
+        arr = np.array(values, dtype=np.float64)
+    except OverflowError:
+        raise PayloadError(f"{col.name}: a value is too large for a float64",
+                           field=col.name) from None
+    finite = np.isfinite(arr)
+    if not finite.all():
+        i = int(np.argmin(finite))
+        raise PayloadError(f"{col.name}, row {i}: {values[i]!r} is not a finite number",
+                           field=col.name)
+    if col.type in ("long", "integer"):
+        fractional = arr != np.round(arr)
+        if fractional.any():
+            i = int(np.argmax(fractional))
+            raise PayloadError(f"{col.name}, row {i}: expected an integer, got {values[i]!r}",
+                               field=col.name)
+    if col.low is not None and col.high is not None:
+        bad = (arr < col.low) | (arr > col.high)
+        if bad.any():
+            i = int(np.argmax(bad))
+            raise PayloadError(
+                f"{col.name}, row {i}: {values[i]!r} {col.units} is outside the physical "
+                f"range [{col.low:g}, {col.high:g}] {col.units}".replace("  ", " "),
+                field=col.name)
+    return arr
+
+
+def _datetime(col: Column, values: list[Any]) -> np.ndarray:
+    kinds = {v.__class__ for v in values}
+    if kinds == {str}:
+        try:
+            arr = np.array(values, dtype="datetime64[ns]")
+        except ValueError:
+            arr = _datetime_slow(col, values)
+    elif kinds <= {int, float}:
+        # pandas' to_json() writes datetimes as epoch milliseconds
+        ms = np.array(values, dtype=np.float64)
+        if not np.isfinite(ms).all():
+            i = int(np.argmin(np.isfinite(ms)))
+            raise PayloadError(f"{col.name}, row {i}: {values[i]!r} is not a time",
+                               field=col.name)
+        arr = (ms * 1e6).astype("int64").astype("datetime64[ns]")
+    else:
+        for i, v in enumerate(values):
+            if v is None or v is _MISSING:
+                raise PayloadError(f"{col.name}, row {i}: missing value", field=col.name)
+            if v.__class__ not in (str, int, float):
+                raise PayloadError(f"{col.name}, row {i}: expected an ISO 8601 time or epoch "
+                                   f"milliseconds, got {_kind(v)}", field=col.name)
+        raise PayloadError(f"{col.name}: mixes ISO 8601 strings and epoch numbers; use one",
+                           field=col.name)
+    if np.isnat(arr).any():
+        i = int(np.argmax(np.isnat(arr)))
+        raise PayloadError(f"{col.name}, row {i}: missing value", field=col.name)
+    return arr
+
+
+def _datetime_slow(col: Column, values: list[str]) -> np.ndarray:
+    """Times with a UTC offset (``...+02:00``, ``...Z``): converted to naive UTC."""
+    import pandas as pd
+
+    out = np.empty(len(values), dtype="datetime64[ns]")
+    for i, v in enumerate(values):
+        try:
+            ts = pd.Timestamp(v)
+        except (ValueError, OverflowError):
+            raise PayloadError(f"{col.name}, row {i}: cannot read {v!r} as an ISO 8601 time",
+                               field=col.name) from None
+        if ts is pd.NaT:
+            raise PayloadError(f"{col.name}, row {i}: missing value", field=col.name)
+        if ts.tzinfo is not None:
+            ts = ts.tz_convert("UTC").tz_localize(None)
+        out[i] = np.datetime64(ts.as_unit("ns").to_datetime64())
+    return out
+
+
+def _typed(col: Column, values: list[Any], types: tuple[type, ...], what: str,
+           dtype: Any) -> np.ndarray:
+    for i, v in enumerate(values):
+        if v is None or v is _MISSING:
+            raise PayloadError(f"{col.name}, row {i}: missing value", field=col.name)
+        if v.__class__ not in types:
+            raise PayloadError(f"{col.name}, row {i}: expected {what}, got {_kind(v)}",
+                               field=col.name)
+    return np.array(values, dtype=dtype)
+
+
+def _kind(value: Any) -> str:
+    if value is None or value is _MISSING:
+        return "null"
+    if isinstance(value, bool):
+        return f"boolean {str(value).lower()}"
+    if isinstance(value, str):
+        shown = value if len(value) <= 40 else value[:37] + "..."
+        return f"string {shown!r}"
+    if isinstance(value, float) and not math.isfinite(value):
+        return repr(value)
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, dict):
+        return "an object"
+    return type(value).__name__

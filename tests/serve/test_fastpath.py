@@ -1,0 +1,82 @@
+"""The compiled NumPy predictor gives the model's own numbers, or is not used."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.linear_model import LinearRegression
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import FunctionTransformer
+
+from tests.serve.conftest import Registry
+from wxops.features import MeteoFeatures
+from wxops.serve.fastpath import build_predictor, synthetic_batch, to_frame
+from wxops.serve.payload import InputSchema
+
+
+@pytest.fixture(scope="module")
+def registered(registry: Registry) -> tuple[object, InputSchema]:
+    from wxops import tracking
+
+    tracking.connect(registry.uri)
+    servable = tracking.load_servable_model("visibility", "1")
+    return servable.model, InputSchema.from_signature(servable.inputs)
+
+
+def test_compiled_path_matches_model_predict(registered: tuple[object, InputSchema]) -> None:
+    model, schema = registered
+    predictor = build_predictor(model, schema)
+    assert predictor.path == "numpy"
+    batch = synthetic_batch(schema, 1000, seed=99)
+    # leap-day and end-of-year times, where day-of-year arithmetic goes wrong first
+    batch.columns["time"][:3] = np.array(["2020-02-29T23:59:59", "2021-12-31T23:30:00",
+                                          "2000-03-01T00:00:00"], dtype="datetime64[ns]")
+    want = model.predict(to_frame(batch, schema))  # type: ignore[attr-defined]
+    np.testing.assert_allclose(predictor.fn(batch), want, rtol=1e-9)
+
+
+def _schema() -> InputSchema:
+    return InputSchema.from_signature([{"name": n, "type": "double"}
+                                       for n in ("t2m", "td2m", "wind_speed", "wind_dir")])
+
+
+def _fit(pipeline: Pipeline, schema: InputSchema) -> Pipeline:
+    batch = synthetic_batch(schema, 50)
+    frame = to_frame(batch, schema)
+    return pipeline.fit(frame, frame["t2m"] * 2.0)
+
+
+def test_other_pipelines_use_the_model_predict() -> None:
+    schema = _schema()
+    model = _fit(Pipeline([("f", FunctionTransformer()), ("m", LinearRegression())]), schema)
+    predictor = build_predictor(model, schema)
+    assert predictor.path == "dataframe"
+    batch = synthetic_batch(schema, 4, seed=1)
+    np.testing.assert_allclose(predictor.fn(batch), model.predict(to_frame(batch, schema)))
+
+
+class _Drifting(MeteoFeatures):
+    """A MeteoFeatures subclass whose transform differs: must not be compiled."""
+
+    def transform(self, X: pd.DataFrame) -> pd.DataFrame:
+        return super().transform(X) + 1.0
+
+
+def test_subclasses_are_not_compiled() -> None:
+    schema = _schema()
+    model = _fit(Pipeline([("f", _Drifting(derived=["wind_components"])),
+                           ("m", LinearRegression())]), schema)
+    assert build_predictor(model, schema).path == "dataframe"
+
+
+def test_compiled_wind_components_match() -> None:
+    schema = _schema()
+    model = _fit(Pipeline([("f", MeteoFeatures(derived=["wind_components",
+                                                        "dewpoint_depression"])),
+                           ("m", LinearRegression())]), schema)
+    predictor = build_predictor(model, schema)
+    assert predictor.path == "numpy"
+    batch = synthetic_batch(schema, 64, seed=5)
+    np.testing.assert_allclose(predictor.fn(batch), model.predict(to_frame(batch, schema)),
+                               rtol=1e-9)

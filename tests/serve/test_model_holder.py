@@ -1,0 +1,59 @@
+"""Model references, the holder's atomic swap and what happens when a load fails."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.serve.conftest import SWAP_MODEL, Registry
+from wxops.errors import ServeError, TrackingError
+from wxops.serve.model import ModelHolder, ModelRef, load_model, parse_model_ref
+
+
+@pytest.mark.parametrize(("text", "ref"), [
+    ("visibility@champion", ModelRef("visibility", "champion")),
+    ("models:/visibility@challenger", ModelRef("visibility", "challenger")),
+    ("visibility/3", ModelRef("visibility", None, "3")),
+])
+def test_parse_model_ref(text: str, ref: ModelRef) -> None:
+    assert parse_model_ref(text) == ref
+
+
+@pytest.mark.parametrize("text", ["visibility", "visibility@", "a/b/c", "vis@champ ion", ""])
+def test_bad_model_ref(text: str) -> None:
+    with pytest.raises(ServeError, match="write NAME@ALIAS"):
+        parse_model_ref(text)
+
+
+def test_failed_reload_keeps_serving_the_old_model(registry: Registry) -> None:
+    from wxops import tracking
+
+    tracking.connect(registry.uri)
+    versions = iter(["1", "2"])
+    events: list[str] = []
+
+    def loader(name: str, version: str) -> object:
+        if version == "2":
+            raise OSError("artifact store unreachable")
+        return load_model(name, version)
+
+    holder = ModelHolder(ModelRef(SWAP_MODEL, "champion"), loader=loader,  # type: ignore[arg-type]
+                         resolver=lambda _ref: next(versions))
+    holder.subscribe(on_swap=lambda old, new: events.append(f"swap {new.version}"),
+                     on_error=lambda reason: events.append("error"))
+    model, swapped = holder.reload()
+    assert swapped and model.version == "1"
+    with pytest.raises(ServeError, match="OSError: artifact store unreachable"):
+        holder.reload()
+    assert holder.current is model
+    assert events == ["swap 1", "error"]
+    assert "artifact store unreachable" in (holder.last_error or "")
+
+
+def test_unknown_model_names_the_store(registry: Registry) -> None:
+    from wxops import tracking
+
+    tracking.connect(registry.uri)
+    holder = ModelHolder(ModelRef("no-such-model", None, "1"))
+    with pytest.raises(TrackingError, match="registered model 'no-such-model' has no version 1"):
+        holder.reload()
+    assert holder.current is None
