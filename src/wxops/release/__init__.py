@@ -1,9 +1,32 @@
-"""The release cycle: quality gate, technical tests, replay, promotion, history, notes."""
+"""The release cycle: quality gate, technical tests, replay, promotion, history, notes.
 
-from wxops.release.gate import GateResult, GateRow, evaluate_gate
-from wxops.release.history import HistoryEntry, champion_at, rollback_target
-from wxops.release.note import ChangeClass, bump_version, classify_change, release_note
-from wxops.release.significance import block_bootstrap_pvalue
+Names load on first use, so ``wxops --help`` and other commands stay fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from wxops.release.gate import GateResult, GateRow, evaluate_gate
+    from wxops.release.history import HistoryEntry, champion_at, rollback_target
+    from wxops.release.note import ChangeClass, bump_version, classify_change, release_note
+    from wxops.release.significance import block_bootstrap_pvalue
+
+_EXPORTS: dict[str, str] = {
+    "ChangeClass": "wxops.release.note",
+    "GateResult": "wxops.release.gate",
+    "GateRow": "wxops.release.gate",
+    "HistoryEntry": "wxops.release.history",
+    "block_bootstrap_pvalue": "wxops.release.significance",
+    "bump_version": "wxops.release.note",
+    "champion_at": "wxops.release.history",
+    "classify_change": "wxops.release.note",
+    "evaluate_gate": "wxops.release.gate",
+    "release_note": "wxops.release.note",
+    "rollback_target": "wxops.release.history",
+}
 
 __all__ = [
     "ChangeClass",
@@ -18,3 +41,9 @@ __all__ = [
     "release_note",
     "rollback_target",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

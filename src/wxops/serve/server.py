@@ -6,7 +6,8 @@ second segment until the client's delayed ACK (~40 ms on Linux) arrives, so ever
 request at one connection takes ~40 ms. Here every accepted connection gets
 ``TCP_NODELAY`` (:class:`NoDelayHttpToolsProtocol`), and each worker process binds its
 own listening socket on the same port with ``SO_REUSEPORT``, so the kernel spreads the
-connections and no worker shares an accept queue.
+connections and no worker shares an accept queue. A worker loads its model before it
+starts listening, so it never takes a connection it would answer with 503.
 """
 
 from __future__ import annotations
@@ -242,6 +243,14 @@ def _worker_main(settings: ServeSettings, generation: Any) -> None:
     app = build_app(settings, on_admin_reload=broadcast)
     holder = app.state.holder
     seen = generation.value
+    # Load before listening: with SO_REUSEPORT the kernel routes connections to every
+    # listening worker, so one that listened while still loading would answer 503s
+    # while its siblings are ready (also after a restart).
+    try:
+        holder.reload()
+    except (TrackingError, ServeError) as exc:
+        log.error("worker could not load %s (it will answer 503 until it can): %s",
+                  settings.model, exc)
 
     def follow() -> None:
         nonlocal seen
