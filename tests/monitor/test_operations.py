@@ -118,3 +118,24 @@ def test_cli_exit_codes_and_report(project: Project, clean_replay: Replay, tmp_p
     assert report.exit_code == 0 and Path(report.output.strip()).is_file()
     rules = runner.invoke(app, ["monitor", "rules", "--config", str(config), "--out", str(tmp_path / "r")])
     assert rules.exit_code == 0 and (tmp_path / "r/alerts.yml").is_file()
+
+
+def test_watch_mode_processes_new_files_then_stops(project: Project, clean_replay: Replay, tmp_path: Path) -> None:
+    import typer
+
+    from wxops.monitor.cli import register
+
+    app = typer.Typer()
+    register(app)
+    app.command("noop")(lambda: None)
+    config = tmp_path / "wxops.yaml"
+    config.write_text(yaml.safe_dump({**project.raw, "monitor": {
+        "window": "2d", "step": "12h", "windows": 2, "min_samples": 12, "action": "none"}}))
+    write_days(clean_replay.obs, tmp_path / "incoming", 3)
+    now = str(clean_replay.obs["time"].min().normalize() + pd.Timedelta(days=3))
+    res = CliRunner().invoke(app, ["monitor", "--config", str(config), "--prediction-log", str(clean_replay.log),
+                                   "--now", now, "--watch", "--observations-dir", str(tmp_path / "incoming"),
+                                   "--interval", "0.1", "--max-cycles", "1", "--metrics-port", "0"])
+    assert res.exit_code == 0, res.output
+    assert "monitor metrics on http://127.0.0.1:" in res.output and ": exit 0;" in res.output
+    assert (tmp_path / "wxops-out/monitor/status.json").is_file()
