@@ -85,3 +85,11 @@ class PayloadError(WxopsError, ValueError):
         super().__init__(message)
         self.status = status
         self.field = field
+
+
+# --- monitor ---
+
+
+class MonitorError(WxopsError, ValueError):
+    """Live monitoring cannot run on what it was given: a malformed observation file, a
+    missing column, no overlap in valid time between forecasts and observations."""

@@ -8,6 +8,7 @@ lazily so ``wxops --help`` and a fully cached run stay fast.
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -642,3 +643,30 @@ def load_servable_model(name: str, version: str) -> ServableModel:
         inputs=list(info.signature.inputs.to_dict()), outputs=list(outputs),
         tags=dict(mv.tags or {}),
     )
+
+
+# --- monitor ---
+
+
+def read_run_json(run_id: str, artifact_file: str) -> dict[str, Any] | None:
+    """A JSON artifact of a run (e.g. ``verification/verification.json``), None if absent."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    try:
+        payload = mlflow.artifacts.load_dict(f"runs:/{run_id}/{artifact_file}")
+    except (MlflowException, OSError, ValueError):
+        return None
+    return dict(payload)
+
+
+def log_monitor_run(experiment: str, artifact_root: str | None, *, name: str, tags: dict[str, str],
+                    params: dict[str, Any], metrics: dict[str, float], payload: dict[str, Any],
+                    artifact_file: str) -> str:
+    """Record what the monitor saw and did as one run of ``experiment``; returns its id."""
+    exp_id = ensure_experiment(experiment, artifact_root)
+    with start_run(exp_id, name, tags=tags) as run_id:
+        log_params(params)
+        log_metrics({k: v for k, v in metrics.items() if math.isfinite(v)})
+        log_dict(payload, artifact_file)
+    return run_id

@@ -1,0 +1,126 @@
+"""The status page: an HTML file with plots, built from the files a monitor run leaves.
+
+Operators open ``wxops-out/monitor/report/index.html``: the verdict and its exit code,
+every alert with its evidence, live scores over time against the promotion level, and
+drift per feature against its threshold.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from wxops.errors import MonitorError
+
+_VERDICT = {0: ("healthy", "#1a7f37"), 3: ("stale or missing data", "#9a6700"),
+            4: ("input drift", "#bc4c00"), 5: ("live-score incident", "#cf222e")}
+
+
+def _plt() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_scores(scores: pd.DataFrame, promotion: dict[str, float], names: list[str], path: Path) -> Path:
+    """Each live score over the window ends, with its promotion level as a dashed line."""
+    plt = _plt()
+    fig, axes = plt.subplots(len(names), 1, figsize=(9, 2.6 * len(names)), dpi=100, squeeze=False)
+    for ax, name in zip(axes[:, 0], names, strict=True):
+        if name in scores.columns:
+            ax.plot(pd.to_datetime(scores.index), scores[name].astype(float), marker=".", label=f"live {name}")
+        if name in promotion:
+            ax.axhline(promotion[name], ls="--", color="grey", label="at promotion")
+        ax.set_ylabel(name)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    axes[0, 0].set_title("Live scores per rolling window (window end)")
+    fig.autofmt_xdate()
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def plot_drift(drift: pd.DataFrame, path: Path) -> Path:
+    """PSI per feature in the latest window, one bar per baseline, thresholds marked."""
+    plt = _plt()
+    latest = drift[drift["window_end"] == drift["window_end"].max()]
+    features = sorted(latest["feature"].unique())
+    fig, ax = plt.subplots(figsize=(9, 3.8), dpi=100)
+    x = np.arange(len(features))
+    for i, base in enumerate(("training", "observed")):
+        part = latest[latest["baseline"] == base].set_index("feature").reindex(features)
+        bars = ax.bar(x + (i - 0.5) * 0.4, part["psi"].astype(float), width=0.4, label=f"vs {base}")
+        for xi, thr, br in zip(x, part["threshold"], part["breached"], strict=True):
+            if pd.notna(thr):
+                ax.plot([xi + (i - 0.5) * 0.4 - 0.2, xi + (i - 0.5) * 0.4 + 0.2], [thr, thr], color="black", lw=1)
+            if br is True:
+                ax.annotate("!", (xi + (i - 0.5) * 0.4, 0), color="red", ha="center", fontsize=12)
+        del bars
+    ax.set_xticks(x, features, rotation=30)
+    ax.set_yscale("symlog", linthresh=0.1)
+    ax.set_ylabel("PSI (black: alert level)")
+    ax.set_title("Input drift per feature, latest window")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3, axis="y")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def write_status_page(out_dir: Path) -> Path:
+    """Build ``report/index.html`` from ``status.json``, ``scores.csv`` and ``drift.csv``."""
+    status_path = out_dir / "status.json"
+    if not status_path.is_file():
+        raise MonitorError(f"{status_path}: no monitor run yet; run `wxops monitor --observations FILE`")
+    status = json.loads(status_path.read_text(encoding="utf-8"))
+    scores = pd.read_csv(out_dir / "scores.csv", index_col="window_end", parse_dates=["window_end"])
+    drift = pd.read_csv(out_dir / "drift.csv", parse_dates=["window_end"])
+    page_dir = out_dir / "report"
+    page_dir.mkdir(parents=True, exist_ok=True)
+    names = [s for s in ("rmse", "mae", "bias") if s in scores.columns] + \
+        [c for c in scores.columns if c.startswith("ets_")]
+    images = []
+    if names and not scores.empty:
+        images.append(plot_scores(scores, status.get("promotion", {}), names, page_dir / "scores.png"))
+    if not drift.empty:
+        images.append(plot_drift(drift, page_dir / "drift.png"))
+    code = int(status["exit_code"])
+    verdict, colour = _VERDICT.get(code, ("unknown", "#57606a"))
+    esc = html.escape
+    alert_rows = "".join(
+        f"<tr><td>{esc(a['kind'])}</td><td>{esc(a['subject'])}</td><td>{esc(a['message'])}</td></tr>"
+        for a in status["alerts"]) or "<tr><td colspan=3>none</td></tr>"
+    incident = status.get("incident")
+    incident_html = (f"<h2>Incident</h2><p>{esc(str(incident['outcome']))}</p>"
+                     f"<pre>{esc(json.dumps(incident.get('details', {}), indent=2))}</pre>"
+                     if incident else "")
+    latest = "".join(f"<tr><td>{esc(k)}</td><td>{v:.4g}</td><td>"
+                     f"{status['promotion'].get(k, float('nan')):.4g}</td></tr>"
+                     for k, v in status["latest_scores"].items() if k in names or k == "n")
+    notes = "".join(f"<li>{esc(n)}</li>" for n in status.get("notes", []))
+    imgs = "".join(f'<p><img src="{p.name}" alt="{p.stem}" style="max-width:100%"></p>' for p in images)
+    page = f"""<!doctype html><html><head><meta charset="utf-8"><title>wxops monitor</title>
+<style>body{{font-family:sans-serif;max-width:980px;margin:2em auto}}td,th{{padding:2px 8px;
+border-bottom:1px solid #ddd;text-align:left}}.v{{color:#fff;background:{colour};padding:4px 10px}}</style>
+</head><body><h1>wxops monitor: {esc(status['model'])} version {esc(status['version'])}</h1>
+<p><span class="v">{esc(verdict)} (exit code {code})</span> as of {esc(status['now'])};
+{status['joined_total']} forecast/observation pairs joined, {status['joined_latest']} in the latest window;
+newest observation {status['observation_age_s'] / 3600:.1f} h old, newest input
+{status['input_age_s'] / 3600:.1f} h old.</p>
+<h2>Alerts</h2><table><tr><th>kind</th><th>subject</th><th>evidence</th></tr>{alert_rows}</table>
+{incident_html}<h2>Latest window</h2><table><tr><th>score</th><th>live</th><th>at promotion</th></tr>
+{latest}</table>{imgs}<ul>{notes}</ul></body></html>"""
+    index = page_dir / "index.html"
+    index.write_text(page, encoding="utf-8")
+    return index
