@@ -155,3 +155,15 @@ def test_ui_serves_the_project_store(tmp_path: Path) -> None:
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def test_help_loads_no_heavy_library() -> None:
+    """`wxops --help` must stay fast: no MLflow, PyTorch, pandas, FastAPI or SciPy import."""
+    code = (
+        "import sys\nfrom typer.testing import CliRunner\nfrom wxops.cli import app\n"
+        "assert CliRunner().invoke(app, ['--help']).exit_code == 0\n"
+        "print(sorted(m for m in ('mlflow', 'torch', 'pandas', 'fastapi', 'scipy', 'sklearn') "
+        "if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

@@ -180,11 +180,13 @@ def runs(
 
 def _register_extensions() -> None:
     from wxops.deploy.cli import register as register_deploy
+    from wxops.monitor.cli import register as register_monitor
     from wxops.release.cli import register as register_release
     from wxops.serve.cli import register as register_serve
 
     register_release(app)
     register_serve(app)
+    register_monitor(app)
     register_deploy(app)
 
 
