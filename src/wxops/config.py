@@ -37,8 +37,44 @@ class QCConfig(_Section):
     """Overrides of the physical ranges, e.g. ``{t2m: [-60, 50]}``."""
 
 
+class NWPConfig(_Section):
+    """Gridded NWP forecasts read through xarray and extracted at the stations."""
+
+    source: Literal["netcdf", "zarr", "grib"] = "netcdf"
+    paths: str | list[str]
+    """A glob (``nwp/*.nc``) or a list of files, relative to the config's folder."""
+    variables: list[str] = Field(min_length=1)
+    """Variables to extract, under their names in the files (``t2m``, ``d2m``...)."""
+    interpolation: Literal["nearest", "bilinear"] = "nearest"
+    height_correction: bool = False
+    """Correct 2 m temperatures from the model orography to the station elevation
+    with the standard lapse rate (0.0065 K/m); needs an orography variable."""
+    orography: str = "orog"
+    """Variable holding the model orography in metres (geopotential ``z`` is divided by g)."""
+    units: dict[str, str] = Field(default_factory=dict)
+    """Expected ``units`` attribute per variable, e.g. ``{t2m: K}``; a mismatch is an error."""
+    columns: dict[str, str] = Field(default_factory=dict)
+    """Renames after extraction, from file names to wxops names, e.g. ``{d2m: td2m}``."""
+    chunk_stations: int = Field(default=25, ge=1)
+    """Stations per preprocessing task: the unit streamed and written as one partition."""
+
+
+class StationObsConfig(_Section):
+    """Station observations in long form: station id, time and the variables."""
+
+    source: Literal["table"] = "table"
+    path: Path
+    time_column: str = "time"
+    station_column: str = "station"
+    columns: dict[str, str] = Field(default_factory=dict)
+
+
 class DataConfig(_Section):
-    """Where the observations come from and how they are cleaned."""
+    """Where the observations come from and how they are cleaned.
+
+    With ``nwp``, ``obs`` and ``stations`` set the table is built from NWP forecasts
+    extracted at the stations and joined with the observation at the valid time.
+    """
 
     source: Literal["tmy3", "table", "netcdf", "zarr"] = "tmy3"
     path: Path | None = None
@@ -49,12 +85,40 @@ class DataConfig(_Section):
     station: str | None = None
     """For netcdf/zarr files with a ``station`` dimension: which station to read."""
     qc: QCConfig = Field(default_factory=QCConfig)
+    nwp: NWPConfig | None = None
+    obs: StationObsConfig | None = None
+    stations: Path | None = None
+    """CSV with columns ``id, lat, lon, elevation`` (elevation in metres)."""
 
     @model_validator(mode="after")
     def _path_needed(self) -> DataConfig:
-        if self.source != "tmy3" and self.path is None:
+        given = [self.nwp is not None, self.obs is not None, self.stations is not None]
+        if any(given) and not all(given):
+            raise ValueError("data.nwp, data.obs and data.stations go together: set all three")
+        if self.source != "tmy3" and self.path is None and self.nwp is None:
             raise ValueError(f"data.path is required for source '{self.source}'")
         return self
+
+    @property
+    def is_nwp(self) -> bool:
+        """Whether the table comes from NWP forecasts at stations."""
+        return self.nwp is not None
+
+
+class ExecutionConfig(_Section):
+    """Where the heavy steps run: in this process, a local Dask cluster, or a scheduler."""
+
+    executor: str = "local"
+    """``local``, ``dask`` (a local cluster of worker processes) or ``tcp://host:port``."""
+    workers: int = Field(default=2, ge=1, le=512)
+    """Worker processes of the local cluster (one thread each)."""
+
+    @field_validator("executor")
+    @classmethod
+    def _known_executor(cls, value: str) -> str:
+        if value in ("local", "dask") or value.startswith(("tcp://", "tls://", "inproc://")):
+            return value
+        raise ValueError("execution.executor: use local, dask or a scheduler address tcp://host:port")
 
 
 DerivedFeature = Literal["dewpoint_depression", "wind_components", "cyclic_time"]
@@ -384,6 +448,7 @@ class WxopsConfig(_Section):
     verify: VerifyConfig = Field(default_factory=VerifyConfig)
     gate: GateConfig = Field(default_factory=GateConfig)
     monitor: MonitorConfig = Field(default_factory=MonitorConfig)
+    execution: ExecutionConfig = Field(default_factory=ExecutionConfig)
 
     @field_validator("models")
     @classmethod
@@ -448,7 +513,25 @@ def parse_config(raw: Any, *, source: str = "config", base_dir: Path | None = No
     if base_dir is not None and cfg.data.path is not None and not cfg.data.path.is_absolute():
         data = cfg.data.model_copy(update={"path": (base_dir / cfg.data.path).resolve()})
         cfg = cfg.model_copy(update={"data": data})
+    if base_dir is not None and cfg.data.nwp is not None:
+        cfg = cfg.model_copy(update={"data": _resolve_nwp_paths(cfg.data, base_dir)})
     return cfg
+
+
+def _resolve_nwp_paths(data: DataConfig, base_dir: Path) -> DataConfig:
+    """NWP, observation and station paths relative to the config's folder."""
+    assert data.nwp is not None and data.obs is not None and data.stations is not None
+
+    def absolute(p: str | Path) -> str:
+        path = Path(p)
+        return str(path if path.is_absolute() else (base_dir / path).resolve())
+
+    paths = data.nwp.paths
+    nwp = data.nwp.model_copy(update={
+        "paths": absolute(paths) if isinstance(paths, str) else [absolute(p) for p in paths]})
+    obs = data.obs.model_copy(update={"path": Path(absolute(data.obs.path))})
+    return data.model_copy(update={"nwp": nwp, "obs": obs,
+                                   "stations": Path(absolute(data.stations))})
 
 
 def load_config(path: Path | None) -> WxopsConfig:

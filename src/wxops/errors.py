@@ -93,3 +93,15 @@ class PayloadError(WxopsError, ValueError):
 class MonitorError(WxopsError, ValueError):
     """Live monitoring cannot run on what it was given: a malformed observation file, a
     missing column, no overlap in valid time between forecasts and observations."""
+
+
+# --- NWP and execution ---
+
+
+class NWPDataError(DataSourceError, ValueError):
+    """An NWP file is unreadable, truncated, lacks a variable, has other units than
+    configured, or a station lies outside its grid. The message names file and variable."""
+
+
+class ExecutorError(WxopsError, RuntimeError):
+    """The Dask cluster cannot be reached or lost the work it was given."""

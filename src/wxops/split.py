@@ -39,6 +39,40 @@ def assign_blocks(frame: pd.DataFrame, cfg: SplitConfig) -> pd.DataFrame:
     return out
 
 
+def block_labels(times: pd.Series, block: str) -> pd.Series:
+    """Block label (``2024-03`` for months...) of each time."""
+    return pd.to_datetime(times, utc=True).dt.strftime(_BLOCK_FORMATS[block])
+
+
+def split_by_init_time(frame: pd.DataFrame, cfg: SplitConfig) -> Split:
+    """Split forecast rows by the block of their init time, without valid-time leaks.
+
+    ``block`` must hold the init time's block. A forecast issued late in a training block
+    can be valid inside the next (test) block; such rows are dropped (counted in
+    ``rows_in_gaps``), so every valid time belongs to one split only.
+    """
+    for col in ("block", "valid_time"):
+        if col not in frame.columns:
+            raise SplitError(f"the NWP table has no '{col}' column")
+    blocks = list(dict.fromkeys(frame["block"]))
+    assignment = _assign(blocks, cfg)
+    role = frame["block"].map(assignment)
+    valid_role = block_labels(frame["valid_time"], cfg.block).map(assignment)
+    keep = role == valid_role
+    parts = {
+        name: frame.loc[(role == name) & keep].reset_index(drop=True)
+        for name in ("train", "validation", "test")
+    }
+    for name, part in parts.items():
+        if len(part) < cfg.min_rows:
+            raise SplitError(
+                f"the {name} split has {len(part)} rows, fewer than split.min_rows="
+                f"{cfg.min_rows}; supply more init times or shorter blocks"
+            )
+    return Split(parts["train"], parts["validation"], parts["test"], assignment,
+                 int((~keep).sum()))
+
+
 def split_by_blocks(frame: pd.DataFrame, cfg: SplitConfig) -> Split:
     """Split ``frame`` (with ``time`` and ``block``) into train, validation and test."""
     if "block" not in frame.columns:

@@ -1,0 +1,365 @@
+"""NWP forecasts from NetCDF, Zarr or GRIB files, extracted at stations.
+
+Files are opened lazily through xarray (GRIB with the cfgrib engine) and normalised to
+dimensions ``init_time``, ``lead_time`` and two spatial dimensions, whatever the producer
+called them (``forecast_reference_time``/``time``, ``step``/``forecast_period``,
+``latitude``/``lat`` or a 2-D grid with 2-D ``lat``/``lon`` coordinates). Stations are
+then picked with one vectorised ``isel`` per file (nearest grid point, or the four
+corners of the enclosing cell for bilinear weights), so only the station points are ever
+loaded: an archive larger than memory streams through file by file.
+
+Every failure names the file and, where it applies, the variable or station.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from wxops.errors import NWPDataError
+
+if TYPE_CHECKING:
+    import pandas as pd
+    import xarray as xr
+
+    from wxops.config import NWPConfig
+
+#: Standard-atmosphere lapse rate (K per metre) for the height correction.
+LAPSE_RATE = 0.0065
+#: Gravity (m s-2), turns a geopotential into a height.
+GRAVITY = 9.80665
+#: Variables the height correction applies to (2 m temperature under common names).
+TEMPERATURE_VARIABLES: frozenset[str] = frozenset({"t2m", "2t", "t_2m", "tas", "temperature_2m"})
+
+_INIT_NAMES = ("init_time", "forecast_reference_time", "reference_time", "time")
+_LEAD_NAMES = ("lead_time", "step", "forecast_period", "leadtime")
+_LAT_NAMES = ("latitude", "lat", "nav_lat")
+_LON_NAMES = ("longitude", "lon", "nav_lon")
+
+
+@dataclass(frozen=True)
+class StationPoints:
+    """Where each station sits in a grid: fractional indices along the two grid dims."""
+
+    ids: list[str]
+    dims: tuple[str, str]
+    frac: np.ndarray
+    """Shape (n_stations, 2): fractional index along ``dims[0]`` and ``dims[1]``."""
+    elevation: np.ndarray
+
+
+def read_stations(path: Path) -> pd.DataFrame:
+    """The station list (``id, lat, lon, elevation``) with ids as strings."""
+    import pandas as pd
+
+    try:
+        frame = pd.read_csv(path, dtype={"id": str})
+    except (OSError, ValueError, pd.errors.ParserError) as exc:
+        raise NWPDataError(f"{path}: cannot read the station list ({exc})") from exc
+    missing = sorted({"id", "lat", "lon"} - set(frame.columns))
+    if missing:
+        raise NWPDataError(f"{path}: the station list lacks columns {missing} (need id, lat, lon, elevation)")
+    if "elevation" not in frame.columns:
+        frame["elevation"] = np.nan
+    if frame["id"].duplicated().any():
+        dupes = sorted(frame.loc[frame["id"].duplicated(), "id"].unique())[:5]
+        raise NWPDataError(f"{path}: station ids repeat: {dupes}")
+    return frame[["id", "lat", "lon", "elevation"]].reset_index(drop=True)
+
+
+def expand_paths(paths: str | Sequence[str]) -> list[Path]:
+    """A glob or a list of files -> the sorted existing files; none is an error."""
+    import glob
+
+    patterns = [paths] if isinstance(paths, str) else list(paths)
+    found: list[Path] = []
+    for pattern in patterns:
+        hits = sorted(glob.glob(pattern))
+        if not hits:
+            raise NWPDataError(f"{pattern}: no NWP file matches (data.nwp.paths)")
+        found.extend(Path(h) for h in hits)
+    return found
+
+
+def open_nwp_file(path: Path, source: str) -> xr.Dataset:
+    """Open one file lazily (dask-backed) and normalise its dimension names."""
+    import xarray as xr
+
+    if not path.exists():
+        raise NWPDataError(f"{path}: NWP file not found")
+    try:
+        if source == "zarr":
+            ds = xr.open_zarr(path)
+        elif source == "grib":
+            _check_grib_complete(path)
+            ds = xr.open_dataset(path, engine="cfgrib", chunks={}, decode_timedelta=True,
+                                 backend_kwargs={"indexpath": ""})
+        else:
+            ds = xr.open_dataset(path, chunks={}, decode_timedelta=True)
+    except Exception as exc:  # any backend failure on open: re-raised with the file named
+        raise NWPDataError(f"{path}: cannot open as {source} ({type(exc).__name__}: {exc}); "
+                           "the file may be truncated or of another format") from exc
+    return normalise(ds, label=str(path))
+
+
+def _check_grib_complete(path: Path) -> None:
+    """cfgrib silently skips a cut-off last message; a whole GRIB file ends with ``7777``."""
+    size = path.stat().st_size
+    with path.open("rb") as handle:
+        handle.seek(max(0, size - 4))
+        tail = handle.read(4)
+    if tail != b"7777":
+        raise NWPDataError(f"{path}: truncated GRIB file (it does not end with a message's "
+                           "end marker 7777); fetch it again")
+
+
+def normalise(ds: xr.Dataset, *, label: str) -> xr.Dataset:
+    """Rename to ``init_time``/``lead_time``/``lat``/``lon`` and make both time dims exist."""
+    import pandas as pd
+
+    names = set(ds.dims) | set(ds.coords)
+    init = next((n for n in _INIT_NAMES if n in names), None)
+    lead = next((n for n in _LEAD_NAMES if n in names), None)
+    if init is None:
+        raise NWPDataError(f"{label}: no forecast reference time (one of {list(_INIT_NAMES)})")
+    if init == "time" and lead is None and "forecast_reference_time" not in names:
+        raise NWPDataError(f"{label}: 'time' without a lead time: cannot tell init from valid time")
+    rename: dict[str, str] = {}
+    if init != "init_time":
+        rename[init] = "init_time"
+    if lead is not None and lead != "lead_time":
+        rename[lead] = "lead_time"
+    lat = next((n for n in _LAT_NAMES if n in names), None)
+    lon = next((n for n in _LON_NAMES if n in names), None)
+    if lat is None or lon is None:
+        raise NWPDataError(f"{label}: no latitude/longitude coordinates (one of {list(_LAT_NAMES)})")
+    if lat != "lat":
+        rename[lat] = "lat"
+    if lon != "lon":
+        rename[lon] = "lon"
+    # 'valid_time' of cfgrib is recomputed from init + lead; drop it to avoid clashes.
+    ds = ds.drop_vars([v for v in ("valid_time",) if v in ds.variables and v not in ds.dims])
+    ds = ds.rename(rename)
+    if lead is None:
+        ds = ds.assign_coords(lead_time=pd.Timedelta(0))
+    for dim in ("init_time", "lead_time"):
+        if dim not in ds.dims:
+            ds = ds.expand_dims(dim)
+    if not np.issubdtype(ds["lead_time"].dtype, np.timedelta64):
+        ds = ds.assign_coords(lead_time=pd.to_timedelta(ds["lead_time"].values, unit="h"))
+    return ds
+
+
+def check_variables(ds: xr.Dataset, cfg: NWPConfig, *, label: str) -> None:
+    """Each configured variable exists, on the grid, with the configured units."""
+    available = sorted(str(v) for v in ds.data_vars)
+    for name in cfg.variables:
+        if name not in ds.data_vars:
+            raise NWPDataError(f"{label}: variable '{name}' not in the file (it has {available}); "
+                               "fix data.nwp.variables")
+        want = cfg.units.get(name)
+        got = ds[name].attrs.get("units")
+        if want is not None and got != want:
+            raise NWPDataError(f"{label}: variable '{name}' has units {got!r}, expected {want!r} "
+                               "(data.nwp.units); convert the file or change the expectation")
+
+
+def locate_stations(ds: xr.Dataset, stations: pd.DataFrame, *, interpolation: str,
+                    label: str) -> StationPoints:
+    """Fractional grid indices of each station; a station outside the grid is an error."""
+    lat = np.asarray(ds["lat"].values, dtype=float)
+    lon = np.asarray(ds["lon"].values, dtype=float)
+    s_lat = stations["lat"].to_numpy(dtype=float)
+    s_lon = stations["lon"].to_numpy(dtype=float)
+    if lat.ndim == 1 and lon.ndim == 1:
+        dims = (str(ds["lat"].dims[0]), str(ds["lon"].dims[0]))
+        if float(np.nanmax(lon)) > 180.0:
+            s_lon = np.mod(s_lon, 360.0)
+        frac = np.column_stack([_frac_index(lat, s_lat), _frac_index(lon, s_lon)])
+    elif lat.ndim == 2 and lat.shape == lon.shape:
+        dims = (str(ds["lat"].dims[0]), str(ds["lat"].dims[1]))
+        frac = _frac_index_2d(lat, lon, s_lat, s_lon)
+    else:
+        raise NWPDataError(f"{label}: latitude/longitude are neither 1-D axes nor one 2-D grid")
+    shape = np.array([ds.sizes[dims[0]], ds.sizes[dims[1]]], dtype=float)
+    low, high = (0.0, shape - 1.0) if interpolation == "bilinear" else (-0.5, shape - 0.5)
+    eps = 1e-6
+    outside = ~np.all(np.isfinite(frac) & (frac >= low - eps) & (frac <= high + eps), axis=1)
+    if outside.any():
+        i = int(np.flatnonzero(outside)[0])
+        raise NWPDataError(
+            f"{label}: station '{stations['id'].iloc[i]}' ({s_lat[i]:g}, {stations['lon'].iloc[i]:g}) "
+            f"lies outside the grid (lat {np.nanmin(lat):g}..{np.nanmax(lat):g}, lon "
+            f"{np.nanmin(lon):g}..{np.nanmax(lon):g}); remove it from data.stations"
+        )
+    frac = np.clip(frac, 0.0, shape - 1.0)
+    return StationPoints(list(stations["id"].astype(str)), dims, frac,
+                         stations["elevation"].to_numpy(dtype=float))
+
+
+def _frac_index(axis: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Fractional index of ``values`` on a monotonic axis (ascending or descending)."""
+    index = np.arange(axis.size, dtype=float)
+    if axis.size == 1:
+        return np.where(np.isclose(values, axis[0]), 0.0, np.nan)
+    if axis[0] > axis[-1]:
+        axis, index = axis[::-1], index[::-1]
+    step = abs(float(axis[1] - axis[0]))
+    # Half a cell beyond the edges still has a nearest point; further out is outside.
+    out = np.interp(values, axis, index, left=np.nan, right=np.nan)
+    below = (values < axis[0]) & (values >= axis[0] - step / 2)
+    above = (values > axis[-1]) & (values <= axis[-1] + step / 2)
+    out[below] = index[0] - (axis[0] - values[below]) / step * np.sign(index[-1] - index[0])
+    out[above] = index[-1] + (values[above] - axis[-1]) / step * np.sign(index[-1] - index[0])
+    return out
+
+
+def _frac_index_2d(lat: np.ndarray, lon: np.ndarray, s_lat: np.ndarray, s_lon: np.ndarray) -> np.ndarray:
+    """Fractional (j, i) on a curvilinear grid: nearest point, then a local linear solve.
+
+    The grid is locally affine in (j, i), so the offset from the nearest point follows
+    from the finite-difference Jacobian of (lat, lon) there: exact on rotated or
+    projected regular grids up to the curvature within one cell.
+    """
+    from scipy.spatial import cKDTree
+
+    def xyz(la: np.ndarray, lo: np.ndarray) -> np.ndarray:
+        la, lo = np.deg2rad(la), np.deg2rad(lo)
+        return np.column_stack([np.cos(la) * np.cos(lo), np.cos(la) * np.sin(lo), np.sin(la)])
+
+    ny, nx = lat.shape
+    tree = cKDTree(xyz(lat.ravel(), lon.ravel()))
+    _, flat = tree.query(xyz(s_lat, s_lon))
+    out = np.full((s_lat.size, 2), np.nan)
+    for k, idx in enumerate(np.atleast_1d(flat)):
+        j, i = divmod(int(idx), nx)
+        j0, j1 = (j, j + 1) if j + 1 < ny else (j - 1, j)
+        i0, i1 = (i, i + 1) if i + 1 < nx else (i - 1, i)
+        dlon = lambda a, b: (a - b + 180.0) % 360.0 - 180.0  # noqa: E731
+        jac = np.array([[lat[j1, i] - lat[j0, i], lat[j, i1] - lat[j, i0]],
+                        [dlon(lon[j1, i], lon[j0, i]), dlon(lon[j, i1], lon[j, i0])]])
+        rhs = np.array([s_lat[k] - lat[j, i], dlon(s_lon[k], lon[j, i])])
+        try:
+            dj, di = np.linalg.solve(jac, rhs)
+        except np.linalg.LinAlgError:
+            dj, di = 0.0, 0.0
+        out[k] = (j + dj, i + di)
+    return out
+
+
+def extract_points(ds: xr.Dataset, points: StationPoints, variables: list[str], *,
+                   interpolation: str) -> xr.Dataset:
+    """Values at the stations: dims ``station, init_time, lead_time`` (lazy until loaded)."""
+    import xarray as xr
+
+    sub = ds[variables]
+    dy, dx = points.dims
+    if interpolation == "nearest":
+        idx = np.rint(points.frac).astype(int)
+        return sub.isel({dy: xr.DataArray(idx[:, 0], dims="station"),
+                         dx: xr.DataArray(idx[:, 1], dims="station")}).drop_vars(
+            ["lat", "lon"], errors="ignore")
+    n = np.array([ds.sizes[dy], ds.sizes[dx]])
+    base = np.clip(np.floor(points.frac), 0, np.maximum(n - 2, 0)).astype(int)
+    w = points.frac - base
+    out: Any = None
+    for oy in (0, 1):
+        for ox in (0, 1):
+            jy = np.minimum(base[:, 0] + oy, n[0] - 1)
+            jx = np.minimum(base[:, 1] + ox, n[1] - 1)
+            weight = (w[:, 0] if oy else 1 - w[:, 0]) * (w[:, 1] if ox else 1 - w[:, 1])
+            corner = sub.isel({dy: xr.DataArray(jy, dims="station"),
+                               dx: xr.DataArray(jx, dims="station")}).drop_vars(
+                ["lat", "lon"], errors="ignore")
+            term = corner * xr.DataArray(weight, dims="station")
+            out = term if out is None else out + term
+    assert out is not None
+    return out
+
+
+def model_orography(ds: xr.Dataset, name: str, *, label: str) -> xr.DataArray:
+    """Model surface height in metres from ``name`` (metres) or a geopotential ``z``."""
+    for candidate in (name, "z", "orog", "hsurf", "HSURF"):
+        if candidate in ds.variables:
+            height = ds[candidate]
+            if candidate == "z" or str(height.attrs.get("units", "")) in ("m**2 s**-2", "m2 s-2"):
+                height = height / GRAVITY
+            extra = [d for d in height.dims if d in ("init_time", "lead_time")]
+            return height.isel(dict.fromkeys(extra, 0))
+    raise NWPDataError(f"{label}: height correction needs the model orography "
+                       f"(variable '{name}' or 'z'); add it or set data.nwp.height_correction: false")
+
+
+def extract_file(path: Path, cfg: NWPConfig, stations: pd.DataFrame) -> pd.DataFrame:
+    """One file's forecasts at ``stations``: rows (station, init_time, lead_time).
+
+    Columns: ``station, init_time, lead_time`` (hours), ``valid_time`` and one per variable.
+    """
+    import pandas as pd
+
+    label = str(path)
+    ds = open_nwp_file(path, cfg.source)
+    try:
+        check_variables(ds, cfg, label=label)
+        points = locate_stations(ds, stations, interpolation=cfg.interpolation, label=label)
+        values = extract_points(ds, points, list(cfg.variables), interpolation=cfg.interpolation)
+        if cfg.height_correction:
+            orog = model_orography(ds, cfg.orography, label=label).to_dataset(name="orog")
+            model_z = extract_points(orog, points, ["orog"], interpolation=cfg.interpolation)["orog"]
+            import xarray as xr
+
+            dz = model_z - xr.DataArray(points.elevation, dims="station")
+            for name in cfg.variables:
+                if name in TEMPERATURE_VARIABLES:
+                    values[name] = values[name] + LAPSE_RATE * dz.fillna(0.0)
+        units = {name: ds[name].attrs.get("units") for name in cfg.variables}
+        try:
+            loaded = values.load()
+        except Exception as exc:  # a truncated data section fails only when read
+            raise NWPDataError(f"{label}: reading {list(cfg.variables)} failed ({type(exc).__name__}: "
+                               f"{exc}); the file may be truncated") from exc
+    finally:
+        ds.close()
+    loaded = loaded.assign_coords(station=points.ids)
+    frame = loaded.to_dataframe().reset_index()
+    frame = frame[["station", "init_time", "lead_time", *cfg.variables]]
+    init = pd.to_datetime(frame["init_time"], utc=True)
+    lead = pd.to_timedelta(frame["lead_time"])
+    frame["init_time"] = init
+    frame["lead_time"] = lead.dt.total_seconds() / 3600.0
+    frame.insert(3, "valid_time", init + lead)
+    frame[list(cfg.variables)] = frame[list(cfg.variables)].astype("float64")
+    frame = frame.rename(columns=cfg.columns)
+    for name in cfg.variables:
+        to_wxops_units(frame, cfg.columns.get(name, name), units[name])
+    return frame
+
+
+#: (file units, wxops units) -> (scale, offset): value * scale + offset.
+_CONVERSIONS: dict[tuple[str, str], tuple[float, float]] = {
+    ("K", "degC"): (1.0, -273.15),
+    ("Pa", "hPa"): (0.01, 0.0),
+    ("m s**-1", "m s-1"): (1.0, 0.0),
+    ("(0 - 1)", "tenths"): (10.0, 0.0),
+    ("%", "tenths"): (0.1, 0.0),
+}
+
+
+def to_wxops_units(frame: pd.DataFrame, column: str, units: str | None) -> None:
+    """Convert ``column`` in place to wxops' units when it is a known wxops variable.
+
+    NWP files give temperatures in K and pressure in Pa; observations (and wxops'
+    physical ranges) use degC and hPa, so the raw-NWP reference is comparable.
+    """
+    from wxops.data.qc import VARIABLES
+
+    var = VARIABLES.get(column)
+    if var is None or units is None or units == var.units:
+        return
+    conversion = _CONVERSIONS.get((units, var.units))
+    if conversion is not None:
+        frame[column] = frame[column] * conversion[0] + conversion[1]

@@ -1,0 +1,245 @@
+"""The NWP training table: forecasts at stations joined with the observation at valid time.
+
+One row per (station, init_time, lead_time) with ``valid_time = init_time + lead_time``.
+It is built per station chunk (:func:`build_chunk`), each chunk streaming through the NWP
+files one at a time and appending to its own Parquet partition, so the whole table never
+has to sit in one process: that is what a Dask task runs. Tasks get paths and small
+configs, never data frames, so shipping them costs nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from wxops.errors import DataQualityError, FeatureError, NWPDataError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from wxops.config import FeaturesConfig, NWPConfig, SplitConfig, StationObsConfig
+    from wxops.features import FeatureTable
+
+#: Key columns of the table, ahead of the variables.
+KEYS: tuple[str, ...] = ("station", "init_time", "lead_time", "valid_time")
+
+
+def nwp_reference_column(target: str) -> str:
+    """Column of the raw NWP forecast of ``target`` (the ``nwp`` reference forecast)."""
+    return f"nwp_{target}"
+
+
+@dataclass(frozen=True)
+class ChunkTask:
+    """Everything one preprocessing task needs: paths and small configs only."""
+
+    index: int
+    files: list[str]
+    stations: list[dict[str, Any]]
+    nwp: NWPConfig
+    obs: StationObsConfig
+    target: str
+    out_path: str
+
+
+@dataclass(frozen=True)
+class ChunkResult:
+    """What one task wrote."""
+
+    path: str
+    rows: int
+    nbytes: int
+    """In-memory size of the rows written (pandas deep memory usage)."""
+    obs_rows: int
+    obs_dropped: dict[str, int] = field(default_factory=dict)
+    rows_without_obs: int = 0
+
+
+@dataclass(frozen=True)
+class NWPQCReport:
+    """Counts of what quality control and the join removed, so nothing goes silently."""
+
+    obs_rows: int
+    obs_dropped: dict[str, int]
+    rows_without_obs: int
+    rows: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"obs_rows": self.obs_rows, "obs_dropped": self.obs_dropped,
+                "forecast_rows_without_observation": self.rows_without_obs, "rows": self.rows}
+
+
+def plan_chunks(files: list[Path], stations: pd.DataFrame, nwp: NWPConfig, obs: StationObsConfig,
+                target: str, out_dir: Path) -> list[ChunkTask]:
+    """One task per ``nwp.chunk_stations`` stations; each reads every file once."""
+    records = stations.to_dict("records")
+    size = nwp.chunk_stations
+    return [
+        ChunkTask(i, [str(f) for f in files], records[start:start + size], nwp, obs, target,
+                  str(out_dir / f"part-{i:05d}.parquet"))
+        for i, start in enumerate(range(0, len(records), size))
+    ]
+
+
+def read_station_obs(cfg: StationObsConfig, station_ids: list[str], target: str) -> pd.DataFrame:
+    """Observations of ``target`` at the given stations: columns ``station, valid_time, y``."""
+    import pandas as pd
+
+    path = cfg.path
+    if not path.exists():
+        raise NWPDataError(f"{path}: observation file not found (data.obs.path)")
+    source_target = next((k for k, v in cfg.columns.items() if v == target), target)
+    wanted = [cfg.station_column, cfg.time_column, source_target]
+    try:
+        if path.suffix.lower() == ".parquet":
+            frame = pd.read_parquet(path, columns=wanted,
+                                    filters=[(cfg.station_column, "in", station_ids)])
+        else:
+            frame = pd.read_csv(path, usecols=wanted, dtype={cfg.station_column: str})
+    except (OSError, ValueError, KeyError, pd.errors.ParserError) as exc:
+        raise NWPDataError(f"{path}: cannot read columns {wanted} of the observations ({exc}); "
+                           "check data.obs (station_column, time_column, columns)") from exc
+    frame = frame.rename(columns={cfg.station_column: "station", cfg.time_column: "valid_time",
+                                  source_target: "obs"})
+    frame["station"] = frame["station"].astype(str)
+    frame = frame[frame["station"].isin(station_ids)]
+    frame["valid_time"] = pd.to_datetime(frame["valid_time"], utc=True)
+    return frame.reset_index(drop=True)
+
+
+def clean_obs(obs: pd.DataFrame, target: str) -> tuple[pd.DataFrame, dict[str, int]]:
+    """Drop missing, out-of-range and repeated (station, time) observations; count each."""
+    from wxops.data.qc import VARIABLES
+
+    dropped: dict[str, int] = {}
+    missing = obs["obs"].isna()
+    dropped["missing"] = int(missing.sum())
+    out = obs[~missing]
+    if target in VARIABLES:
+        var = VARIABLES[target]
+        bad = (out["obs"] < var.low) | (out["obs"] > var.high)
+        dropped["range"] = int(bad.sum())
+        out = out[~bad]
+    dupes = out.duplicated(subset=["station", "valid_time"])
+    dropped["duplicate_time"] = int(dupes.sum())
+    return out[~dupes], dropped
+
+
+def join_observations(forecasts: pd.DataFrame, obs: pd.DataFrame, *, target: str,
+                      nwp_target: str | None) -> pd.DataFrame:
+    """Forecast rows with the observation at their valid time as ``y`` (rows without one go).
+
+    ``nwp_target``: the forecast column of the target itself, copied to
+    ``nwp_<target>`` as the raw-NWP reference.
+    """
+    from wxops.features import TARGET
+
+    joined = forecasts.merge(obs.rename(columns={"obs": TARGET}), on=["station", "valid_time"],
+                             how="inner", validate="many_to_one")
+    if nwp_target is not None:
+        joined[nwp_reference_column(target)] = joined[nwp_target]
+    return joined
+
+
+def build_chunk(task: ChunkTask) -> ChunkResult:
+    """Extract one station chunk from every file, join observations, write one partition.
+
+    The partition is written to a temporary name and renamed at the end, so a failed or
+    killed task leaves no half-written partition behind.
+    """
+    import os
+
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from wxops.data.nwp import extract_file
+
+    stations = pd.DataFrame(task.stations)
+    stations["id"] = stations["id"].astype(str)
+    ids = list(stations["id"])
+    obs, dropped = clean_obs(read_station_obs(task.obs, ids, task.target), task.target)
+    nwp_target = next((v for v in task.nwp.variables if task.nwp.columns.get(v, v) == task.target), None)
+    if nwp_target is not None:
+        nwp_target = task.nwp.columns.get(nwp_target, nwp_target)
+    out = Path(task.out_path)
+    tmp = out.with_suffix(".tmp")
+    rows = nbytes = without = 0
+    writer: pq.ParquetWriter | None = None
+    try:
+        for path in task.files:
+            forecasts = extract_file(Path(path), task.nwp, stations)
+            joined = join_observations(forecasts, obs, target=task.target, nwp_target=nwp_target)
+            without += len(forecasts) - len(joined)
+            if joined.empty:
+                continue
+            table = pa.Table.from_pandas(joined, preserve_index=False)
+            if writer is None:
+                writer = pq.ParquetWriter(tmp, table.schema)
+            writer.write_table(table)
+            rows += len(joined)
+            nbytes += int(joined.memory_usage(deep=True).sum())
+    except BaseException:
+        if writer is not None:
+            writer.close()
+        tmp.unlink(missing_ok=True)
+        raise
+    if writer is None:
+        raise DataQualityError(
+            f"stations {ids[:5]}{'...' if len(ids) > 5 else ''}: no forecast has an observation "
+            f"of '{task.target}' at its valid time; check data.obs (station ids, times in UTC)")
+    writer.close()
+    os.replace(tmp, out)
+    return ChunkResult(str(out), rows, nbytes, len(obs) + sum(dropped.values()), dropped, without)
+
+
+def summarise(results: list[ChunkResult]) -> NWPQCReport:
+    """One QC report over all chunks."""
+    dropped: dict[str, int] = {}
+    for r in results:
+        for k, v in r.obs_dropped.items():
+            dropped[k] = dropped.get(k, 0) + v
+    return NWPQCReport(sum(r.obs_rows for r in results), dropped,
+                       sum(r.rows_without_obs for r in results), sum(r.rows for r in results))
+
+
+def read_partitions(results: list[ChunkResult]) -> pd.DataFrame:
+    """The whole table from its partitions, in a stable order (station, init, lead)."""
+    import pandas as pd
+
+    frames = [pd.read_parquet(r.path) for r in sorted(results, key=lambda r: r.path)]
+    frame = pd.concat(frames, ignore_index=True)
+    return frame.sort_values(["station", "init_time", "lead_time"], kind="stable").reset_index(drop=True)
+
+
+def build_nwp_features(table: pd.DataFrame, cfg: FeaturesConfig, split: SplitConfig) -> FeatureTable:
+    """The modelling table of NWP rows (a pure stage).
+
+    ``time`` is the valid time (diurnal and seasonal features, climatology), ``block`` the
+    init time's block, so splits block by init time; ``lead_time`` is an input.
+    """
+    from wxops.features import TARGET, FeatureTable
+    from wxops.split import block_labels
+
+    missing = sorted(set(cfg.predictors) - set(table.columns))
+    if missing:
+        raise FeatureError(f"the NWP table lacks predictors {missing}; they must be among "
+                           "data.nwp.variables (after data.nwp.columns renames)")
+    frame = table.copy()
+    frame["time"] = frame["valid_time"]
+    frame["block"] = block_labels(frame["init_time"], split.block)
+    inputs = [*cfg.predictors, "lead_time"]
+    if "cyclic_time" in cfg.derived:
+        inputs = ["time", *inputs]
+    before = len(frame)
+    frame = frame.dropna(subset=[c for c in inputs if c != "time"] + [TARGET]).reset_index(drop=True)
+    dropped = before - len(frame)
+    notes = [f"{dropped} rows without a complete input/target dropped"] if dropped else []
+    if frame.empty:
+        raise FeatureError("no NWP row has every input and an observation")
+    if not np.isfinite(frame[TARGET].to_numpy(dtype=float)).all():
+        raise DataQualityError("the joined target has non-finite values")
+    return FeatureTable(frame, inputs, cfg.target, None, dropped, notes)

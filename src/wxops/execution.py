@@ -1,0 +1,118 @@
+"""Executors for the heavy steps: in this process, or as Dask tasks.
+
+``execution.executor: local`` runs tasks one after another here; ``dask`` starts a local
+cluster of worker processes (one thread each, so two workers use two cores without
+oversubscribing BLAS or PyTorch); ``tcp://host:port`` connects to a running scheduler
+(HPC through dask-jobqueue, Kubernetes...). Tasks are coarse (a station chunk, a model
+configuration) and carry paths, not data, so scheduling and serialisation stay cheap.
+Workers there need the files at the same paths (a shared file system) and wxops installed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+
+from wxops.errors import ExecutorError
+
+if TYPE_CHECKING:
+    from wxops.config import ExecutionConfig
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+#: Environment of local worker processes: one thread per library, like the worker itself.
+WORKER_ENV: dict[str, str] = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
+                              "OPENBLAS_NUM_THREADS": "1"}
+
+
+class Executor(Protocol):
+    """Maps a function over tasks and returns the results in task order."""
+
+    in_process: bool
+    """True when tasks run in the calling process (callbacks such as progress work)."""
+
+    def map(self, fn: Callable[[T], R], tasks: Sequence[T]) -> list[R]: ...
+
+
+class LocalExecutor:
+    """Runs each task in this process, in order."""
+
+    in_process = True
+
+    def map(self, fn: Callable[[T], R], tasks: Sequence[T]) -> list[R]:
+        return [fn(task) for task in tasks]
+
+
+class DaskExecutor:
+    """Runs tasks on a Dask cluster; a task lost with its worker is retried elsewhere."""
+
+    in_process = False
+
+    def __init__(self, client: Any, *, retries: int = 2) -> None:
+        self.client = client
+        self.retries = retries
+
+    def map(self, fn: Callable[[T], R], tasks: Sequence[T]) -> list[R]:
+        from distributed import KilledWorker
+
+        if not tasks:
+            return []
+        futures = self.client.map(fn, list(tasks), pure=False, retries=self.retries)
+        try:
+            return list(self.client.gather(futures))
+        except KilledWorker as exc:
+            raise ExecutorError(
+                f"Dask lost a worker on every attempt of task {exc.task!r}; the workers may be "
+                "running out of memory (give them more, or lower data.nwp.chunk_stations)"
+            ) from exc
+        except OSError as exc:
+            raise ExecutorError(f"the Dask scheduler went away while running tasks: {exc}") from exc
+        finally:
+            for future in futures:
+                future.release()
+
+
+def setup_worker_process() -> None:
+    """Process-wide settings of a worker: one PyTorch thread, quiet logs (run once each)."""
+    for key, value in WORKER_ENV.items():
+        os.environ.setdefault(key, value)
+    from wxops.startup import configure_process
+
+    configure_process()
+    import torch
+
+    torch.set_num_threads(1)
+
+
+@contextlib.contextmanager
+def open_executor(cfg: ExecutionConfig) -> Iterator[Executor]:
+    """The configured executor; a local cluster is shut down on exit."""
+    if cfg.executor == "local":
+        yield LocalExecutor()
+        return
+    from distributed import Client, LocalCluster
+
+    from wxops._dask_plugin import WorkerSetup
+    cluster: Any = None
+    try:
+        if cfg.executor == "dask":
+            cluster = LocalCluster(n_workers=cfg.workers, threads_per_worker=1, processes=True,
+                                   dashboard_address=None, env=dict(WORKER_ENV))
+            client = Client(cluster)
+        else:
+            client = Client(cfg.executor, timeout="30s")
+    except (OSError, TimeoutError) as exc:
+        if cluster is not None:
+            cluster.close()
+        raise ExecutorError(f"cannot reach the Dask scheduler at {cfg.executor}: {exc}; "
+                            "start it (dask scheduler) or set execution.executor: local") from exc
+    try:
+        client.register_plugin(WorkerSetup())
+        yield DaskExecutor(client)
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()

@@ -1,0 +1,95 @@
+"""Training one configuration as a self-contained task (local or on a Dask worker).
+
+The task carries paths to the train/validation tables and the tracking coordinates
+(URI, experiment, parent run id), never data frames or an MLflow client: a worker
+process opens the same store and logs a run nested under the pipeline run (MLflow tags
+it ``mlflow.parentRunId``). Seeds are set inside the task, so where it runs does not
+change the result.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from wxops.config import ModelConfig
+    from wxops.models.mlp import EpochCallback
+    from wxops.models.train import TrainResult
+
+
+@dataclass(frozen=True)
+class TrainTask:
+    """One configuration to train, with where its data lies and where to log."""
+
+    model: ModelConfig
+    inputs: list[str]
+    target: str
+    lead_time: int | None
+    train_path: str
+    validation_path: str
+    derived: list[str]
+    seed: int
+    tracking_uri: str
+    experiment_id: str
+    parent_run_id: str
+    pip_requirements: list[str]
+    code_paths: list[str]
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class TaskOutcome:
+    """The trained configuration and where its run and model were logged."""
+
+    result: TrainResult
+    run_id: str
+    model_uri: str
+
+
+def load_split_tables(task: TrainTask) -> tuple[pd.DataFrame, pd.DataFrame]:
+    import pandas as pd
+
+    return pd.read_parquet(task.train_path), pd.read_parquet(task.validation_path)
+
+
+def run_train_task(task: TrainTask, on_epoch: EpochCallback | None = None) -> TaskOutcome:
+    """Train ``task.model`` in a nested run of ``task.parent_run_id`` and log the model."""
+    from wxops import tracking
+    from wxops.features import FeatureTable
+    from wxops.models.train import train_model
+    from wxops.split import Split
+
+    train, validation = load_split_tables(task)
+    table = FeatureTable(train, list(task.inputs), task.target, task.lead_time)
+    split = Split(train, validation, validation.iloc[0:0], {})
+    tracking.connect(task.tracking_uri)
+    with tracking.start_run(task.experiment_id, task.model.name, parent_run_id=task.parent_run_id,
+                            tags=task.tags) as run_id:
+        log_epoch, flush = tracking.epoch_logger(run_id)
+
+        def both(epoch: int, train_loss: float, val_loss: float | None) -> None:
+            log_epoch(epoch, train_loss, val_loss)
+            if on_epoch is not None:
+                on_epoch(epoch, train_loss, val_loss)
+
+        try:
+            result = train_model(task.model, table, split, derived=list(task.derived),
+                                 seed=task.seed, on_epoch=both)
+        finally:
+            flush()
+        tracking.log_params(result.params)
+        tracking.log_metrics(result.metrics)
+        model_uri = tracking.log_model(result.model, "model", input_example=input_example(train[task.inputs]),
+                                       pip_requirements=task.pip_requirements, code_paths=task.code_paths)
+    return TaskOutcome(result, run_id, model_uri)
+
+
+def input_example(frame: pd.DataFrame) -> Any:
+    """First rows with naive UTC times (MLflow's schema has no time zones)."""
+    example = frame.head(5).copy()
+    if "time" in example.columns:
+        example["time"] = example["time"].dt.tz_convert("UTC").dt.tz_localize(None)
+    return example
