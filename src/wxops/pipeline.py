@@ -6,6 +6,7 @@ Stage functions stay pure; this module does the I/O around them: the cache, MLfl
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import time
@@ -19,10 +20,10 @@ from wxops.progress import Reporter, SilentReporter
 
 #: Source modules whose code is part of each stage's cache key.
 _STAGE_CODE: dict[str, tuple[str, ...]] = {
-    "ingest": ("wxops.data.sources", "wxops.data.qc"),
+    "ingest": ("wxops.data.sources", "wxops.data.qc", "wxops.data.nwp", "wxops.data.nwp_table"),
     "features": ("wxops.features",),
     "split": ("wxops.split",),
-    "train": ("wxops.models.train", "wxops.models.mlp", "wxops.features"),
+    "train": ("wxops.models.train", "wxops.models.mlp", "wxops.features", "wxops.models.task"),
     "record": ("wxops.pipeline", "wxops.tracking"),
 }
 
@@ -80,10 +81,20 @@ def run_pipeline(
     cache = StageCache(paths["cache"], enabled=use_cache)
     uri = tracking.resolve_tracking_uri(cfg.tracking.uri, project_dir)
 
-    raw_path = cfg.data.path if cfg.data.path is not None else default_tmy3_path()
-    if not raw_path.exists():
-        raise DataSourceError(f"{raw_path}: data file not found (data.path in the config)")
-    raw_digest = digest_file(raw_path)
+    if cfg.data.is_nwp:
+        from wxops.data.nwp_table import nwp_reference_column, nwp_sources
+
+        assert cfg.data.obs is not None
+        raw_path = cfg.data.obs.path
+        _files, raw_digest = nwp_sources(cfg.data)
+        if cfg.verify.nwp_column is None and cfg.features.target in _nwp_names(cfg):
+            cfg = cfg.model_copy(update={"verify": cfg.verify.model_copy(
+                update={"nwp_column": nwp_reference_column(cfg.features.target)})})
+    else:
+        raw_path = cfg.data.path if cfg.data.path is not None else default_tmy3_path()
+        if not raw_path.exists():
+            raise DataSourceError(f"{raw_path}: data file not found (data.path in the config)")
+        raw_digest = digest_file(raw_path)
     codes = {stage: code_version(*mods) for stage, mods in _STAGE_CODE.items()}
     whole_key = make_key(
         raw_digest, section_hash(cfg), *codes.values(), uri,
@@ -98,8 +109,31 @@ def run_pipeline(
             report.skip(stage, "unchanged (cached)")
         return result
 
-    return _run_stages(cfg, project_dir, cache, uri, raw_path, raw_digest, codes, whole_key,
-                       report, started)
+    with contextlib.ExitStack() as stack:
+        executor = _LazyExecutor(cfg, stack)
+        return _run_stages(cfg, project_dir, cache, uri, raw_path, raw_digest, codes, whole_key,
+                           report, started, executor)
+
+
+def _nwp_names(cfg: WxopsConfig) -> list[str]:
+    """NWP variables under their wxops names (after ``data.nwp.columns``)."""
+    nwp = cfg.data.nwp
+    return [] if nwp is None else [nwp.columns.get(v, v) for v in nwp.variables]
+
+
+class _LazyExecutor:
+    """Opens the configured executor on first use (a fully cached run starts no cluster)."""
+
+    def __init__(self, cfg: WxopsConfig, stack: contextlib.ExitStack) -> None:
+        self._cfg, self._stack = cfg, stack
+        self._executor: Any = None
+
+    def get(self) -> Any:
+        if self._executor is None:
+            from wxops.execution import open_executor
+
+            self._executor = self._stack.enter_context(open_executor(self._cfg.execution))
+        return self._executor
 
 
 def _store_present(uri: str) -> bool:
@@ -122,13 +156,14 @@ def _run_stages(
     whole_key: str,
     report: Reporter,
     started: float,
+    executor: _LazyExecutor,
 ) -> PipelineResult:
     from wxops import tracking
     from wxops.data.lineage import digest_frame, git_state, package_versions
     from wxops.data.qc import apply_qc, check_target
     from wxops.data.sources import read_source
     from wxops.features import build_features
-    from wxops.split import assign_blocks, split_by_blocks
+    from wxops.split import assign_blocks, split_by_blocks, split_by_init_time
 
     cached: list[str] = []
     used_columns = list(dict.fromkeys([cfg.features.target, *cfg.features.predictors]))
@@ -137,7 +172,16 @@ def _run_stages(
     ingest_key = make_key(raw_digest, section_hash(cfg.data), ",".join(used_columns),
                           section_hash(cfg.split), codes["ingest"])
     ingested = cache.get("ingest", ingest_key)
-    if ingested is None:
+    if ingested is None and cfg.data.is_nwp:
+        from wxops.data.nwp_table import ingest_nwp, nwp_sources
+
+        with report.stage("ingest NWP at stations"):
+            files, _ = nwp_sources(cfg.data)
+            clean, nwp_qc = ingest_nwp(cfg, files, project_dir / ".wxops" / "nwp" / ingest_key[:16],
+                                          lambda fn, tasks: executor.get().map(fn, tasks))
+            ingested = (clean, nwp_qc, nwp_qc.rows + nwp_qc.rows_without_obs, digest_frame(clean))
+            cache.put("ingest", ingest_key, ingested)
+    elif ingested is None:
         with report.stage("ingest + QC"):
             raw = read_source(cfg.data)
             clean, qc_report = apply_qc(raw, used_columns, cfg.data.qc)
@@ -148,14 +192,20 @@ def _run_stages(
     else:
         cached.append("ingest")
         report.skip("ingest + QC", "unchanged (cached)")
-    obs, qc_report, raw_rows, obs_digest = ingested
+    obs, qc_any, raw_rows, obs_digest = ingested
+    qc_summary: dict[str, Any] = qc_any.to_dict()
 
     # --- features ------------------------------------------------------------------
     feat_key = make_key(obs_digest, section_hash(cfg.features), codes["features"])
     featured = cache.get("features", feat_key)
     if featured is None:
         with report.stage("features"):
-            table = build_features(obs, cfg.features)
+            if cfg.data.is_nwp:
+                from wxops.data.nwp_table import build_nwp_features
+
+                table = build_nwp_features(obs, cfg.features, cfg.split)
+            else:
+                table = build_features(obs, cfg.features)
             featured = (table, digest_frame(table.frame))
             cache.put("features", feat_key, featured)
     else:
@@ -168,7 +218,10 @@ def _run_stages(
     split_entry = cache.get("split", split_key)
     if split_entry is None:
         with report.stage("split"):
-            split = split_by_blocks(table.frame, cfg.split)
+            if cfg.data.is_nwp:
+                split = split_by_init_time(table.frame, cfg.split)
+            else:
+                split = split_by_blocks(table.frame, cfg.split)
             digests = {n: digest_frame(getattr(split, n)) for n in ("train", "validation", "test")}
             split_entry = (split, digests)
             cache.put("split", split_key, split_entry)
@@ -192,7 +245,7 @@ def _run_stages(
             "sha256": raw_digest,
             "rows": raw_rows,
         },
-        "qc": qc_report.to_dict(),
+        "qc": qc_summary,
         "stages": {
             "ingest": {"sha256": obs_digest, "rows": len(obs),
                        "time_range": [str(obs["time"].min()), str(obs["time"].max())]},
@@ -229,11 +282,12 @@ def _run_stages(
             tracking.log_dataset(getattr(split, name), source=str(raw_path), name=name,
                                  digest=split_digests[name], context=name, targets="y")
         tracking.log_dict(lineage, "lineage.json")
-        tracking.log_dict(qc_report.to_dict(), "qc_report.json")
+        tracking.log_dict(qc_summary, "qc_report.json")
         (out_dir / "lineage.json").write_text(json.dumps(lineage, indent=2, default=str))
 
         results, logged = _train_all(cfg, table, split, split_digests, codes, cache, uri,
-                                     exp_id, parent_id, report, cached)
+                                     exp_id, parent_id, report, cached, executor,
+                                     project_dir / ".wxops" / "tasks")
 
         metrics = {name: res.metrics for name, res in results.items()}
         selection = cfg.tracking.selection_metric
@@ -262,7 +316,11 @@ def _run_stages(
                           "config_name": best, "pipeline_run_id": parent_id},
                     first_as_champion=False,
                 )
-                release = _release(cfg, project_dir, registration, obs, table, split)
+                if cfg.data.is_nwp:
+                    release = _verify_nwp(cfg, registration, results[best].model, table, split,
+                                          out_dir)
+                else:
+                    release = _release(cfg, project_dir, registration, obs, table, split)
                 registration = release.registration
                 report.info(release.message)
                 cache.put("register", reg_key, registration)
@@ -299,13 +357,21 @@ def _train_all(
     parent_id: str,
     report: Reporter,
     cached: list[str],
+    executor: _LazyExecutor,
+    task_dir: Path,
 ) -> tuple[dict[str, Any], dict[str, dict[str, str]]]:
-    """Train (or reuse) each configuration in its own nested MLflow run."""
+    """Train each configuration as a task of the executor, in its own nested MLflow run.
+
+    A configuration unchanged since an earlier run is reused from the cache and only
+    re-logged here; the others become :class:`~wxops.models.task.TrainTask` s that read
+    the split from Parquet files, so a Dask worker gets a path, not a data frame.
+    """
     from wxops import tracking
-    from wxops.models.train import train_model
+    from wxops.models.task import TrainTask, run_train_task
 
     results: dict[str, Any] = {}
     logged: dict[str, dict[str, str]] = {}
+    todo: list[tuple[Any, str, str]] = []
     reused = 0
     example = _input_example(split.train[table.inputs])
     for model_cfg in cfg.models:
@@ -315,31 +381,17 @@ def _train_all(
         log_key = make_key(train_key, uri, exp_id)
         trained = cache.get("train", train_key)
         previous = cache.get("logged", log_key)
+        if trained is None:
+            todo.append((model_cfg, train_key, log_key))
+            continue
         tags = {"wxops.kind": "config", "wxops.train_key": train_key}
-        if trained is not None and previous is not None:
+        if previous is not None:
             tags["wxops.reused_from_run"] = previous["run_id"]
         with tracking.start_run(exp_id, model_cfg.name, parent_run_id=parent_id,
                                 tags=tags) as run_id:
-            if trained is None:
-                total = getattr(model_cfg, "epochs", 1)
-                progress = report.epochs(model_cfg.name, total)
-                log_epoch, flush = tracking.epoch_logger(run_id)
-
-                def on_epoch(epoch: int, train: float, val: float | None,
-                             _p: Any = progress, _l: Any = log_epoch) -> None:
-                    _l(epoch, train, val)
-                    _p(epoch, train, val)
-
-                try:
-                    trained = train_model(model_cfg, table, split, derived=list(cfg.features.derived),
-                                          seed=cfg.seed, on_epoch=on_epoch)
-                finally:
-                    flush()
-                cache.put("train", train_key, trained)
-            else:
-                reused += 1
-                report.skip(f"train {model_cfg.name}", "unchanged (cached)")
-                tracking.log_history(run_id, trained.history)
+            reused += 1
+            report.skip(f"train {model_cfg.name}", "unchanged (cached)")
+            tracking.log_history(run_id, trained.history)
             tracking.log_params(trained.params)
             tracking.log_metrics(trained.metrics)
             if previous is None:
@@ -354,9 +406,95 @@ def _train_all(
                 tracking.set_tags({"wxops.model_uri": previous["model_uri"]})
         results[model_cfg.name] = trained
         logged[model_cfg.name] = previous
+    if todo:
+        paths = _write_split(split, table.inputs, split_digests, task_dir)
+        tasks = [TrainTask(
+            model=model_cfg, inputs=list(table.inputs), target=table.target,
+            lead_time=table.lead_time, train_path=paths["train"],
+            validation_path=paths["validation"], derived=list(cfg.features.derived),
+            seed=cfg.seed, tracking_uri=uri, experiment_id=exp_id, parent_run_id=parent_id,
+            pip_requirements=_requirements(model_cfg.type), code_paths=[_package_dir()],
+            tags={"wxops.kind": "config", "wxops.train_key": train_key},
+        ) for model_cfg, train_key, _ in todo]
+        runner = executor.get()
+        if runner.in_process:
+            outcomes = [run_train_task(task, report.epochs(task.model.name, getattr(task.model, "epochs", 1)))
+                        for task in tasks]
+        else:
+            with report.stage(f"train {len(tasks)} configurations on Dask"):
+                try:
+                    outcomes = runner.map(run_train_task, tasks)
+                finally:
+                    tracking.fail_unfinished_children(parent_id)
+        for (model_cfg, train_key, log_key), outcome in zip(todo, outcomes, strict=True):
+            cache.put("train", train_key, outcome.result)
+            previous = {"run_id": outcome.run_id, "model_uri": outcome.model_uri}
+            cache.put("logged", log_key, previous)
+            results[model_cfg.name] = outcome.result
+            logged[model_cfg.name] = previous
     if reused == len(cfg.models):
         cached.append("train")
-    return results, logged
+    results = {m.name: results[m.name] for m in cfg.models}
+    return results, {m.name: logged[m.name] for m in cfg.models}
+
+
+def _write_split(split: Any, inputs: list[str], digests: dict[str, str], task_dir: Path) -> dict[str, str]:
+    """Train and validation tables as Parquet files named by their digest (written once)."""
+    from wxops.features import TARGET
+
+    folder = task_dir / digests["train"][:16]
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = {}
+    columns = list(dict.fromkeys([*inputs, TARGET]))
+    for name in ("train", "validation"):
+        path = folder / f"{name}-{digests[name][:16]}.parquet"
+        if not path.exists():
+            tmp = path.with_suffix(".tmp")
+            getattr(split, name)[columns].to_parquet(tmp, index=False)
+            tmp.replace(path)
+        paths[name] = str(path)
+    return paths
+
+
+def _verify_nwp(cfg: WxopsConfig, registration: Any, model: Any, table: Any, split: Any,
+                out_dir: Path) -> _ReleaseOutcome:
+    """Verify the best model on the test block against raw NWP and climatology.
+
+    The release gate judges a forecast-cycling replay built from single-station
+    observations; NWP tables are not replayed, so the version stays challenger and the
+    scores (with skill against the raw NWP) are written for a person to judge.
+    """
+    import pandas as pd
+
+    from wxops import tracking
+    from wxops.features import TARGET
+    from wxops.verify import verify_forecasts
+    from wxops.verify.references import fit_climatology, nwp_forecast
+
+    test = split.test
+    fcst = {"candidate": model.predict(_input_example_frame(test[table.inputs]))}
+    fcst["climatology"] = fit_climatology(split.train, target=TARGET).predict(test["time"])
+    if cfg.verify.nwp_column:
+        fcst["nwp"] = nwp_forecast(test, column=cfg.verify.nwp_column)
+    verification = verify_forecasts(fcst, test[TARGET], valid_time=test["time"],
+                                    thresholds=cfg.verify.thresholds, event=cfg.verify.event,
+                                    lead_time=test["lead_time"], station=test["station"])
+    (out_dir / "verification.json").write_text(json.dumps(verification.to_dict(), indent=2, default=str))
+    tracking.log_artifact(out_dir / "verification.json")
+    scores = {f"test_{k}_{src}": float(v) for src, row in verification.scores.iterrows()
+              for k, v in row.items() if k in ("rmse", "mae", "bias") and pd.notna(v)}
+    tracking.log_metrics(scores)
+    summary = ", ".join(f"{src} rmse {verification.score(src, 'rmse'):.3g}" for src in verification.sources)
+    return _ReleaseOutcome(registration, None,
+                           f"version {registration.version} registered as challenger; test block: "
+                           f"{summary} (gate not applied to NWP tables: promote with `wxops promote`)")
+
+
+def _input_example_frame(frame: Any) -> Any:
+    out = frame.copy()
+    if "time" in out.columns:
+        out["time"] = out["time"].dt.tz_convert("UTC").dt.tz_localize(None)
+    return out
 
 
 @dataclass

@@ -670,3 +670,22 @@ def log_monitor_run(experiment: str, artifact_root: str | None, *, name: str, ta
         log_metrics({k: v for k, v in metrics.items() if math.isfinite(v)})
         log_dict(payload, artifact_file)
     return run_id
+
+
+def fail_unfinished_children(parent_run_id: str) -> list[str]:
+    """Mark nested runs of ``parent_run_id`` still RUNNING as FAILED; return their ids.
+
+    A Dask task killed with its worker cannot end its own run; the retry starts a fresh
+    one, so the orphan is closed here instead of showing as running for ever.
+    """
+    import mlflow
+
+    client = mlflow.MlflowClient()
+    parent = client.get_run(parent_run_id)
+    runs = client.search_runs(
+        [parent.info.experiment_id],
+        filter_string=f"tags.mlflow.parentRunId = '{parent_run_id}' and attributes.status = 'RUNNING'",
+    )
+    for run in runs:
+        client.set_terminated(run.info.run_id, status="FAILED")
+    return [run.info.run_id for run in runs]

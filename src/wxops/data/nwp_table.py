@@ -18,9 +18,11 @@ import numpy as np
 from wxops.errors import DataQualityError, FeatureError, NWPDataError
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     import pandas as pd
 
-    from wxops.config import FeaturesConfig, NWPConfig, SplitConfig, StationObsConfig
+    from wxops.config import DataConfig, FeaturesConfig, NWPConfig, SplitConfig, StationObsConfig, WxopsConfig
     from wxops.features import FeatureTable
 
 #: Key columns of the table, ahead of the variables.
@@ -230,7 +232,8 @@ def build_nwp_features(table: pd.DataFrame, cfg: FeaturesConfig, split: SplitCon
                            "data.nwp.variables (after data.nwp.columns renames)")
     frame = table.copy()
     frame["time"] = frame["valid_time"]
-    frame["block"] = block_labels(frame["init_time"], split.block)
+    if "block" not in frame.columns:
+        frame["block"] = block_labels(frame["init_time"], split.block)
     inputs = [*cfg.predictors, "lead_time"]
     if "cyclic_time" in cfg.derived:
         inputs = ["time", *inputs]
@@ -243,3 +246,45 @@ def build_nwp_features(table: pd.DataFrame, cfg: FeaturesConfig, split: SplitCon
     if not np.isfinite(frame[TARGET].to_numpy(dtype=float)).all():
         raise DataQualityError("the joined target has non-finite values")
     return FeatureTable(frame, inputs, cfg.target, None, dropped, notes)
+
+
+def nwp_sources(cfg: DataConfig) -> tuple[list[Path], str]:
+    """The NWP files and one sha256 over them, the observations and the station list."""
+    import hashlib
+
+    from wxops.data.lineage import digest_file
+    from wxops.data.nwp import expand_paths
+
+    assert cfg.nwp is not None and cfg.obs is not None and cfg.stations is not None
+    files = expand_paths(cfg.nwp.paths)
+    sha = hashlib.sha256()
+    for path in [*files, cfg.obs.path, cfg.stations]:
+        if not path.exists():
+            raise NWPDataError(f"{path}: file not found (data.nwp, data.obs, data.stations)")
+        sha.update(f"{path.name}:{digest_file(path)}\n".encode())
+    return files, sha.hexdigest()
+
+
+def ingest_nwp(cfg: WxopsConfig, files: list[Path], out_dir: Path,
+               run_tasks: Callable[[Callable[[ChunkTask], ChunkResult], list[ChunkTask]], list[ChunkResult]],
+               ) -> tuple[pd.DataFrame, NWPQCReport]:
+    """Build every station chunk with ``run_tasks`` (an executor's map), then read the table.
+
+    The table gets ``time`` (= valid time) and ``block`` (of the init time), so the
+    pipeline's later stages and lineage treat it like any other table.
+    """
+    from wxops.data.nwp import read_stations
+    from wxops.split import block_labels
+
+    data = cfg.data
+    assert data.nwp is not None and data.obs is not None and data.stations is not None
+    stations = read_stations(data.stations)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for stale in out_dir.glob("part-*"):
+        stale.unlink()
+    tasks = plan_chunks(files, stations, data.nwp, data.obs, cfg.features.target, out_dir)
+    results = run_tasks(build_chunk, tasks)
+    table = read_partitions(results)
+    table["time"] = table["valid_time"]
+    table["block"] = block_labels(table["init_time"], cfg.split.block)
+    return table, summarise(results)
