@@ -179,6 +179,7 @@ def runs(
 
 
 def _register_extensions() -> None:
+    from wxops.data.cli import register as register_synth
     from wxops.deploy.cli import register as register_deploy
     from wxops.monitor.cli import register as register_monitor
     from wxops.release.cli import register as register_release
@@ -188,6 +189,7 @@ def _register_extensions() -> None:
     register_serve(app)
     register_monitor(app)
     register_deploy(app)
+    register_synth(app)
 
 
 _register_extensions()
