@@ -86,8 +86,12 @@ def plan_chunks(files: list[Path], stations: pd.DataFrame, nwp: NWPConfig, obs: 
     ]
 
 
-def read_station_obs(cfg: StationObsConfig, station_ids: list[str], target: str) -> pd.DataFrame:
-    """Observations of ``target`` at the given stations: columns ``station, valid_time, y``."""
+def read_station_obs(cfg: StationObsConfig, station_ids: list[str], target: str,
+                     between: tuple[pd.Timestamp, pd.Timestamp] | None = None) -> pd.DataFrame:
+    """Observations of ``target`` at the given stations: columns ``station, valid_time, obs``.
+
+    ``between``: only times in this closed interval (Parquet reads only those row groups).
+    """
     import pandas as pd
 
     path = cfg.path
@@ -97,8 +101,11 @@ def read_station_obs(cfg: StationObsConfig, station_ids: list[str], target: str)
     wanted = [cfg.station_column, cfg.time_column, source_target]
     try:
         if path.suffix.lower() == ".parquet":
-            frame = pd.read_parquet(path, columns=wanted,
-                                    filters=[(cfg.station_column, "in", station_ids)])
+            filters: list[Any] = [(cfg.station_column, "in", station_ids)]
+            if between is not None:
+                low, high = _like_column(path, cfg.time_column, between)
+                filters += [(cfg.time_column, ">=", low), (cfg.time_column, "<=", high)]
+            frame = pd.read_parquet(path, columns=wanted, filters=filters)
         else:
             frame = pd.read_csv(path, usecols=wanted, dtype={cfg.station_column: str})
     except (OSError, ValueError, KeyError, pd.errors.ParserError) as exc:
@@ -109,7 +116,19 @@ def read_station_obs(cfg: StationObsConfig, station_ids: list[str], target: str)
     frame["station"] = frame["station"].astype(str)
     frame = frame[frame["station"].isin(station_ids)]
     frame["valid_time"] = pd.to_datetime(frame["valid_time"], utc=True)
+    if between is not None:
+        frame = frame[(frame["valid_time"] >= between[0]) & (frame["valid_time"] <= between[1])]
     return frame.reset_index(drop=True)
+
+
+def _like_column(path: Path, column: str, between: tuple[pd.Timestamp, pd.Timestamp]) -> tuple[Any, Any]:
+    """The UTC interval as the Parquet column stores time: tz-aware, or naive UTC."""
+    import pyarrow.parquet as pq
+
+    field_type = pq.read_schema(path).field(column).type
+    if getattr(field_type, "tz", None):
+        return between
+    return tuple(t.tz_convert("UTC").tz_localize(None) for t in between)  # type: ignore[return-value]
 
 
 def clean_obs(obs: pd.DataFrame, target: str) -> tuple[pd.DataFrame, dict[str, int]]:
@@ -163,17 +182,23 @@ def build_chunk(task: ChunkTask) -> ChunkResult:
     stations = pd.DataFrame(task.stations)
     stations["id"] = stations["id"].astype(str)
     ids = list(stations["id"])
-    obs, dropped = clean_obs(read_station_obs(task.obs, ids, task.target), task.target)
     nwp_target = next((v for v in task.nwp.variables if task.nwp.columns.get(v, v) == task.target), None)
     if nwp_target is not None:
         nwp_target = task.nwp.columns.get(nwp_target, nwp_target)
     out = Path(task.out_path)
     tmp = out.with_suffix(".tmp")
-    rows = nbytes = without = 0
+    rows = nbytes = without = obs_rows = 0
+    dropped: dict[str, int] = {}
     writer: pq.ParquetWriter | None = None
     try:
         for path in task.files:
             forecasts = extract_file(Path(path), task.nwp, stations)
+            # Observations of this file's valid times only: memory stays one file's worth.
+            span = (forecasts["valid_time"].min(), forecasts["valid_time"].max())
+            obs, file_dropped = clean_obs(read_station_obs(task.obs, ids, task.target, span), task.target)
+            obs_rows += len(obs) + sum(file_dropped.values())
+            for key, value in file_dropped.items():
+                dropped[key] = dropped.get(key, 0) + value
             joined = join_observations(forecasts, obs, target=task.target, nwp_target=nwp_target)
             without += len(forecasts) - len(joined)
             if joined.empty:
@@ -195,7 +220,7 @@ def build_chunk(task: ChunkTask) -> ChunkResult:
             f"of '{task.target}' at its valid time; check data.obs (station ids, times in UTC)")
     writer.close()
     os.replace(tmp, out)
-    return ChunkResult(str(out), rows, nbytes, len(obs) + sum(dropped.values()), dropped, without)
+    return ChunkResult(str(out), rows, nbytes, obs_rows, dropped, without)
 
 
 def summarise(results: list[ChunkResult]) -> NWPQCReport:

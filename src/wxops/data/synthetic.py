@@ -25,6 +25,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -154,7 +155,7 @@ def generate(out_dir: Path, *, stations: int = 3, years: int = 1, start_year: in
                 value = np.clip(truth / 10.0 + 0.05 * noise, 0.0, 1.0)
             fields[name] = value
         grid_of = np.arange(ny * nx) % stations  # points without a station copy one
-        data_vars = {
+        data_vars: dict[str, Any] = {
             name: (("init_time", "lead_time", "lat", "lon"),
                    np.moveaxis(v[grid_of], 0, -1).reshape(len(inits), len(LEADS_H), ny, nx),
                    {"units": NWP_VARIABLES[name][1]})
