@@ -324,16 +324,30 @@ def extract_file(path: Path, cfg: NWPConfig, stations: pd.DataFrame) -> pd.DataF
                                f"{exc}); the file may be truncated") from exc
     finally:
         ds.close()
-    loaded = loaded.assign_coords(station=points.ids)
-    frame = loaded.to_dataframe().reset_index()
-    frame = frame[["station", "init_time", "lead_time", *cfg.variables]]
-    init = pd.to_datetime(frame["init_time"], utc=True)
-    lead = pd.to_timedelta(frame["lead_time"])
-    frame["init_time"] = init
-    frame["lead_time"] = lead.dt.total_seconds() / 3600.0
-    frame.insert(3, "valid_time", init + lead)
-    frame[list(cfg.variables)] = frame[list(cfg.variables)].astype("float64")
-    frame = frame.rename(columns=cfg.columns)
+    return _to_frame(loaded, points.ids, cfg, units)
+
+
+def _to_frame(loaded: xr.Dataset, ids: list[str], cfg: NWPConfig,
+              units: dict[str, str | None]) -> pd.DataFrame:
+    """Flat rows (station, init, lead) built from the arrays directly: no MultiIndex copies."""
+    import pandas as pd
+
+    order = ("station", "init_time", "lead_time")
+    n_st, n_init, n_lead = (loaded.sizes[d] for d in order)
+    init = pd.DatetimeIndex(loaded["init_time"].values).tz_localize("UTC")
+    lead = pd.TimedeltaIndex(loaded["lead_time"].values)
+    init_rows = np.tile(np.repeat(init.values, n_lead), n_st)
+    lead_rows = np.tile(lead.values, n_st * n_init)
+    columns: dict[str, Any] = {
+        "station": np.repeat(np.asarray(ids, dtype=object), n_init * n_lead),
+        "init_time": pd.DatetimeIndex(init_rows).tz_localize("UTC"),
+        "lead_time": lead_rows.astype("timedelta64[s]").astype(np.int64) / 3600.0,
+        "valid_time": pd.DatetimeIndex(init_rows + lead_rows).tz_localize("UTC"),
+    }
+    for name in cfg.variables:
+        columns[cfg.columns.get(name, name)] = np.asarray(
+            loaded[name].transpose(*order).values, dtype="float64").ravel()
+    frame = pd.DataFrame(columns)
     for name in cfg.variables:
         to_wxops_units(frame, cfg.columns.get(name, name), units[name])
     return frame
