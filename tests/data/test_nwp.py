@@ -197,3 +197,13 @@ def test_init_time_split_has_no_valid_time_in_two_splits() -> None:
     by_block = {r: set(grid.loc[grid["block"].map(split.assignment) == r, "valid_time"])
                 for r in ("train", "test")}
     assert by_block["train"] & by_block["test"]
+
+
+def test_observations_with_naive_utc_times(tmp_path: Path) -> None:
+    files = [write_netcdf(tmp_path / "a.nc", INITS, LEADS)]
+    task = _chunk_setup(tmp_path, files)[0]
+    obs = pd.read_parquet(task.obs.path)
+    obs["time"] = obs["time"].dt.tz_localize(None)
+    obs.to_parquet(task.obs.path)
+    result = build_chunk(task)
+    assert result.rows == len(INITS) * len(LEADS)

@@ -299,7 +299,6 @@ def extract_file(path: Path, cfg: NWPConfig, stations: pd.DataFrame) -> pd.DataF
 
     Columns: ``station, init_time, lead_time`` (hours), ``valid_time`` and one per variable.
     """
-    import pandas as pd
 
     label = str(path)
     ds = open_nwp_file(path, cfg.source)
