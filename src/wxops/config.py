@@ -57,6 +57,9 @@ class NWPConfig(_Section):
     """Renames after extraction, from file names to wxops names, e.g. ``{d2m: td2m}``."""
     chunk_stations: int = Field(default=25, ge=1)
     """Stations per preprocessing task: the unit streamed and written as one partition."""
+    chunk_files: int | None = Field(default=None, ge=1)
+    """Files per preprocessing task (None: all). Few stations and many files: set it so
+    that there are at least as many tasks as workers."""
 
 
 class StationObsConfig(_Section):
@@ -112,6 +115,8 @@ class ExecutionConfig(_Section):
     """``local``, ``dask`` (a local cluster of worker processes) or ``tcp://host:port``."""
     workers: int = Field(default=2, ge=1, le=512)
     """Worker processes of the local cluster (one thread each)."""
+    connect_timeout_s: float = Field(default=30.0, gt=0)
+    """How long to wait for a scheduler at a ``tcp://`` address."""
 
     @field_validator("executor")
     @classmethod

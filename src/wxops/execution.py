@@ -114,7 +114,7 @@ def open_executor(cfg: ExecutionConfig) -> Iterator[Executor]:
                                    dashboard_address=None, env=dict(WORKER_ENV))
             client = Client(cluster)
         else:
-            client = Client(cfg.executor, timeout="30s")
+            client = Client(cfg.executor, timeout=f"{cfg.connect_timeout_s}s")
     except (OSError, TimeoutError) as exc:
         if cluster is not None:
             cluster.close()

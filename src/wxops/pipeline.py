@@ -115,6 +115,11 @@ def run_pipeline(
                            report, started, executor)
 
 
+def _source_label(cfg: WxopsConfig) -> str:
+    """``tmy3``, ``table``... or ``nwp-netcdf`` (NWP at stations) for lineage and params."""
+    return f"nwp-{cfg.data.nwp.source}" if cfg.data.nwp is not None else cfg.data.source
+
+
 def _nwp_names(cfg: WxopsConfig) -> list[str]:
     """NWP variables under their wxops names (after ``data.nwp.columns``)."""
     nwp = cfg.data.nwp
@@ -240,7 +245,7 @@ def _run_stages(
     lineage = {
         "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "source": {
-            "type": cfg.data.source,
+            "type": _source_label(cfg),
             "path": str(raw_path),
             "sha256": raw_digest,
             "rows": raw_rows,
@@ -270,7 +275,7 @@ def _run_stages(
         "wxops.git_dirty": str(git["dirty"]),
     }) as parent_id:
         tracking.log_params({
-            "seed": cfg.seed, "data.source": cfg.data.source, "data.path": str(raw_path),
+            "seed": cfg.seed, "data.source": _source_label(cfg), "data.path": str(raw_path),
             "features.target": cfg.features.target, "features.lead_time": cfg.features.lead_time,
             "features.predictors": cfg.features.predictors, "split.block": cfg.split.block,
             "split.strategy": cfg.split.strategy, "n_configs": len(cfg.models),

@@ -207,3 +207,15 @@ def test_observations_with_naive_utc_times(tmp_path: Path) -> None:
     obs.to_parquet(task.obs.path)
     result = build_chunk(task)
     assert result.rows == len(INITS) * len(LEADS)
+
+
+def test_tasks_split_by_stations_and_files(tmp_path: Path) -> None:
+    files = [write_netcdf(tmp_path / f"{k}.nc", INITS + pd.Timedelta(hours=12 * k), LEADS) for k in range(3)]
+    tasks = _chunk_setup(tmp_path, files)  # chunk_stations=1, all files per task
+    assert [len(t.files) for t in tasks] == [3, 3]
+    nwp = tasks[0].nwp.model_copy(update={"chunk_files": 2})
+    stations = pd.DataFrame([*tasks[0].stations, *tasks[1].stations])
+    split = plan_chunks(files, stations, nwp, tasks[0].obs, "t2m", tmp_path / "parts")
+    assert [(t.stations[0]["id"], len(t.files)) for t in split] == [("A", 2), ("A", 1), ("B", 2), ("B", 1)]
+    rows = sum(build_chunk(t).rows for t in split)
+    assert rows == 2 * 3 * len(INITS) * len(LEADS)

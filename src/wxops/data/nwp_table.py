@@ -76,14 +76,18 @@ class NWPQCReport:
 
 def plan_chunks(files: list[Path], stations: pd.DataFrame, nwp: NWPConfig, obs: StationObsConfig,
                 target: str, out_dir: Path) -> list[ChunkTask]:
-    """One task per ``nwp.chunk_stations`` stations; each reads every file once."""
+    """One task per ``nwp.chunk_stations`` stations and ``nwp.chunk_files`` files."""
     records = stations.to_dict("records")
     size = nwp.chunk_stations
-    return [
-        ChunkTask(i, [str(f) for f in files], records[start:start + size], nwp, obs, target,
-                  str(out_dir / f"part-{i:05d}.parquet"))
-        for i, start in enumerate(range(0, len(records), size))
-    ]
+    per_task = nwp.chunk_files or max(1, len(files))
+    groups = [[str(f) for f in files[k:k + per_task]] for k in range(0, len(files), per_task)]
+    tasks: list[ChunkTask] = []
+    for start in range(0, len(records), size):
+        for group in groups:
+            i = len(tasks)
+            tasks.append(ChunkTask(i, group, records[start:start + size], nwp, obs, target,
+                                   str(out_dir / f"part-{i:05d}.parquet")))
+    return tasks
 
 
 def read_station_obs(cfg: StationObsConfig, station_ids: list[str], target: str,
