@@ -93,13 +93,13 @@ def open_nwp_file(path: Path, source: str) -> xr.Dataset:
         raise NWPDataError(f"{path}: NWP file not found")
     try:
         if source == "zarr":
-            ds = xr.open_zarr(path)
+            ds = xr.open_zarr(path, chunks=None)
         elif source == "grib":
             _check_grib_complete(path)
-            ds = xr.open_dataset(path, engine="cfgrib", chunks={}, decode_timedelta=True,
+            ds = xr.open_dataset(path, engine="cfgrib", decode_timedelta=True,
                                  backend_kwargs={"indexpath": ""})
         else:
-            ds = xr.open_dataset(path, chunks={}, decode_timedelta=True)
+            ds = xr.open_dataset(path, decode_timedelta=True)
     except Exception as exc:  # any backend failure on open: re-raised with the file named
         raise NWPDataError(f"{path}: cannot open as {source} ({type(exc).__name__}: {exc}); "
                            "the file may be truncated or of another format") from exc
@@ -251,34 +251,63 @@ def _frac_index_2d(lat: np.ndarray, lon: np.ndarray, s_lat: np.ndarray, s_lon: n
     return out
 
 
-def extract_points(ds: xr.Dataset, points: StationPoints, variables: list[str], *,
-                   interpolation: str) -> xr.Dataset:
-    """Values at the stations: dims ``station, init_time, lead_time`` (lazy until loaded)."""
-    import xarray as xr
+#: Most bytes of grid read at once per variable: larger files are read in init-time slabs.
+SLAB_BYTES = 32 * 2**20
 
-    sub = ds[variables]
-    dy, dx = points.dims
+
+def corner_weights(points: StationPoints, shape: tuple[int, int], interpolation: str,
+                   ) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """(j, i, weight) per corner: one corner for nearest, four for bilinear."""
     if interpolation == "nearest":
         idx = np.rint(points.frac).astype(int)
-        return sub.isel({dy: xr.DataArray(idx[:, 0], dims="station"),
-                         dx: xr.DataArray(idx[:, 1], dims="station")}).drop_vars(
-            ["lat", "lon"], errors="ignore")
-    n = np.array([ds.sizes[dy], ds.sizes[dx]])
+        return [(idx[:, 0], idx[:, 1], np.ones(len(idx), dtype=np.float32))]
+    n = np.array(shape)
     base = np.clip(np.floor(points.frac), 0, np.maximum(n - 2, 0)).astype(int)
     w = points.frac - base
-    out: Any = None
+    out = []
     for oy in (0, 1):
         for ox in (0, 1):
-            jy = np.minimum(base[:, 0] + oy, n[0] - 1)
-            jx = np.minimum(base[:, 1] + ox, n[1] - 1)
             weight = (w[:, 0] if oy else 1 - w[:, 0]) * (w[:, 1] if ox else 1 - w[:, 1])
-            corner = sub.isel({dy: xr.DataArray(jy, dims="station"),
-                               dx: xr.DataArray(jx, dims="station")}).drop_vars(
-                ["lat", "lon"], errors="ignore")
-            term = corner * xr.DataArray(weight, dims="station")
-            out = term if out is None else out + term
-    assert out is not None
+            out.append((np.minimum(base[:, 0] + oy, n[0] - 1), np.minimum(base[:, 1] + ox, n[1] - 1),
+                        weight.astype(np.float32)))
     return out
+
+
+def extract_points(ds: xr.Dataset, points: StationPoints, variables: list[str], *,
+                   interpolation: str) -> xr.Dataset:
+    """Values at the stations, dims ``(other dims..., station)``, read slab by slab.
+
+    Only the bounding box of the stations' grid points is read, and in init-time slabs
+    of at most :data:`SLAB_BYTES`, so memory stays small whatever the file's size.
+    """
+    import xarray as xr
+
+    dy, dx = points.dims
+    corners = corner_weights(points, (ds.sizes[dy], ds.sizes[dx]), interpolation)
+    all_j = np.concatenate([c[0] for c in corners])
+    all_i = np.concatenate([c[1] for c in corners])
+    j0, j1, i0, i1 = int(all_j.min()), int(all_j.max()) + 1, int(all_i.min()), int(all_i.max()) + 1
+    data: dict[str, Any] = {}
+    coords: dict[str, Any] = {}
+    for name in variables:
+        da = ds[name].isel({dy: slice(j0, j1), dx: slice(i0, i1)})
+        other = [str(d) for d in da.dims if d not in (dy, dx)]
+        da = da.transpose(*other, dy, dx)
+        per_init = max(1, int(np.prod([da.sizes[d] for d in other[1:]] or [1]))) * (j1 - j0) * (i1 - i0) * 4
+        step = max(1, SLAB_BYTES // per_init)
+        n_first = da.sizes[other[0]] if other else 1
+        parts = []
+        for start in range(0, n_first, step):
+            slab = da.isel({other[0]: slice(start, start + step)}) if other else da
+            block = np.asarray(slab.values)
+            dtype = np.result_type(block.dtype, np.float32)  # float32 files stay float32
+            acc = np.zeros((*block.shape[:-2], len(points.ids)), dtype=dtype)
+            for jj, ii, weight in corners:
+                acc += weight.astype(dtype) * block[..., jj - j0, ii - i0]
+            parts.append(acc)
+        data[name] = ((*other, "station"), np.concatenate(parts, axis=0) if other else parts[0])
+        coords.update({d: ds[d].values for d in other if d in ds.coords})
+    return xr.Dataset(data, coords=coords)
 
 
 def model_orography(ds: xr.Dataset, name: str, *, label: str) -> xr.DataArray:
@@ -300,25 +329,25 @@ def extract_file(path: Path, cfg: NWPConfig, stations: pd.DataFrame) -> pd.DataF
     Columns: ``station, init_time, lead_time`` (hours), ``valid_time`` and one per variable.
     """
 
+    import xarray as xr
+
     label = str(path)
     ds = open_nwp_file(path, cfg.source)
     try:
         check_variables(ds, cfg, label=label)
         points = locate_stations(ds, stations, interpolation=cfg.interpolation, label=label)
-        values = extract_points(ds, points, list(cfg.variables), interpolation=cfg.interpolation)
-        if cfg.height_correction:
-            orog = model_orography(ds, cfg.orography, label=label).to_dataset(name="orog")
-            model_z = extract_points(orog, points, ["orog"], interpolation=cfg.interpolation)["orog"]
-            import xarray as xr
-
-            dz = model_z - xr.DataArray(points.elevation, dims="station")
-            for name in cfg.variables:
-                if name in TEMPERATURE_VARIABLES:
-                    values[name] = values[name] + LAPSE_RATE * dz.fillna(0.0)
         units = {name: ds[name].attrs.get("units") for name in cfg.variables}
+        orog = model_orography(ds, cfg.orography, label=label) if cfg.height_correction else None
         try:
-            loaded = values.load()
-        except Exception as exc:  # a truncated data section fails only when read
+            loaded = extract_points(ds, points, list(cfg.variables), interpolation=cfg.interpolation)
+            if orog is not None:
+                model_z = extract_points(orog.to_dataset(name="orog"), points, ["orog"],
+                                         interpolation=cfg.interpolation)["orog"]
+                dz = (model_z - xr.DataArray(points.elevation, dims="station")).fillna(0.0)
+                for name in cfg.variables:
+                    if name in TEMPERATURE_VARIABLES:
+                        loaded[name] = loaded[name] + LAPSE_RATE * dz
+        except (OSError, RuntimeError, ValueError, EOFError) as exc:  # a cut data section fails on read
             raise NWPDataError(f"{label}: reading {list(cfg.variables)} failed ({type(exc).__name__}: "
                                f"{exc}); the file may be truncated") from exc
     finally:
