@@ -1,8 +1,8 @@
 """NWP preprocessing and training at scale: memory, Dask speed-up, growth with stations.
 
-1. Peak RSS of the preprocessing step (all station chunks, one process, as the local
-   executor runs it) over 100 stations x 10 years of hourly valid times (~8.8 M rows),
-   against the in-memory size of the table it writes (target < 0.5).
+1. Peak RSS of the preprocessing step (all station chunks, one process with the Dask
+   workers' environment, see ``wxops.execution.WORKER_ENV``) over 100 stations x 10
+   years of hourly valid times (~8.8 M rows), against the in-memory size of the table it writes (target < 0.5).
 2. Preprocessing + training of 6 configurations on a local Dask cluster of 2 worker
    processes vs 1 (one thread each, torch threads 1): speed-up target >= 1.6x.
 3. Preprocessing time for 10 ... 100 stations: exponent of a log-log fit (target ~1).
@@ -25,6 +25,10 @@ from pathlib import Path
 from typing import Any
 
 import wxops  # noqa: F401  (loads sqlite3 before ecCodes, see wxops/__init__.py)
+from wxops.execution import WORKER_ENV
+
+#: Stations per preprocessing task (the default of data.nwp.chunk_stations).
+CHUNK = 10
 
 _PREPROCESS_CHILD = """
 import json, sys, time
@@ -58,7 +62,7 @@ def _preprocess(archive: Path, stations: int, chunk: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as out:
         proc = subprocess.run([sys.executable, "-c", _PREPROCESS_CHILD, str(archive), out, str(stations),
                                str(chunk)], check=True, capture_output=True, text=True,
-                              env={**os.environ, "OMP_NUM_THREADS": "1"})
+                              env={**os.environ, **WORKER_ENV})
     return dict(json.loads(proc.stdout.strip().splitlines()[-1]))
 
 
@@ -138,7 +142,7 @@ def main() -> None:
               f"(generated in {time.perf_counter() - t0:.0f} s)")
 
         # 1. memory
-        mem = _preprocess(root / "big", n_stations, 25)
+        mem = _preprocess(root / "big", n_stations, CHUNK)
         peak_mb, base_mb, table_mb = mem["peak_kib"] / 1024, mem["base_kib"] / 1024, mem["nbytes"] / 2**20
         print(f"preprocessing: {mem['rows']:,} rows in {mem['seconds']:.0f} s; table in memory would be "
               f"{table_mb:,.0f} MiB")
@@ -148,7 +152,7 @@ def main() -> None:
         # 3. growth with the number of stations (first year only keeps it short)
         sizes = [10, 25, 50, 100] if n_stations >= 100 else [5, 10, 20, 30]
         # Best of two runs each, sizes interleaved: the machine is shared and noisy.
-        times = [min(_preprocess(root / "big", n, 25)["seconds"] for _ in range(2)) for n in sizes]
+        times = [min(_preprocess(root / "big", n, CHUNK)["seconds"] for _ in range(2)) for n in sizes]
         slope = _loglog_slope(sizes, times)
         print("preprocessing time by stations: " + ", ".join(f"{n}: {t:.1f} s" for n, t in zip(sizes, times,
                                                                                                  strict=True)))

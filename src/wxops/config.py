@@ -55,7 +55,7 @@ class NWPConfig(_Section):
     """Expected ``units`` attribute per variable, e.g. ``{t2m: K}``; a mismatch is an error."""
     columns: dict[str, str] = Field(default_factory=dict)
     """Renames after extraction, from file names to wxops names, e.g. ``{d2m: td2m}``."""
-    chunk_stations: int = Field(default=25, ge=1)
+    chunk_stations: int = Field(default=10, ge=1)
     """Stations per preprocessing task: the unit streamed and written as one partition."""
     chunk_files: int | None = Field(default=None, ge=1)
     """Files per preprocessing task (None: all). Few stations and many files: set it so
