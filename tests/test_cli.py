@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import socket
 import subprocess
 import sys
@@ -133,7 +135,7 @@ def test_ui_serves_the_project_store(tmp_path: Path) -> None:
     port = _free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "wxops.cli", "ui", "--port", str(port)], cwd=tmp_path,
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
     )
     try:
         deadline = time.monotonic() + 90
@@ -153,7 +155,8 @@ def test_ui_serves_the_project_store(tmp_path: Path) -> None:
         assert any(e["name"] == "Default" for e in body["experiments"])
         assert (tmp_path / "mlflow.db").is_file()  # the UI opened the project's own store
     finally:
-        proc.terminate()
+        # The server's workers are children of the UI process: stop the whole group.
+        os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=30)
 
 

@@ -127,13 +127,18 @@ def set_tags(tags: dict[str, Any]) -> None:
     mlflow.set_tags({k: str(v) for k, v in tags.items()})
 
 
-def epoch_logger(run_id: str) -> tuple[Callable[[int, float, float | None], None], Callable[[], None]]:
+def epoch_logger(
+    run_id: str, *, interval: float = 2.0
+) -> tuple[Callable[[int, float, float | None], None], Callable[[], None]]:
     """A per-epoch callback logging train/val loss off the training thread, and its flush.
 
-    Points go to a queue that one background thread drains with a single ``log_batch``
-    per wake-up, so an epoch costs a queue put instead of ~3 ms per synchronous
-    ``log_metric`` on SQLite. (MLflow's own async logging was measured slower here: its
-    flush and end-of-run shutdown cost ~0.3-0.8 s a run.) ``flush`` waits for the thread
+    Points go to a queue that one background thread writes with a single ``log_batch``
+    at most every ``interval`` seconds (and once at the end), so an epoch costs a queue put
+    instead of ~3 ms per synchronous ``log_metric`` on SQLite, and the writer does not
+    compete with short epochs for the interpreter (a write per epoch measured +42 % on the
+    reference MLPs; the UI sees new points within ``interval``). MLflow's own async logging
+    was measured slower here: its flush and end-of-run shutdown cost ~0.3-0.8 s a run.
+    ``flush`` waits for the thread
     and re-raises any error it hit, so a failed write is never silent.
     """
     import queue
@@ -147,19 +152,31 @@ def epoch_logger(run_id: str) -> tuple[Callable[[int, float, float | None], None
     errors: list[BaseException] = []
     done = object()
 
+    def write(metrics: list[Any]) -> None:
+        for start in range(0, len(metrics), 1000):  # MLflow's limit per batch
+            client.log_batch(run_id, metrics=metrics[start : start + 1000])
+
     def drain() -> None:
+        pending: list[Any] = []
         finished = False
+        due = time.monotonic() + interval
         while not finished:
-            batch = [points.get()]
-            while not points.empty():
-                batch.append(points.get())
-            finished = batch[-1] is done
-            metrics = [m for m in batch if m is not done]
-            if metrics and not errors:
-                try:
-                    client.log_batch(run_id, metrics=metrics)
-                except Exception as exc:  # re-raised by flush() on the caller's thread
-                    errors.append(exc)
+            try:
+                item = points.get(timeout=max(0.0, due - time.monotonic()))
+            except queue.Empty:
+                item = None
+            if item is done:
+                finished = True
+            elif item is not None:
+                pending.append(item)
+            if finished or time.monotonic() >= due:
+                if pending and not errors:
+                    try:
+                        write(pending)
+                    except Exception as exc:  # re-raised by flush() on the caller's thread
+                        errors.append(exc)
+                pending = []
+                due = time.monotonic() + interval
 
     worker = threading.Thread(target=drain, name=f"wxops-epochs-{run_id[:8]}", daemon=True)
     worker.start()
