@@ -103,7 +103,11 @@ def setup_worker_process() -> None:
 
 @contextlib.contextmanager
 def open_executor(cfg: ExecutionConfig) -> Iterator[Executor]:
-    """The configured executor; a local cluster is shut down on exit."""
+    """The configured executor; a local cluster is shut down on exit.
+
+    The client is not made dask's default: tasks are submitted through it explicitly, and
+    the caller's own dask computations (xarray in the same process) stay untouched.
+    """
     if cfg.executor == "local":
         yield LocalExecutor()
         return
@@ -115,9 +119,9 @@ def open_executor(cfg: ExecutionConfig) -> Iterator[Executor]:
         if cfg.executor == "dask":
             cluster = LocalCluster(n_workers=cfg.workers, threads_per_worker=1, processes=True,
                                    dashboard_address=None, env=dict(WORKER_ENV))
-            client = Client(cluster)
+            client = Client(cluster, set_as_default=False)
         else:
-            client = Client(cfg.executor, timeout=f"{cfg.connect_timeout_s}s")
+            client = Client(cfg.executor, timeout=f"{cfg.connect_timeout_s}s", set_as_default=False)
     except (OSError, TimeoutError) as exc:
         if cluster is not None:
             cluster.close()

@@ -98,7 +98,7 @@ def external_cluster() -> Iterator[tuple[str, list[subprocess.Popen[bytes]]]]:
     try:
         from distributed import Client
 
-        with Client(address, timeout="60s") as client:
+        with Client(address, timeout="60s", set_as_default=False) as client:
             client.wait_for_workers(2, timeout=90)
         yield address, procs
     finally:
@@ -106,6 +106,18 @@ def external_cluster() -> Iterator[tuple[str, list[subprocess.Popen[bytes]]]]:
             if proc.poll() is None:
                 os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(timeout=30)
+
+
+def test_dask_is_not_left_as_the_default_scheduler() -> None:
+    import dask
+
+    from wxops.config import ExecutionConfig
+    from wxops.execution import open_executor
+
+    with open_executor(ExecutionConfig(executor="dask", workers=1)) as executor:
+        assert executor.map(abs, [-2]) == [2]
+        assert dask.config.get("scheduler", None) != "dask.distributed"
+    assert dask.config.get("scheduler", None) != "dask.distributed"
 
 
 def test_reference_example_same_metrics_on_a_local_dask_cluster(tmp_path: Path) -> None:
@@ -160,7 +172,7 @@ def test_killed_worker_mid_training(
     thread = threading.Thread(target=run)
     thread.start()
     killed = None
-    with Client(address, timeout="30s") as client:
+    with Client(address, timeout="30s", set_as_default=False) as client:
         deadline = time.monotonic() + 180
         while killed is None and time.monotonic() < deadline and thread.is_alive():
             busy = [w for w, keys in client.processing().items()
