@@ -86,7 +86,7 @@ def run_pipeline(
 
         assert cfg.data.obs is not None
         raw_path = cfg.data.obs.path
-        _files, raw_digest = nwp_sources(cfg.data)
+        _, raw_digest = nwp_sources(cfg.data)
         if cfg.verify.nwp_column is None and cfg.features.target in _nwp_names(cfg):
             cfg = cfg.model_copy(update={"verify": cfg.verify.model_copy(
                 update={"nwp_column": nwp_reference_column(cfg.features.target)})})
@@ -178,10 +178,12 @@ def _run_stages(
                           section_hash(cfg.split), codes["ingest"])
     ingested = cache.get("ingest", ingest_key)
     if ingested is None and cfg.data.is_nwp:
-        from wxops.data.nwp_table import ingest_nwp, nwp_sources
+        from wxops.data.nwp import expand_paths
+        from wxops.data.nwp_table import ingest_nwp
 
+        assert cfg.data.nwp is not None
         with report.stage("ingest NWP at stations"):
-            files, _ = nwp_sources(cfg.data)
+            files = expand_paths(cfg.data.nwp.paths)
             clean, nwp_qc = ingest_nwp(cfg, files, project_dir / ".wxops" / "nwp" / ingest_key[:16],
                                           lambda fn, tasks: executor.get().map(fn, tasks))
             ingested = (clean, nwp_qc, nwp_qc.rows + nwp_qc.rows_without_obs, digest_frame(clean))
