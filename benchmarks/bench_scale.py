@@ -102,6 +102,8 @@ def _heavy_steps(archive: Path, workers: int, work: Path, stations: int, chunk: 
     started = time.perf_counter()
     with open_executor(ExecutionConfig(executor="dask", workers=workers)) as executor, \
             tracking.start_run(exp, f"bench-{workers}") as parent:
+        pids = list(executor.client.run(os.getpid).values())
+        cpu0 = _cpu_seconds(pids)
         start = time.perf_counter()
         print(f"  {workers} worker(s): cluster start-up with preloaded imports {start - started:.1f} s "
               "(not counted below; a long-lived cluster pays it once)")
@@ -122,8 +124,21 @@ def _heavy_steps(archive: Path, workers: int, work: Path, stations: int, chunk: 
         prep = time.perf_counter() - start
         outcomes = executor.map(run_train_task, train_tasks)
         seconds = time.perf_counter() - start
+        cpu = _cpu_seconds(pids) - cpu0
     assert len(outcomes) == 6
+    print(f"  {workers} worker(s): the workers got {cpu / seconds:.2f} CPU-seconds per second "
+          f"(at most {workers}: below that, other processes held the cores)")
     return prep, seconds - prep
+
+
+def _cpu_seconds(pids: list[int]) -> float:
+    import psutil
+
+    total = 0.0
+    for pid in pids:
+        times = psutil.Process(pid).cpu_times()
+        total += times.user + times.system
+    return total
 
 
 def main() -> None:
