@@ -82,14 +82,18 @@ def run(
         typer.echo("nothing changed: every stage skipped (cached); use --no-cache to recompute")
     elif result.cached_stages:
         typer.echo(f"reused from cache: {', '.join(result.cached_stages)}")
+    from wxops.data.qc import VARIABLES
+
     best = result.metrics[result.best]
+    target = VARIABLES.get(cfg.features.target)
+    unit = f" {target.units}" if target else ""
     alias = "champion" if result.became_champion else "challenger"
     if result.release_message:
         typer.echo(result.release_message)
     if result.report:
         typer.echo(f"verification report: {result.report}")
     typer.echo(
-        f"best: {result.best} (val_rmse {best['val_rmse']:.0f} m) -> "
+        f"best: {result.best} (val_rmse {best['val_rmse']:.4g}{unit}) -> "
         f"{result.registered_model} version {result.version} [{alias}]\n"
         f"pipeline run {result.run_id} in experiment '{result.experiment}' at "
         f"{result.tracking_uri}\noutputs in {result.out_dir}  ({result.wall_seconds:.1f} s)"

@@ -46,4 +46,4 @@ def test_repository_quality_gate_files() -> None:
     hooks = yaml.safe_load((REPO / ".pre-commit-config.yaml").read_text())["repos"][0]["hooks"]
     assert {"ruff", "mypy"} <= {h["id"] for h in hooks}
     ci = (REPO / ".ci" / "run").read_text()
-    assert "ruff check" in ci and "mypy src" in ci
+    assert "ruff check" in ci and "mypy src" in ci and ".ci/audit.py" in ci
