@@ -47,3 +47,25 @@ def test_repository_quality_gate_files() -> None:
     assert {"ruff", "mypy"} <= {h["id"] for h in hooks}
     ci = (REPO / ".ci" / "run").read_text()
     assert "ruff check" in ci and "mypy src" in ci and ".ci/audit.py" in ci
+
+
+def test_constraints_file_pins_every_requirement_within_its_range() -> None:
+    """wxops' own constraints.txt stays in step with pyproject.toml (regenerate: docs/deploy.md)."""
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    pins: dict[str, str] = {}
+    for line in (REPO / "constraints.txt").read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            name, _, version = line.partition("==")
+            pins[canonicalize_name(name)] = version.strip()
+    for text in pyproject_requirements(REPO / "pyproject.toml", ["test"]):
+        req = Requirement(text)
+        if req.marker is not None and not req.marker.evaluate():
+            continue
+        name = canonicalize_name(req.name)
+        if name == "torch":  # pinned in pyproject itself; its wheel depends on the platform
+            continue
+        assert name in pins, f"constraints.txt does not pin {req.name}: regenerate it"
+        assert req.specifier.contains(pins[name], prereleases=True), (
+            f"constraints.txt pins {req.name}=={pins[name]}, outside {req.specifier}: regenerate it")
