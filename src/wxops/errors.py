@@ -93,3 +93,18 @@ class PayloadError(WxopsError, ValueError):
 class MonitorError(WxopsError, ValueError):
     """Live monitoring cannot run on what it was given: a malformed observation file, a
     missing column, no overlap in valid time between forecasts and observations."""
+
+
+# --- team server ---
+
+
+class ServerError(WxopsError, RuntimeError):
+    """The team tracking server cannot be started, stopped or administered as asked."""
+
+
+class LoginError(WxopsError, PermissionError):
+    """The tracking server refused the login (wrong user or password) or is unreachable."""
+
+
+class SyncError(WxopsError, RuntimeError):
+    """Offline runs cannot be uploaded: the outbox is corrupt or the server refused them."""
