@@ -30,7 +30,8 @@ def register(app: typer.Typer) -> None:
 
     app.add_typer(server_app, name="server")
     app.command("login")(login)
-    _ = deploy_app  # `wxops deploy server` and `wxops sync` follow
+    app.command("sync")(sync)
+    deploy_app.command("server")(deploy_server)
 
 
 def _fail(exc: Exception) -> None:
