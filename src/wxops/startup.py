@@ -11,10 +11,10 @@ def configure_process(*, verbose: bool = False) -> None:
     """Quiet third-party noise that says nothing to a wxops user; keep real warnings."""
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
-    # A gone tracking server is noticed in ~2 s (then runs go to the outbox), not after
+    # A gone tracking server is noticed in ~3 s (then runs go to the outbox), not after
     # MLflow's default 7 retries with exponential backoff (minutes).
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "0.5")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
     level = logging.INFO if verbose else logging.WARNING
     logging.getLogger("mlflow").setLevel(level)

@@ -127,25 +127,44 @@ def grant(state: Path, url: str | None, username: str, target_name: str, permiss
             if model:
                 mlflow.MlflowClient(tracking_uri=target, registry_uri=target).get_registered_model(target_name)
                 key: str = target_name
-                create, update = auth.create_registered_model_permission, auth.update_registered_model_permission
             else:
                 exp = mlflow.MlflowClient(tracking_uri=target).get_experiment_by_name(target_name)
                 if exp is None:
                     raise ServerError(f"no experiment '{target_name}' at {target} (for a registered model "
                                       "add --model)")
                 key = str(exp.experiment_id)
-                create, update = auth.create_experiment_permission, auth.update_experiment_permission
         except MlflowException as exc:
             raise ServerError(f"no registered model '{target_name}' at {target}") from exc
         kind = "model" if model else "experiment"
         try:
-            create(key, username, permission)
-            return f"granted {permission} on {kind} '{target_name}' to {username}"
-        except MlflowException as exc:
-            if exc.error_code != "RESOURCE_ALREADY_EXISTS":
-                raise _explain(exc, f"cannot grant {permission} on '{target_name}'") from exc
-        try:
-            update(key, username, permission)
+            replaced = _grant(auth, username, "registered_model" if model else "experiment", key, permission)
         except MlflowException as exc:
             raise _explain(exc, f"cannot grant {permission} on '{target_name}'") from exc
-        return f"changed {username}'s permission on {kind} '{target_name}' to {permission}"
+        if replaced:
+            return f"changed {username}'s permission on {kind} '{target_name}' to {permission}"
+        return f"granted {permission} on {kind} '{target_name}' to {username}"
+
+
+def _grant(auth: Any, username: str, resource_type: str, key: str, permission: str) -> bool:
+    """Create or replace one grant; True when one existed. Handles both auth client APIs."""
+    from mlflow.exceptions import MlflowException
+
+    if hasattr(auth, "grant_user_permission"):  # MLflow >= 3.10: one call for every resource type
+        try:
+            auth.grant_user_permission(username, resource_type, key, permission)
+            return False
+        except MlflowException as exc:
+            if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+                raise
+        auth.revoke_user_permission(username, resource_type, key)
+        auth.grant_user_permission(username, resource_type, key, permission)
+        return True
+    prefix = "registered_model" if resource_type == "registered_model" else "experiment"
+    try:
+        getattr(auth, f"create_{prefix}_permission")(key, username, permission)
+        return False
+    except MlflowException as exc:
+        if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+            raise
+    getattr(auth, f"update_{prefix}_permission")(key, username, permission)
+    return True
