@@ -19,6 +19,8 @@ def configure_process(*, verbose: bool = False) -> None:
     level = logging.INFO if verbose else logging.WARNING
     logging.getLogger("mlflow").setLevel(level)
     logging.getLogger("alembic").setLevel(level)
+    # urllib3 announces each retry; wxops says once itself when the server is gone.
+    logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)
     # cloudpickle is deliberate: wxops' own transformers travel inside the model.
     logging.getLogger("mlflow.sklearn").setLevel(logging.INFO if verbose else logging.ERROR)
     warnings.filterwarnings("ignore", message=".*pickle or cloudpickle format.*")

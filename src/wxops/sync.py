@@ -280,6 +280,16 @@ def _sync_models(local: Any, remote: Any, run: Any, rid: str, entry: dict[str, A
     return count
 
 
+def _model_id_of(mv: Any) -> str | None:
+    """The logged model a version was made from (``models:/m-...`` source or ``model_id``)."""
+    import re
+
+    found = getattr(mv, "model_id", None) or re.search(r"m-[0-9a-f]{32}", str(mv.source or ""))
+    if found is None:
+        return None
+    return found if isinstance(found, str) else found.group(0)
+
+
 def _register_versions(local: Any, folder: Path, state: _State, report: SyncReport, target: str | None) -> None:
     """Register on the server every version the outbox registry holds, as ``challenger``.
 
@@ -297,7 +307,7 @@ def _register_versions(local: Any, folder: Path, state: _State, report: SyncRepo
             if key in done:
                 continue
             source_entry = state.data.get(mv.run_id or "", {})
-            model_id = getattr(mv, "model_id", None)
+            model_id = _model_id_of(mv)
             remote_model = source_entry.get("models", {}).get(model_id) if model_id else None
             if not source_entry.get("remote_run_id") or remote_model is None:
                 continue  # its run is not synced (yet): the next sync registers it
