@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import signal
 import socket
 import subprocess
 import sys
@@ -133,7 +136,7 @@ def test_ui_serves_the_project_store(tmp_path: Path) -> None:
     port = _free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "wxops.cli", "ui", "--port", str(port)], cwd=tmp_path,
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
     )
     try:
         deadline = time.monotonic() + 90
@@ -152,9 +155,11 @@ def test_ui_serves_the_project_store(tmp_path: Path) -> None:
             body = json.loads(r.read())
         assert any(e["name"] == "Default" for e in body["experiments"])
         assert (tmp_path / "mlflow.db").is_file()  # the UI opened the project's own store
-    finally:
-        proc.terminate()
+    finally:  # the whole group: `mlflow ui` leaves uvicorn workers and job runners otherwise
+        os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=30)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
 
 
 def test_help_loads_no_heavy_library() -> None:

@@ -58,6 +58,8 @@ def start(
     auth_db: Annotated[str, typer.Option(
         help="Database of users and permissions; default SQLite in the state folder.")] = "",
     workers: Annotated[int, typer.Option(help="Server worker processes.")] = 2,
+    auth_cache: Annotated[int, typer.Option(
+        help="Seconds a worker trusts a checked password (0: hash every request).")] = 60,
     state_dir: StateOpt = None,
 ) -> None:
     """Start MLflow's tracking server in the background (PostgreSQL, proxied artifacts, auth)."""
@@ -65,7 +67,7 @@ def start(
 
     settings = ServerSettings(backend=backend, artifacts=artifacts, host=host, port=port,
                               default_permission=default_permission.upper(), auth_db=auth_db,
-                              workers=workers, state_dir=str(_state(state_dir)))
+                              workers=workers, auth_cache_seconds=auth_cache, state_dir=str(_state(state_dir)))
     try:
         info = start_server(settings)
     except WxopsError as exc:

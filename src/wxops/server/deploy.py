@@ -96,6 +96,8 @@ database_uri = sqlite:////var/lib/wxops/auth.db
 admin_username = admin
 # admin_password comes from MLFLOW_AUTH_ADMIN_PASSWORD in server.env (never in this file)
 authorization_function = mlflow.server.auth:authenticate_request_basic_auth
+# a checked password is trusted this long per worker (one slow hash per request otherwise)
+auth_cache_ttl_seconds = 60
 """
 
 _ENV = """# Copy to server.env, fill in, `chmod 600 server.env`; never commit it.

@@ -51,6 +51,10 @@ class ServerSettings:
     """Auth database URI; default: SQLite in the state folder."""
     workers: int = 2
     state_dir: str = ""
+    auth_cache_seconds: int = 60
+    """How long a worker trusts a checked password (MLflow's auth cache). Checking costs a
+    slow password hash per request; a changed password is dropped at once by the worker
+    that changed it, by the others within this time. 0 checks every request."""
 
     def state(self) -> Path:
         return Path(self.state_dir) if self.state_dir else default_state_dir()
@@ -190,6 +194,7 @@ def write_auth_config(settings: ServerSettings) -> Path:
         f"admin_username = {ADMIN_USER}",
         f"admin_password = {password}",
         "authorization_function = mlflow.server.auth:authenticate_request_basic_auth",
+        f"auth_cache_ttl_seconds = {max(0, settings.auth_cache_seconds)}",
         "",
     ]))
     return path
