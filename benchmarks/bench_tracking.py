@@ -2,7 +2,7 @@
 
 The script starts its own team server (``wxops.server``: MLflow with basic auth on a
 fresh temporary PostgreSQL database, proxied artifacts) on a free loopback port, then
-trains 3 MLP configurations x 50 epochs on the reference data (real PyTorch epochs),
+trains the 3 reference MLP configurations x 50 epochs on the reference data (real PyTorch epochs),
 logging 10 metrics per epoch, three ways, interleaved, best of ``--repeat``:
 
   off    - the same training, tracking off;
@@ -98,8 +98,9 @@ def main() -> None:
     obs, _ = apply_qc(read_source(cfg.data), [cfg.features.target, *cfg.features.predictors], cfg.data.qc)
     table = build_features(obs, cfg.features)
     split = split_by_blocks(table.frame, cfg.split)
-    mlps = [MLPConfig(name=f"mlp{i}", type="mlp", hidden_dim=h, epochs=EPOCHS, batch_size=256, device="cpu")
-            for i, h in enumerate((16, 32, 64))]
+    # the reference configurations (mlp-small, mlp-wide, mlp-fast), 50 epochs each
+    mlps = [m.model_copy(update={"epochs": EPOCHS, "device": "cpu"})
+            for m in cfg.models if isinstance(m, MLPConfig)]
     derived = list(cfg.features.derived)
 
     dbname = f"wxops_bench_{uuid.uuid4().hex[:8]}"

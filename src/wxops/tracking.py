@@ -406,8 +406,9 @@ def metrics_logger(
     instead of a synchronous round trip per metric (~3 ms on SQLite, ~15 ms over HTTP).
     (MLflow's own async logging was measured slower here: its flush and end-of-run
     shutdown cost ~0.3-0.8 s a run.) When the server goes away, the batch in hand and
-    the rest go to the outbox (see :func:`connect`). ``flush`` waits for the thread and
-    re-raises any other error it hit, so a failed write is never silent.
+    the rest go to the outbox (see :func:`connect`). ``flush`` returns at once; any
+    other error the thread hit is raised when the session writer is drained (at the
+    latest when the outermost run ends), so a failed write is never silent.
     """
     import queue
 
@@ -447,11 +448,16 @@ def metrics_logger(
         for key, value in values.items():
             points.put(Metric(key, float(value), now, step))
 
-    def flush() -> None:
-        points.put(done)
+    def finish(_client: Any) -> None:
         worker.join()
         if errors:
             raise TrackingError(f"logging metrics of run {run_id} failed: {errors[0]}") from errors[0]
+
+    def flush() -> None:
+        """Close the stream without waiting: the session writer waits for the last batch
+        (before the run's end is written, and before any read); its error surfaces there."""
+        points.put(done)
+        _write_later(finish)
 
     return log, flush
 
