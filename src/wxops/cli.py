@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 from importlib import resources
 from pathlib import Path
@@ -141,7 +140,10 @@ def ui(
     typer.echo(f"MLflow UI for {uri} on http://{host}:{port}  (Ctrl+C stops it)")
     cmd = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri,
            "--host", host, "--port", str(port)]
-    raise typer.Exit(subprocess.call(cmd, env=os.environ.copy()))
+    # Replace this process, so Ctrl+C and kill reach the MLflow server directly instead of
+    # leaving it orphaned behind a dead wrapper.
+    sys.stdout.flush()
+    os.execv(sys.executable, cmd)
 
 
 @app.command()

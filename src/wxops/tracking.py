@@ -384,9 +384,11 @@ def set_tags(tags: dict[str, Any]) -> None:
     _write_later(lambda c: c.log_batch(_rid(run_id), tags=batch))
 
 
-def epoch_logger(run_id: str) -> tuple[Callable[[int, float, float | None], None], Callable[[], None]]:
+def epoch_logger(
+    run_id: str, *, interval: float = 2.0
+) -> tuple[Callable[[int, float, float | None], None], Callable[[], None]]:
     """A per-epoch callback logging train/val loss off the training thread, and its flush."""
-    log, flush = metrics_logger(run_id)
+    log, flush = metrics_logger(run_id, interval=interval)
 
     def on_epoch(epoch: int, train_loss: float, val_loss: float | None) -> None:
         log(epoch, {"train_loss": train_loss} if val_loss is None else
@@ -396,19 +398,22 @@ def epoch_logger(run_id: str) -> tuple[Callable[[int, float, float | None], None
 
 
 def metrics_logger(
-    run_id: str, *, interval: float = 1.0
+    run_id: str, *, interval: float = 2.0
 ) -> tuple[Callable[[int, dict[str, float]], None], Callable[[], None]]:
     """A callback ``log(step, {key: value})`` that never waits on the store, and its flush.
 
-    Points go to a queue that one background thread drains with a single ``log_batch``
-    at most every ``interval`` seconds (one request per epoch or fewer: each request
-    costs the server a password check), and an epoch costs a queue put
-    instead of a synchronous round trip per metric (~3 ms on SQLite, ~15 ms over HTTP).
-    (MLflow's own async logging was measured slower here: its flush and end-of-run
-    shutdown cost ~0.3-0.8 s a run.) When the server goes away, the batch in hand and
-    the rest go to the outbox (see :func:`connect`). ``flush`` returns at once; any
-    other error the thread hit is raised when the session writer is drained (at the
-    latest when the outermost run ends), so a failed write is never silent.
+    Points go to a queue that one background thread writes with a single ``log_batch``
+    at most every ``interval`` seconds (and once at the end), so a step costs a queue put
+    instead of a synchronous round trip per metric (~3 ms on SQLite, ~15 ms over HTTP),
+    and the writer does not compete with short epochs for the interpreter (a write per
+    epoch measured +42 % on the reference MLPs; the UI sees new points within
+    ``interval``). MLflow's own async logging was measured slower here: its flush and
+    end-of-run shutdown cost ~0.3-0.8 s a run. When the server goes away, the batch in
+    hand and the rest go to the outbox (see :func:`connect`).
+
+    Inside a run, ``flush`` returns at once and the session writer waits for the last
+    batch (before the run's end is written, and before any read); outside a run it
+    waits itself. Either way an error of the thread is raised, never silent.
     """
     import queue
 
@@ -418,27 +423,31 @@ def metrics_logger(
     errors: list[BaseException] = []
     done = object()
 
+    def write(metrics: list[Any]) -> None:
+        for start in range(0, len(metrics), 1000):  # MLflow's limit per batch
+            _log_batch(run_id, metrics[start : start + 1000])
+
     def drain() -> None:
+        pending: list[Any] = []
         finished = False
+        due = time.monotonic() + interval
         while not finished:
-            batch = [points.get()]
-            until = time.monotonic() + interval
-            while batch[-1] is not done and (left := until - time.monotonic()) > 0:
-                try:
-                    batch.append(points.get(timeout=left))
-                except queue.Empty:
-                    break
-            while batch[-1] is not done and not points.empty():
-                batch.append(points.get())
-            finished = batch[-1] is done
-            metrics = [m for m in batch if m is not done]
-            for start in range(0, len(metrics), 1000):  # MLflow's log_batch limit
-                if errors:
-                    break
-                try:
-                    _log_batch(run_id, metrics[start:start + 1000])
-                except Exception as exc:  # re-raised by flush() on the caller's thread
-                    errors.append(exc)
+            try:
+                item = points.get(timeout=max(0.0, due - time.monotonic()))
+            except queue.Empty:
+                item = None
+            if item is done:
+                finished = True
+            elif item is not None:
+                pending.append(item)
+            if finished or time.monotonic() >= due:
+                if pending and not errors:
+                    try:
+                        write(pending)
+                    except Exception as exc:  # re-raised by flush() on the caller's thread
+                        errors.append(exc)
+                pending = []
+                due = time.monotonic() + interval
 
     worker = threading.Thread(target=drain, name=f"wxops-metrics-{run_id[:8]}", daemon=True)
     worker.start()
@@ -454,10 +463,11 @@ def metrics_logger(
             raise TrackingError(f"logging metrics of run {run_id} failed: {errors[0]}") from errors[0]
 
     def flush() -> None:
-        """Close the stream without waiting: the session writer waits for the last batch
-        (before the run's end is written, and before any read); its error surfaces there."""
         points.put(done)
-        _write_later(finish)
+        if _session.stack:
+            _write_later(finish)
+        else:
+            finish(None)
 
     return log, flush
 
