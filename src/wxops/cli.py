@@ -190,12 +190,14 @@ def _register_extensions() -> None:
     from wxops.monitor.cli import register as register_monitor
     from wxops.release.cli import register as register_release
     from wxops.serve.cli import register as register_serve
+    from wxops.server.cli import register as register_server
 
     register_release(app)
     register_serve(app)
     register_monitor(app)
     register_deploy(app)
     register_synth(app)
+    register_server(app)
 
 
 _register_extensions()

@@ -254,6 +254,9 @@ class TrackingConfig(_Section):
     experiment: str = "visibility"
     registered_model: str = "visibility"
     selection_metric: Literal["val_rmse", "val_mae"] = "val_rmse"
+    secrets: list[str] = Field(default_factory=list)
+    """Values never logged: replaced by ``***`` in params, tags, artifacts and log text
+    (keys that look like password/token/secret/api_key/credential are redacted anyway)."""
 
 
 #: Continuous scores the verification computes (negatively oriented except correlation).

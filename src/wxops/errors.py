@@ -105,3 +105,18 @@ class NWPDataError(DataSourceError, ValueError):
 
 class ExecutorError(WxopsError, RuntimeError):
     """The Dask cluster cannot be reached or lost the work it was given."""
+
+
+# --- team server ---
+
+
+class ServerError(WxopsError, RuntimeError):
+    """The team tracking server cannot be started, stopped or administered as asked."""
+
+
+class LoginError(WxopsError, PermissionError):
+    """The tracking server refused the login (wrong user or password) or is unreachable."""
+
+
+class SyncError(WxopsError, RuntimeError):
+    """Offline runs cannot be uploaded: the outbox is corrupt or the server refused them."""

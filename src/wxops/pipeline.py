@@ -238,7 +238,9 @@ def _run_stages(
     split, split_digests = split_entry
 
     # --- tracking: one pipeline run with a nested run per configuration ------------------
-    tracking.connect(uri)
+    from wxops.outbox import default_outbox
+
+    tracking.connect(uri, outbox=default_outbox(project_dir), secrets=cfg.tracking.secrets)
     exp_id = tracking.ensure_experiment(
         cfg.tracking.experiment, tracking.default_artifact_root(uri, project_dir)
     )

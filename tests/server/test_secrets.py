@@ -1,0 +1,131 @@
+"""Secrets never leave the machine: redaction rules, and a canary pushed through every
+logging path to the real server on PostgreSQL, then searched for in its database dump
+and its artifact store."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import subprocess
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from tests.server.conftest import Server, free_port
+from wxops import redact
+
+CANARY = "canary-7f3e9b1d2c"
+
+
+@pytest.fixture
+def secrets_set() -> object:
+    redact.configure([CANARY])
+    yield
+    redact.configure([])
+
+
+@pytest.mark.parametrize("key", ["password", "db_password", "API_KEY", "api-key", "hf_token",
+                                 "client_secret", "aws_credentials", "passwd"])
+def test_secret_keys_are_masked(key: str) -> None:
+    assert redact.redact_mapping({key: "hunter2", "epochs": 5}) == {key: "***", "epochs": 5}
+
+
+def test_configured_values_are_scrubbed_everywhere(secrets_set: object) -> None:
+    tree = {"a": f"x{CANARY}y", "b": [CANARY, {"c": CANARY}], "n": 3}
+    assert CANARY not in str(redact.redact_tree(tree))
+    assert redact.redact_tree(tree)["n"] == 3
+
+
+def test_text_pairs_and_url_passwords() -> None:
+    text = ("connect postgresql://u:s3cr3t@db/x then token=abc123 and \"password\": \"pw1\" "
+            "api_key: k9; learning_rate=0.1")
+    clean = redact.redact_text(text)
+    for secret in ("s3cr3t", "abc123", "pw1", "k9"):
+        assert secret not in clean
+    assert "learning_rate=0.1" in clean and "postgresql://u:***@db/x" in clean
+
+
+def test_config_rejects_a_non_list_of_secrets() -> None:
+    from wxops.config import parse_config
+    from wxops.errors import ConfigError
+
+    assert parse_config({"tracking": {"secrets": ["a", "b"]}}).tracking.secrets == ["a", "b"]
+    with pytest.raises(ConfigError, match="secrets"):
+        parse_config({"tracking": {"secrets": "not-a-list", "extra": 1}})
+
+
+@pytest.mark.service
+@pytest.mark.slow
+def test_canary_reaches_neither_database_nor_artifacts(team_server: Server, as_user, tmp_path: Path,
+                                                       secrets_set: object) -> None:  # type: ignore[no-untyped-def]
+    from wxops import tracking
+
+    as_user("admin", team_server.admin_password)
+    tracking.connect(team_server.url, outbox=tmp_path / "outbox", secrets=[CANARY])
+    exp = tracking.ensure_experiment("canary", None)
+    frame = pd.DataFrame({"t2m": [1.0, 2.0], "visibility": [1000.0, 2000.0]})
+    log_file = tmp_path / "train.log"
+    log_file.write_text(f"epoch 1 loss 0.3\nusing token={CANARY}\nconnect https://me:{CANARY}@data/x\n")
+    with tracking.start_run(exp, "pipeline", tags={"secret_tag": CANARY, "note": f"see {CANARY}"}) as parent:
+        tracking.log_params({"db_password": CANARY, "data.path": f"s3://bucket/{CANARY}/obs.csv",
+                             "nested": {"api_key": CANARY, "other": [CANARY]}})
+        tracking.set_tags({"hf_token": CANARY, "comment": f"with {CANARY} inside"})
+        tracking.log_dict({"tracking": {"secrets": [CANARY], "uri": "http://x"}, "seed": 1}, "config.json")
+        tracking.log_dict({"source": {"path": f"/data/{CANARY}.csv"}, "git": {"remote": f"https://u:{CANARY}@git"}},
+                          "lineage.json")
+        tracking.log_text(f"INFO started\npassword: {CANARY}\n", "logs/run.txt")
+        tracking.log_artifact(log_file)
+        tracking.log_dataset(frame, source=f"https://host/{CANARY}/obs.csv", name=f"obs-{CANARY}",
+                             digest="d" * 64, context="train", targets="visibility")
+        with tracking.start_run(exp, "child", parent_run_id=parent, tags={"password": CANARY}):
+            tracking.log_params({"credential": CANARY})
+    tracking.log_text_to_run(parent, f"token: {CANARY}", "later.txt")
+    assert not tracking.is_offline()
+
+    dump = subprocess.run(["pg_dump", "--data-only", "-h", "127.0.0.1", "-U", "postgres",
+                           team_server.backend.rsplit("/", 1)[1]], capture_output=True, text=True, timeout=120)
+    assert dump.returncode == 0, dump.stderr
+    assert "db_password" in dump.stdout and "lineage.json" not in dump.stdout  # the dump is the real one
+    assert CANARY not in dump.stdout
+    files = [p for p in team_server.artifacts.rglob("*") if p.is_file()]
+    assert any(p.name == "config.json" for p in files) and any(p.name == "train.log" for p in files)
+    leaked = [str(p) for p in files if CANARY.encode() in p.read_bytes()]
+    assert leaked == []
+
+
+def test_unreachable_at_start_goes_to_the_outbox_and_says_so_once(tmp_path: Path, caplog) -> None:  # type: ignore[no-untyped-def]
+    import mlflow
+
+    from wxops import tracking
+    from wxops.outbox import REMOTE_RUN_TAG, TARGET_TAG, outbox_uri
+
+    url = f"http://127.0.0.1:{free_port()}"
+    with caplog.at_level(logging.WARNING, logger="wxops.tracking"):
+        tracking.connect(url, outbox=tmp_path / "outbox")
+        exp = tracking.ensure_experiment("offline-start", None)
+        with tracking.start_run(exp, "run") as run_id:
+            tracking.log_params({"a": 1})
+            on_epoch, flush = tracking.epoch_logger(run_id)
+            for epoch in range(5):
+                on_epoch(epoch, 1.0 / (epoch + 1), None)
+            flush()
+    assert tracking.is_offline()
+    assert sum("unreachable" in r.getMessage() for r in caplog.records) == 1
+    client = mlflow.MlflowClient(tracking_uri=outbox_uri(tmp_path / "outbox"))
+    run = client.get_run(run_id)
+    assert run.data.tags[TARGET_TAG] == url and REMOTE_RUN_TAG not in run.data.tags
+    assert [m.step for m in client.get_metric_history(run_id, "train_loss")] == list(range(5))
+    assert run.info.status == "FINISHED"
+
+
+def test_refused_requests_do_not_go_offline(team_server: Server, as_user, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from wxops import tracking
+    from wxops.errors import TrackingError
+
+    as_user("nobody", "wrong-password-123")
+    tracking.connect(team_server.url, outbox=tmp_path / "outbox")
+    with pytest.raises(TrackingError, match=r"401|Unauthorized|credentials"):
+        tracking.ensure_experiment("refused", None)
+    assert not tracking.is_offline() and not (tmp_path / "outbox").exists()
+    assert shutil.which("pg_dump")

@@ -1,0 +1,49 @@
+"""The background writes of wxops.tracking: in order, complete when the run ends, never silent."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from wxops import tracking
+from wxops.errors import TrackingError
+
+
+def _store(tmp_path: Path) -> str:
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    tracking.connect(uri)
+    return tracking.ensure_experiment("writer", (tmp_path / "art").as_uri())
+
+
+def test_everything_is_stored_when_the_outermost_run_ends(tmp_path: Path) -> None:
+    import mlflow
+
+    exp = _store(tmp_path)
+    with tracking.start_run(exp, "parent") as parent:
+        tracking.log_params({"a": 1, "token": "x"})
+        with tracking.start_run(exp, "child", parent_run_id=parent) as child:
+            log, flush = tracking.metrics_logger(child, interval=0.05)
+            for step in range(200):
+                log(step, {"m1": step, "m2": -step})
+            flush()
+            tracking.set_tags({"k": "v"})
+    client = mlflow.MlflowClient()
+    assert [m.step for m in client.get_metric_history(child, "m2")] == list(range(200))
+    assert client.get_run(child).info.status == "FINISHED"
+    assert client.get_run(child).data.tags["mlflow.parentRunId"] == parent
+    assert client.get_run(parent).data.params == {"a": "1", "token": "***"}
+
+
+def test_a_failed_background_write_is_raised_at_the_run_end(tmp_path: Path) -> None:
+    exp = _store(tmp_path)
+    with pytest.raises(TrackingError, match="a tracking write failed"), tracking.start_run(exp, "run"):
+        tracking.log_params({"a": 1})
+        tracking.log_params({"a": 2})  # MLflow refuses to change a logged param
+    assert tracking.active_run_id() is None
+
+
+def test_logging_outside_a_run_is_an_error(tmp_path: Path) -> None:
+    _store(tmp_path)
+    with pytest.raises(TrackingError, match="no active run"):
+        tracking.log_params({"a": 1})
