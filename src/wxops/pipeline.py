@@ -424,6 +424,7 @@ def _train_all(
             seed=cfg.seed, tracking_uri=uri, experiment_id=exp_id, parent_run_id=parent_id,
             pip_requirements=_requirements(model_cfg.type), code_paths=[_package_dir()],
             tags={"wxops.kind": "config", "wxops.train_key": train_key},
+            secrets=tuple(cfg.tracking.secrets),
         ) for model_cfg, train_key, _ in todo]
         runner = executor.get()
         if runner.in_process:

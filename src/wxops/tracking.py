@@ -120,8 +120,11 @@ class _Writer:
 _session = _Session()
 
 
-def connect(uri: str, *, outbox: Path | None = None, secrets: Iterable[str] = ()) -> None:
+def connect(uri: str, *, outbox: Path | None = None, secrets: Iterable[str] | None = None) -> None:
     """Point MLflow's tracking and registry at ``uri``; set the secrets to redact.
+
+    ``secrets=None`` keeps those already set, so a nested caller (a training task run in
+    the pipeline's process) cannot switch redaction off for the rest of the pipeline.
 
     With ``outbox`` and a server URI, logging falls back to the outbox store when the
     server is unreachable (see :func:`is_offline`). MLflow also exports the URI to
@@ -133,7 +136,8 @@ def connect(uri: str, *, outbox: Path | None = None, secrets: Iterable[str] = ()
 
     global _session
     _drain()
-    redact.configure(secrets)
+    if secrets is not None:
+        redact.configure(secrets)
     if _session.stack and _session.uri == uri:
         return  # a nested caller inside an open run: keep its session (and its offline state)
     _session = _Session(uri=uri, outbox=outbox if is_remote(uri) else None)

@@ -46,6 +46,30 @@ def test_text_pairs_and_url_passwords() -> None:
     assert "learning_rate=0.1" in clean and "postgresql://u:***@db/x" in clean
 
 
+def test_a_nested_connect_keeps_the_secrets(tmp_path: Path) -> None:
+    """A training task connects again inside the pipeline's process: redaction must survive."""
+    from mlflow import MlflowClient
+
+    from wxops import tracking
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    tracking.connect(uri, secrets=[CANARY])
+    try:
+        exp = tracking.ensure_experiment("nested", (tmp_path / "artifacts").as_uri())
+        with tracking.start_run(exp, "pipeline") as parent:
+            tracking.connect(uri)  # what run_train_task does
+            with tracking.start_run(exp, "config", parent_run_id=parent) as child:
+                tracking.log_params({"note": f"db at {CANARY}"})
+        tracking.connect(uri)  # a later command in the same process, e.g. the release step
+        with tracking.start_run(exp, "later") as later:
+            tracking.set_tags({"source": CANARY})
+        client = MlflowClient(uri)
+        assert client.get_run(child).data.params["note"] == "db at ***"
+        assert client.get_run(later).data.tags["source"] == "***"
+    finally:
+        redact.configure([])
+
+
 def test_config_rejects_a_non_list_of_secrets() -> None:
     from wxops.config import parse_config
     from wxops.errors import ConfigError

@@ -38,6 +38,8 @@ class TrainTask:
     pip_requirements: list[str]
     code_paths: list[str]
     tags: dict[str, str] = field(default_factory=dict)
+    secrets: tuple[str, ...] = ()
+    """Values to redact (``tracking.secrets``): a worker process must redact them too."""
 
 
 @dataclass
@@ -65,7 +67,7 @@ def run_train_task(task: TrainTask, on_epoch: EpochCallback | None = None) -> Ta
     train, validation = load_split_tables(task)
     table = FeatureTable(train, list(task.inputs), task.target, task.lead_time)
     split = Split(train, validation, validation.iloc[0:0], {})
-    tracking.connect(task.tracking_uri)
+    tracking.connect(task.tracking_uri, secrets=task.secrets)
     with tracking.start_run(task.experiment_id, task.model.name, parent_run_id=task.parent_run_id,
                             tags=task.tags) as run_id:
         log_epoch, flush = tracking.epoch_logger(run_id)

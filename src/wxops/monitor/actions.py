@@ -110,7 +110,7 @@ def open_incident(cfg: WxopsConfig, project_dir: Path, *, model: str, version: s
     else:
         incident.outcome = "recorded only (monitor.action: none)"
     uri = tracking.resolve_tracking_uri(cfg.tracking.uri, project_dir)
-    tracking.connect(uri)
+    tracking.connect(uri, secrets=cfg.tracking.secrets)
     incident.mlflow_run_id = tracking.log_monitor_run(
         f"{cfg.tracking.experiment}-monitor", tracking.default_artifact_root(uri, project_dir),
         name=f"incident {model} v{version}",

@@ -39,7 +39,7 @@ def _setup(config: Path | None) -> tuple[WxopsConfig, Path]:
     configure_process()
     project_dir = (config.resolve().parent if config is not None else Path.cwd()).resolve()
     cfg = load_config(config)
-    tracking.connect(tracking.resolve_tracking_uri(cfg.tracking.uri, project_dir))
+    tracking.connect(tracking.resolve_tracking_uri(cfg.tracking.uri, project_dir), secrets=cfg.tracking.secrets)
     return cfg, project_dir
 
 
