@@ -5,11 +5,8 @@ The public API is re-exported here; heavy dependencies (MLflow, PyTorch) load la
 
 from __future__ import annotations
 
-# Load Python's sqlite3 (and so the system libsqlite3) before anything can pull in
-# ecCodes: the eccodeslib wheel bundles SQLite 3.26, and once its symbols are loaded
-# first, MLflow's SQLite store (generated columns, SQLite >= 3.31) reads as "malformed".
-import sqlite3  # noqa: F401
-
+# Native libraries that ecCodes' wheel would otherwise shadow, loaded first (on import).
+import wxops._native  # noqa: F401
 from wxops.config import WxopsConfig, config_schema, load_config, parse_config
 from wxops.errors import (
     ConfigError,

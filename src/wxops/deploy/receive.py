@@ -18,6 +18,7 @@ import contextlib
 import datetime as dt
 import fcntl
 import json
+import os
 import shlex
 import subprocess
 import sys
@@ -81,10 +82,11 @@ def _now() -> str:
 
 
 def open_log(log_dir: Path, sha: str) -> IO[str]:
-    """A new log file for this push, named by time and commit."""
+    """A new log file for this push, named by time, commit and process (two pushes of one
+    commit can arrive together)."""
     log_dir.mkdir(parents=True, exist_ok=True)
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S.%fZ")
-    return (log_dir / f"{stamp}-{sha[:12]}.log").open("x", encoding="utf-8")
+    return (log_dir / f"{stamp}-{sha[:12]}-{os.getpid()}.log").open("x", encoding="utf-8")
 
 
 @contextlib.contextmanager
