@@ -59,18 +59,7 @@ def split_by_init_time(frame: pd.DataFrame, cfg: SplitConfig) -> Split:
     role = frame["block"].map(assignment)
     valid_role = block_labels(frame["valid_time"], cfg.block).map(assignment)
     keep = role == valid_role
-    parts = {
-        name: frame.loc[(role == name) & keep].reset_index(drop=True)
-        for name in ("train", "validation", "test")
-    }
-    for name, part in parts.items():
-        if len(part) < cfg.min_rows:
-            raise SplitError(
-                f"the {name} split has {len(part)} rows, fewer than split.min_rows="
-                f"{cfg.min_rows}; supply more init times or shorter blocks"
-            )
-    return Split(parts["train"], parts["validation"], parts["test"], assignment,
-                 int((~keep).sum()))
+    return _split(frame, role, keep, assignment, cfg, "supply more init times or shorter blocks")
 
 
 def split_by_blocks(frame: pd.DataFrame, cfg: SplitConfig) -> Split:
@@ -83,6 +72,13 @@ def split_by_blocks(frame: pd.DataFrame, cfg: SplitConfig) -> Split:
     keep = pd.Series(True, index=frame.index)
     if cfg.gap_hours:
         keep = ~_in_gap(frame, blocks, assignment, cfg.gap_hours)
+    return _split(frame, role, keep, assignment, cfg,
+                  f"supply more data or fewer/shorter blocks ({len(frame)} rows in {len(blocks)} blocks)")
+
+
+def _split(frame: pd.DataFrame, role: pd.Series, keep: pd.Series, assignment: dict[str, str],
+           cfg: SplitConfig, hint: str) -> Split:
+    """The rows of each role that are kept; every split must have ``cfg.min_rows``."""
     parts = {
         name: frame.loc[(role == name) & keep].reset_index(drop=True)
         for name in ("train", "validation", "test")
@@ -91,8 +87,7 @@ def split_by_blocks(frame: pd.DataFrame, cfg: SplitConfig) -> Split:
         if len(part) < cfg.min_rows:
             raise SplitError(
                 f"the {name} split has {len(part)} rows, fewer than split.min_rows="
-                f"{cfg.min_rows}; supply more data or fewer/shorter blocks "
-                f"({len(frame)} rows in {len(blocks)} blocks)"
+                f"{cfg.min_rows}; {hint}"
             )
     return Split(parts["train"], parts["validation"], parts["test"], assignment,
                  int((~keep).sum()))

@@ -86,6 +86,16 @@ def add_user(state: Path, url: str | None, username: str, password: str) -> None
             raise _explain(exc, f"cannot create user '{username}' at {target}") from exc
 
 
+def _require_user(client: Any, username: str, target: str) -> None:
+    """ServerError naming ``username`` when the server does not know it."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        client.get_user(username)
+    except MlflowException as exc:
+        raise ServerError(f"unknown user '{username}' at {target}; `wxops server add-user` first") from exc
+
+
 def set_password(state: Path, url: str | None, username: str, password: str) -> None:
     """Set a user's password as admin; ServerError names an unknown user."""
     from mlflow.exceptions import MlflowException
@@ -94,10 +104,7 @@ def set_password(state: Path, url: str | None, username: str, password: str) -> 
     target = server_url(state, url)
     with credentials(ADMIN_USER, admin_password(state)):
         client = _auth_client(target)
-        try:
-            client.get_user(username)
-        except MlflowException as exc:
-            raise ServerError(f"unknown user '{username}' at {target}; `wxops server add-user` first") from exc
+        _require_user(client, username, target)
         try:
             client.update_user_password(username, password)
         except MlflowException as exc:
@@ -119,10 +126,7 @@ def grant(state: Path, url: str | None, username: str, target_name: str, permiss
     target = server_url(state, url)
     with credentials(ADMIN_USER, admin_password(state)):
         auth = _auth_client(target)
-        try:
-            auth.get_user(username)
-        except MlflowException as exc:
-            raise ServerError(f"unknown user '{username}' at {target}; `wxops server add-user` first") from exc
+        _require_user(auth, username, target)
         try:
             if model:
                 mlflow.MlflowClient(tracking_uri=target, registry_uri=target).get_registered_model(target_name)
