@@ -112,6 +112,8 @@ def test_run_then_search_runs(tmp_path: Path) -> None:
     result = runner.invoke(app, ["run", "-q", "-c", str(config)])
     assert result.exit_code == 0, result.output
     assert "version 1 [champion]" in result.output
+    assert result.output.count("version 1 is champion (1.0.0, initial)") == 1  # said once
+    assert "(val_rmse " in result.output and " m) -> visibility" in result.output  # target's unit
     again = runner.invoke(app, ["run", "-q", "-c", str(config)])
     assert "nothing changed: every stage skipped" in again.output
     found = runner.invoke(app, ["runs", "-c", str(config), "--filter",

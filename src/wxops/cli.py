@@ -88,7 +88,7 @@ def run(
     target = VARIABLES.get(cfg.features.target)
     unit = f" {target.units}" if target else ""
     alias = "champion" if result.became_champion else "challenger"
-    if result.release_message:
+    if result.release_message and quiet:  # otherwise the progress display already said it
         typer.echo(result.release_message)
     if result.report:
         typer.echo(f"verification report: {result.report}")
