@@ -98,6 +98,10 @@ def run(
         f"pipeline run {result.run_id} in experiment '{result.experiment}' at "
         f"{result.tracking_uri}\noutputs in {result.out_dir}  ({result.wall_seconds:.1f} s)"
     )
+    if result.gate_passed is False:  # a scheduler acts on it: see wxops.exit_codes
+        from wxops.exit_codes import EXIT_GATE_REJECTED
+
+        raise typer.Exit(code=EXIT_GATE_REJECTED)
 
 
 @app.command()

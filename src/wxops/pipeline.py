@@ -325,14 +325,20 @@ def _run_stages(
                           "config_name": best, "pipeline_run_id": parent_id},
                     first_as_champion=False,
                 )
-                if cfg.data.is_nwp:
+                if tracking.is_offline():
+                    release = _ReleaseOutcome(registration, None, (
+                        f"version {registration.version} registered offline in the outbox as "
+                        "challenger: `wxops sync` registers it on the server and the gate decides "
+                        "there"))
+                elif cfg.data.is_nwp:
                     release = _verify_nwp(cfg, registration, results[best].model, table, split,
                                           out_dir)
                 else:
                     release = _release(cfg, project_dir, registration, obs, table, split)
                 registration = release.registration
                 report.info(release.message)
-                cache.put("register", reg_key, registration)
+                if not tracking.is_offline():  # an outbox version is not the server's
+                    cache.put("register", reg_key, registration)
             else:
                 release = None
                 report.info(f"best model unchanged: already version {registration.version}")
@@ -350,7 +356,8 @@ def _run_stages(
         result.release_message = release.message
         result.report = release.report
     (out_dir / "result.json").write_text(json.dumps(result.to_dict(), indent=2))
-    cache.put("pipeline", whole_key, result)
+    if not tracking.is_offline():  # a rerun after `wxops sync` must talk to the server
+        cache.put("pipeline", whole_key, result)
     return result
 
 
@@ -410,7 +417,8 @@ def _train_all(
                     code_paths=[_package_dir()],
                 )
                 previous = {"run_id": run_id, "model_uri": model_uri}
-                cache.put("logged", log_key, previous)
+                if not tracking.is_offline():  # an outbox model id means nothing to the server
+                    cache.put("logged", log_key, previous)
             else:
                 tracking.set_tags({"wxops.model_uri": previous["model_uri"]})
         results[model_cfg.name] = trained
@@ -439,7 +447,8 @@ def _train_all(
         for (model_cfg, train_key, log_key), outcome in zip(todo, outcomes, strict=True):
             cache.put("train", train_key, outcome.result)
             previous = {"run_id": outcome.run_id, "model_uri": outcome.model_uri}
-            cache.put("logged", log_key, previous)
+            if not tracking.is_offline():  # an outbox model id means nothing to the server
+                cache.put("logged", log_key, previous)
             results[model_cfg.name] = outcome.result
             logged[model_cfg.name] = previous
     if reused == len(cfg.models):

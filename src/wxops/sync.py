@@ -42,6 +42,8 @@ class SyncReport:
     artifacts: int = 0
     models: int = 0
     versions: list[str] = field(default_factory=list)
+    registered: list[tuple[str, str, str]] = field(default_factory=list)
+    """(registered model, server version, server URI) of each version this sync registered."""
 
     def summary(self) -> str:
         if self.runs == 0 and self.skipped == 0:
@@ -298,7 +300,7 @@ def _register_versions(local: Any, folder: Path, state: _State, report: SyncRepo
     """
     import mlflow
 
-    from wxops.tracking import CHALLENGER
+    from wxops.tracking import CHALLENGER, REGISTRATION_TAG, REMOTE_MODEL_RUN_TAG, REMOTE_MODEL_TAG
 
     done = state.data.setdefault("_versions", {})
     for rm in local.search_registered_models():
@@ -306,27 +308,63 @@ def _register_versions(local: Any, folder: Path, state: _State, report: SyncRepo
             key = f"{rm.name}/{mv.version}"
             if key in done:
                 continue
+            local_tags = dict(mv.tags or {})
             source_entry = state.data.get(mv.run_id or "", {})
-            model_id = _model_id_of(mv)
-            remote_model = source_entry.get("models", {}).get(model_id) if model_id else None
-            if not source_entry.get("remote_run_id") or remote_model is None:
+            if REMOTE_MODEL_TAG in local_tags:  # logged on the server before it went away
+                remote_model: str | None = local_tags[REMOTE_MODEL_TAG]
+                remote_run = local_tags.get(REMOTE_MODEL_RUN_TAG)
+                uri = target or source_entry.get("target") or _target_of(local, mv.run_id, state)
+            else:
+                model_id = _model_id_of(mv)
+                remote_model = source_entry.get("models", {}).get(model_id) if model_id else None
+                remote_run = source_entry.get("remote_run_id")
+                uri = target or source_entry.get("target")
+            if not remote_run or remote_model is None or not uri:
                 continue  # its run is not synced (yet): the next sync registers it
-            uri = target or source_entry["target"]
             remote = mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
-            tags = {**(mv.tags or {}), ORIGIN_MODEL_TAG: key}
+            tags = {k: v for k, v in local_tags.items() if k not in (REMOTE_MODEL_TAG, REMOTE_MODEL_RUN_TAG)}
+            tags[ORIGIN_MODEL_TAG] = key
             if "pipeline_run_id" in tags:
                 tags["pipeline_run_id"] = _mapped(state, tags["pipeline_run_id"])
+            # Made before: by an earlier sync (origin tag), or by the run itself before the
+            # server went away half-way through registering (same registration id).
             existing = [v for v in remote.search_model_versions(f"name='{rm.name}'")
-                        if (v.tags or {}).get(ORIGIN_MODEL_TAG) == key]
+                        if (v.tags or {}).get(ORIGIN_MODEL_TAG) == key
+                        or (REGISTRATION_TAG in tags
+                            and (v.tags or {}).get(REGISTRATION_TAG) == tags[REGISTRATION_TAG])]
             if existing:
                 version = existing[0].version
+                for k, v in tags.items():
+                    if (existing[0].tags or {}).get(k) != v:
+                        remote.set_model_version_tag(rm.name, version, k, v)
             else:
                 if not remote.search_registered_models(f"name='{rm.name}'"):
                     remote.create_registered_model(rm.name)
                 version = remote.create_model_version(
-                    rm.name, f"models:/{remote_model}", run_id=source_entry["remote_run_id"], tags=tags,
-                    model_id=remote_model).version
+                    rm.name, f"models:/{remote_model}", run_id=remote_run, tags=tags,
+                    model_id=remote_model, await_creation_for=0).version
+            if "champion" not in {a for a, v in _aliases(remote, rm.name).items() if v == str(version)}:
                 remote.set_registered_model_alias(rm.name, CHALLENGER, version)
             done[key] = str(version)
             state.save()
             report.versions.append(f"{rm.name} v{version}")
+            report.registered.append((rm.name, str(version), uri))
+
+
+def _aliases(remote: Any, name: str) -> dict[str, str]:
+    return {a: str(v) for a, v in (remote.get_registered_model(name).aliases or {}).items()}
+
+
+def _target_of(local: Any, run_id: str | None, state: _State) -> str | None:
+    """The server a version's run was meant for: its run's target tag, else the outbox's."""
+    from mlflow.exceptions import MlflowException
+
+    if run_id:
+        try:
+            found = local.get_run(run_id).data.tags.get(TARGET_TAG)
+        except MlflowException:  # a server run that ended before the server went away
+            found = None
+        if found:
+            return str(found)
+    targets = {e.get("target") for k, e in state.data.items() if not k.startswith("_") and e.get("target")}
+    return targets.pop() if len(targets) == 1 else None

@@ -156,6 +156,13 @@ def _point_at(uri: str) -> None:
         os.environ["MLFLOW_TRACKING_URI"] = before
 
 
+def current_uri() -> str:
+    """The tracking URI this process writes to now (for messages)."""
+    import mlflow
+
+    return str(mlflow.get_tracking_uri())
+
+
 def is_offline() -> bool:
     """Whether this session logs into the outbox because the server went away."""
     return _session.offline
@@ -586,6 +593,17 @@ class Registration:
     became_champion: bool
 
 
+#: Version tag: one id per registration attempt, so a retry (offline, or `wxops sync`)
+#: finds a version the server created before it went away instead of making a second one.
+REGISTRATION_TAG = "wxops.registration_id"
+#: Outbox version tags naming a logged model (and its run) that the *server* holds: the
+#: best configuration was logged before the server went away, registration after.
+REMOTE_MODEL_TAG = "wxops.offline.remote_model_id"
+REMOTE_MODEL_RUN_TAG = "wxops.offline.remote_model_run_id"
+#: Source scheme of such an outbox version (the files are on the server, not here).
+OFFLINE_SOURCE_SCHEME = "wxops-server"
+
+
 def register_model(
     model_uri: str, name: str, *, tags: dict[str, str], run_id: str, first_as_champion: bool = True
 ) -> Registration:
@@ -593,41 +611,80 @@ def register_model(
 
     With ``first_as_champion=False`` every new version becomes ``challenger`` and the
     release cycle (``wxops.release``) decides about ``champion`` through the gate.
-    Offline, the version is registered in the outbox and `wxops sync` registers it on
-    the server (as ``challenger``: the gate there decides about ``champion``).
+    A ``models:/m-...`` URI (an MLflow 3 logged model) is registered by its model id,
+    which ties the version to the logged model and its run the way a server checks.
 
-    If anything fails after the version exists, the version is deleted again, so a
-    failed pipeline never leaves a half-registered model behind.
+    When the server goes away, even half-way, the version is registered in the outbox
+    (see :func:`connect`) and `wxops sync` registers it on the server as ``challenger``;
+    a version the server created before it went away is found again by its
+    registration id, never made twice. Any other failure after the version exists
+    deletes it again, so a failed pipeline never leaves a half-registered model behind.
     """
-    import mlflow
+    import uuid
+
     from mlflow.exceptions import MlflowException
 
     _drain()
-    if _session.offline:
-        run_id = _rid(run_id)
-    client = mlflow.MlflowClient()
-    version = None
-    try:
-        with contextlib.suppress(MlflowException):
-            client.create_registered_model(name)
-        version = client.create_model_version(name, model_uri, run_id=run_id, tags=tags)
-        _wait_ready(client, name, version.version)
+    all_tags = {**tags, REGISTRATION_TAG: uuid.uuid4().hex}
+
+    def attempt(client: Any) -> Registration:
+        source, source_run, version_tags = model_uri, run_id, dict(all_tags)
+        model_id = logged_model_id(model_uri)
+        if _session.offline:
+            source_run = _rid(run_id)
+            if model_id is not None and not _has_logged_model(client, model_id):
+                # Logged on the server before it went away: the outbox cannot link to it,
+                # so the version names it and `wxops sync` registers that very model.
+                version_tags |= {REMOTE_MODEL_TAG: model_id, REMOTE_MODEL_RUN_TAG: run_id}
+                source, model_id = f"{OFFLINE_SOURCE_SCHEME}:{model_uri}", None
+        version = None
         try:
-            client.get_model_version_by_alias(name, CHAMPION)
-            has_champion = True
-        except MlflowException:
-            has_champion = False
-        champion = first_as_champion and not has_champion
-        alias = CHAMPION if champion else CHALLENGER
-        client.set_registered_model_alias(name, alias, version.version)
-        return Registration(name, str(version.version), champion)
-    except BaseException as exc:
-        if version is not None:
             with contextlib.suppress(MlflowException):
-                client.delete_model_version(name, version.version)
-        if isinstance(exc, MlflowException):
-            raise TrackingError(f"cannot register model '{name}': {exc}") from exc
-        raise
+                client.create_registered_model(name)
+            version = client.create_model_version(
+                name, source, run_id=source_run, tags=version_tags, model_id=model_id,
+                await_creation_for=0)  # _wait_ready below
+            _wait_ready(client, name, version.version)
+            try:
+                client.get_model_version_by_alias(name, CHAMPION)
+                has_champion = True
+            except MlflowException as exc:
+                if _unreachable(exc):
+                    raise
+                has_champion = False
+            champion = first_as_champion and not has_champion
+            client.set_registered_model_alias(name, CHAMPION if champion else CHALLENGER,
+                                              version.version)
+            return Registration(name, str(version.version), champion)
+        except BaseException as exc:
+            if version is not None and not _unreachable(exc):
+                with contextlib.suppress(MlflowException):
+                    client.delete_model_version(name, version.version)
+            raise
+
+    try:
+        return _write(attempt)
+    except MlflowException as exc:
+        raise TrackingError(f"cannot register model '{name}': {exc}") from exc
+
+
+def _has_logged_model(client: Any, model_id: str) -> bool:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        client.get_logged_model(model_id)
+    except MlflowException:
+        return False
+    return True
+
+
+def logged_model_id(model_uri: str) -> str | None:
+    """The logged model id of a ``models:/m-...`` URI (None for other URIs)."""
+    from mlflow.store.artifact.utils.models import _parse_model_uri, is_models_uri
+
+    if not is_models_uri(model_uri):
+        return None
+    return _parse_model_uri(model_uri).model_id
 
 
 def _wait_ready(client: Any, name: str, version: str, timeout: float = 300.0) -> None:

@@ -20,6 +20,7 @@ from typer.testing import CliRunner
 
 from tests.release.conftest import DEGRADED, GOOD, GOOD_RETRAINED, small_config
 from wxops import tracking
+from wxops.exit_codes import EXIT_GATE_REJECTED
 from wxops.pipeline import run_pipeline
 from wxops.release.cli import register
 
@@ -103,7 +104,7 @@ def test_cli_release_cycle(cycle, project, fresh_env):
     # the degraded version again: refused, recorded, no alias change
     n_before = len(tracking.read_alias_history("visibility"))
     res = _cli(project, "promote", "2", "--reason", "try again")
-    assert res.exit_code == 2 and "stays challenger" in res.output
+    assert res.exit_code == EXIT_GATE_REJECTED and "stays challenger" in res.output
     assert tracking.alias_map("visibility")["champion"] == "3"
     assert len(tracking.read_alias_history("visibility")) == n_before + 1
 

@@ -47,7 +47,7 @@ def verify_cmd(
     config: ConfigOpt = None,
     model: Annotated[str | None, typer.Option(
         "--model", "-m", help="Version to verify: 7, visibility/7 or visibility@challenger "
-        "(default: @challenger).")] = None,
+        "(default: the challenger, else the champion).")] = None,
 ) -> None:
     """Verify a model version: scores vs references and champion, gate verdict, HTML report."""
     from rich.console import Console
@@ -119,7 +119,9 @@ def promote_cmd(
         typer.echo(f"report: {promo.evaluation.report}")
     typer.secho(promo.message, fg=typer.colors.GREEN if promo.promoted else typer.colors.RED)
     if not promo.promoted:
-        raise typer.Exit(code=2)
+        from wxops.exit_codes import EXIT_GATE_REJECTED
+
+        raise typer.Exit(code=EXIT_GATE_REJECTED)
 
 
 def rollback_cmd(reason: ReasonOpt = "", config: ConfigOpt = None) -> None:

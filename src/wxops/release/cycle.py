@@ -103,8 +103,19 @@ def load_test_data(cfg: WxopsConfig) -> TestData:
 
 
 def resolve_version(name: str, spec: str | None) -> str:
-    """``7``, ``visibility/7``, ``@challenger`` or ``visibility@champion`` -> version number."""
-    text = (spec or "@challenger").strip()
+    """``7``, ``visibility/7``, ``@challenger`` or ``visibility@champion`` -> version number.
+
+    No ``spec``: the newest version up for a decision, the challenger if one exists,
+    else the champion (after a promotion no version holds ``challenger``).
+    """
+    if spec is None:
+        aliases = tracking.alias_map(name)
+        newest = aliases.get("challenger") or aliases.get("champion")
+        if newest is None:
+            raise ReleaseError(f"'{name}' has no challenger and no champion at "
+                               f"{tracking.current_uri()}; `wxops run` registers one")
+        return newest
+    text = spec.strip()
     model, _, alias = text.partition("@")
     if alias:
         if model and model != name:

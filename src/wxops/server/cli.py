@@ -231,7 +231,12 @@ def sync(
     to: Annotated[str | None, typer.Option("--to", help="Server URI; default: the one each run was meant for.")]
     = None,
 ) -> None:
-    """Upload runs logged offline (while the server was unreachable); safe to repeat."""
+    """Upload runs logged offline (while the server was unreachable); safe to repeat.
+
+    A version registered offline arrives as ``challenger``; then the release gate of the
+    config decides on the server, as ``wxops run`` would have: exit 6 when it rejects.
+    """
+    from wxops.exit_codes import EXIT_GATE_REJECTED
     from wxops.outbox import default_outbox
     from wxops.startup import configure_process
     from wxops.sync import sync_outbox
@@ -245,6 +250,35 @@ def sync(
         _fail(exc)
         return
     typer.echo(report.summary())
+    rejected = False
+    for name, version, uri in report.registered:
+        try:
+            rejected |= not _gate_synced(config, project, name, version, uri)
+        except WxopsError as exc:
+            _fail(exc)
+    if rejected:
+        raise typer.Exit(code=EXIT_GATE_REJECTED)
+
+
+def _gate_synced(config: Path | None, project: Path, name: str, version: str, uri: str) -> bool:
+    """Run the release gate on a version sync registered; False when it rejects."""
+    from wxops import tracking
+    from wxops.config import load_config
+    from wxops.release.cycle import promote_version
+
+    cfg = load_config(config)
+    if cfg.tracking.registered_model != name:
+        typer.echo(f"{name} v{version} stays challenger: give --config of its project to gate it")
+        return True
+    if cfg.data.is_nwp:
+        typer.echo(f"{name} v{version} stays challenger (gate not applied to NWP tables: "
+                   "promote with `wxops promote`)")
+        return True
+    tracking.connect(uri, secrets=cfg.tracking.secrets)
+    promo = promote_version(cfg, project_dir=project, version=version,
+                            reason="wxops sync: version of an offline run")
+    typer.echo(f"{name} {promo.message}")
+    return promo.promoted
 
 
 def deploy_server(
