@@ -151,7 +151,8 @@ def test_serve_image_checks_health(project: Path) -> None:
     steps = dict(_instructions(project / "Dockerfile.serve"))
     assert "http://127.0.0.1:8080/health" in steps["HEALTHCHECK"]
     assert steps["EXPOSE"] == "8080"
-    assert '"fog@champion"' in steps["CMD"]
+    assert steps["CMD"] == '["serve"]'
+    assert "WXOPS_SERVE_MODEL=fog@champion" in steps["ENV"]  # settings by their one name
 
 
 def test_dockerignore_keeps_state_and_secrets_out(project: Path) -> None:
@@ -166,7 +167,12 @@ def test_compose_stack(project: Path) -> None:
     assert "mlflow server" in services["mlflow"]["command"][0]
     assert "postgresql+psycopg://" in services["mlflow"]["command"][0]
     assert services["mlflow"]["depends_on"]["postgres"]["condition"] == "service_healthy"
-    assert "wxops serve --model fog@champion" in services["serve"]["command"][0]
+    assert "exec wxops serve" in services["serve"]["command"][0]
+    assert services["serve"]["environment"]["WXOPS_SERVE_TOKEN_FILE"] == "/run/secrets/wxops_tokens"
+    assert "--app-name basic-auth" in services["mlflow"]["command"][0]  # logins
+    for client in ("serve", "train"):
+        assert services[client]["environment"]["MLFLOW_TRACKING_USERNAME"] == "admin"
+        assert "mlflow_admin_password" in services[client]["secrets"]
     for name, service in services.items():
         for dep in service.get("depends_on", []):
             assert dep in services, (name, dep)
@@ -196,20 +202,20 @@ def test_docker_compose_config(project: Path) -> None:
 
 def test_kubernetes_manifest(project: Path) -> None:
     docs = {d["kind"]: d for d in load_all(project / "deploy/k8s/vis-serve.yaml")}
-    assert set(docs) == {"Secret", "Deployment", "Service"}
-    secret_name = docs["Secret"]["metadata"]["name"]
+    assert set(docs) == {"Deployment", "Service"}  # the Secret is made from deploy/secrets
+    secret_name = "vis-serve-secrets"
+    assert f"kubectl create secret generic {secret_name}" in (project / "deploy/k8s/vis-serve.yaml").read_text()
     container = docs["Deployment"]["spec"]["template"]["spec"]["containers"][0]
     assert container["readinessProbe"]["httpGet"]["path"] == "/ready"
     assert container["livenessProbe"]["httpGet"]["path"] == "/health"
     assert {"cpu", "memory"} <= set(container["resources"]["requests"])
     assert {"cpu", "memory"} <= set(container["resources"]["limits"])
     env = {e["name"]: e for e in container["env"]}
-    assert env["WXOPS_TOKENS"]["valueFrom"]["secretKeyRef"]["name"] == secret_name
+    for name in ("WXOPS_SERVE_TOKENS", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"):
+        assert env[name]["valueFrom"]["secretKeyRef"] == {"name": secret_name, "key": name}
     selector = docs["Deployment"]["spec"]["selector"]["matchLabels"]
     assert docs["Service"]["spec"]["selector"] == selector
     assert docs["Deployment"]["spec"]["template"]["metadata"]["labels"].items() >= selector.items()
-    # CI re-applies only what is labelled for it, never the placeholder Secret
-    assert docs["Secret"]["metadata"]["labels"]["wxops.io/apply"] == "once"
     assert docs["Deployment"]["metadata"]["labels"]["wxops.io/apply"] == "ci"
 
 
@@ -239,11 +245,15 @@ def test_lock_pins_installed_versions_without_torch(project: Path) -> None:
 
 def test_secrets_are_private_and_ignored(project: Path) -> None:
     folder = project / "deploy/secrets"
-    for name in ("postgres_password", "wxops_tokens"):
+    for name in ("postgres_password", "mlflow_admin_password", "mlflow_flask_secret", "wxops_tokens"):
         mode = stat.S_IMODE(os.stat(folder / name).st_mode)
         assert mode == 0o600, oct(mode)
         assert len((folder / name).read_text()) >= 32
     assert (folder / ".gitignore").read_text().splitlines()[1:] == ["*", "!.gitignore"]
+    # the token file is one `wxops serve --token-file` accepts
+    from wxops.serve.auth import read_token_file
+
+    assert set(read_token_file(folder / "wxops_tokens").values()) == {frozenset({"predict", "admin"})}
 
 
 def test_refuses_to_overwrite_and_force_keeps_secrets(tmp_path: Path) -> None:

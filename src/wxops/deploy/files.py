@@ -3,8 +3,8 @@
 The templates are package data (``wxops/deploy/templates``) with ``%%name%%``
 placeholders; ``%%`` appears in none of the target languages' own syntax (GitHub's
 ``${{ }}``, shell's ``$VAR``, compose's ``${VAR}``), so each file keeps its own
-expressions untouched. Secrets (the PostgreSQL password, the service's bearer token) are
-generated into ``deploy/secrets/`` with mode 0600 and a ``.gitignore`` that keeps them out
+expressions untouched. Secrets (the PostgreSQL password, MLflow's admin password and CSRF key,
+the service's bearer token) are generated into ``deploy/secrets/`` with mode 0600 and a ``.gitignore`` that keeps them out
 of the repository.
 """
 
@@ -30,6 +30,7 @@ OUTPUTS: dict[str, str] = {
     "dockerignore.tmpl": ".dockerignore",
     "compose.yaml.tmpl": "compose.yaml",
     "prometheus.yml.tmpl": "deploy/prometheus.yml",
+    "mlflow_basic_auth.ini.tmpl": "deploy/mlflow/basic_auth.ini",
     "k8s-serve.yaml.tmpl": "deploy/k8s/%%image%%-serve.yaml",
     "airflow_dag.py.tmpl": "deploy/airflow/%%image%%_dag.py",
     "wheels_README.md.tmpl": "wheels/README.md",
@@ -183,14 +184,24 @@ def write_deploy_files(
     return written
 
 
+#: Generated secret files -> how their random value is written. ``wxops_tokens`` is in
+#: the format ``wxops serve --token-file`` (and ``WXOPS_SERVE_TOKENS``) reads.
+SECRET_FILES: dict[str, str] = {
+    "postgres_password": "{}",
+    "mlflow_admin_password": "{}",
+    "mlflow_flask_secret": "{}",
+    "wxops_tokens": "predict,admin:{}",
+}
+
+
 def _write_secrets(folder: Path) -> None:
     """Random secrets for the compose stack, 0600, kept out of git by a ``.gitignore``."""
     folder.mkdir(parents=True, exist_ok=True)
     (folder / ".gitignore").write_text("# secrets stay on this machine\n*\n!.gitignore\n")
-    for name in ("postgres_password", "wxops_tokens"):
+    for name, form in SECRET_FILES.items():
         path = folder / name
         if path.exists():
             continue
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as handle:
-            handle.write(secrets.token_urlsafe(32))
+            handle.write(form.format(secrets.token_urlsafe(32)))

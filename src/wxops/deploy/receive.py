@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import IO, TextIO
 
 from wxops.deploy.hook import HookSettings, clean_git_env
+from wxops.exit_codes import EXIT_GATE_REJECTED
 
 ZERO_SHA = "0" * 40
 #: Kept in the work tree between pushes: the embedded tracking store and the stage cache.
@@ -181,7 +182,9 @@ def process_push(settings: HookSettings, sha: str, *, out: TextIO) -> int:
     """Run the chain for commit ``sha``: checkout, validate, test, train.
 
     Returns:
-        0 when the pipeline ran, 1 when a step failed or the hook could not run at all.
+        0 when the pipeline ran and promoted (or had nothing to decide), 6
+        (:data:`~wxops.exit_codes.EXIT_GATE_REJECTED`) when the gate rejected the new
+        version, 1 when a step failed or the hook could not run at all.
     """
     try:
         log_file = open_log(Path(settings.log_dir), sha)
@@ -226,15 +229,19 @@ def _chain(log: PushLog, settings: HookSettings, sha: str) -> int:
                     "to stop here instead)")
         result_file = config.parent / "wxops-out" / "result.json"
         result_file.unlink(missing_ok=True)
-        run_step(log, "train", [py, "-m", "wxops.cli", "run", "--config", str(config),
-                                "--quiet"], cwd=work, env=env, timeout=timeout)
+        code = run_step(log, "train", [py, "-m", "wxops.cli", "run", "--config", str(config),
+                                       "--quiet"], cwd=work, env=env, timeout=timeout,
+                        ok_codes=(0, EXIT_GATE_REJECTED))
     except StepFailed as exc:
         log.say(f"{exc}")
         log.say("stopped: no training after a failed step; the champion is unchanged")
         return 1
     log.say(_summary(result_file))
+    if code == EXIT_GATE_REJECTED:
+        log.say("the quality gate rejected the new version: it stays challenger and the "
+                f"champion is unchanged (exit {EXIT_GATE_REJECTED})")
     log.say(f"done in {time.monotonic() - started:.1f} s")
-    return 0
+    return code
 
 
 def _summary(result_file: Path) -> str:

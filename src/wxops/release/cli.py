@@ -49,7 +49,10 @@ def verify_cmd(
         "--model", "-m", help="Version to verify: 7, visibility/7 or visibility@challenger "
         "(default: the challenger, else the champion).")] = None,
 ) -> None:
-    """Verify a model version: scores vs references and champion, gate verdict, HTML report."""
+    """Verify a model version: scores vs references and champion, gate verdict, HTML report.
+
+    Exits 6 when the gate (or a technical test) rejects the version, 0 when it passes.
+    """
     from rich.console import Console
 
     from wxops.release.cycle import evaluate_version, resolve_version
@@ -70,6 +73,10 @@ def verify_cmd(
     verdict = "[green]PASS[/]" if ev.passed else "[red]FAIL[/]"
     console.print(f"{name} version {version}: {verdict} — {ev.why()}")
     typer.echo(f"report: {ev.report}")
+    if not ev.passed:  # a CI "verify and gate" step fails on it: see wxops.exit_codes
+        from wxops.exit_codes import EXIT_GATE_REJECTED
+
+        raise typer.Exit(code=EXIT_GATE_REJECTED)
 
 
 def _gate_table(ev: Evaluation) -> Table:

@@ -1,4 +1,13 @@
-"""Typed settings of the inference service, built once from CLI options at the edge."""
+"""Typed settings of the inference service, built once at the edge.
+
+Every setting has one name: the ``wxops serve`` option ``--token-file`` is the
+environment variable ``WXOPS_SERVE_TOKEN_FILE``, ``--port`` is ``WXOPS_SERVE_PORT`` and
+so on (``WXOPS_SERVE_PREDICTION_LOG__PATH`` for a nested one). A command-line option
+wins over the environment, the environment over the default, so a container image sets
+its defaults with ``ENV`` and a compose file or a Kubernetes pod overrides them with
+``environment``/``env``. Bearer tokens come from ``WXOPS_SERVE_TOKENS`` (never a field:
+they are read once by :func:`wxops.serve.auth.load_tokens` and kept only as digests).
+"""
 
 from __future__ import annotations
 
@@ -6,9 +15,12 @@ from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
+#: Prefix of every environment variable of the service.
+ENV_PREFIX = "WXOPS_SERVE_"
 #: Environment variable that holds bearer tokens (``scopes:token`` entries, ``;``-separated).
-TOKENS_ENV = "WXOPS_SERVE_TOKENS"
+TOKENS_ENV = f"{ENV_PREFIX}TOKENS"
 
 
 class PredictionLogSettings(BaseModel):
@@ -29,10 +41,15 @@ class PredictionLogSettings(BaseModel):
     max_queue: int = Field(default=10_000, ge=1)
 
 
-class ServeSettings(BaseModel):
-    """Everything ``wxops serve`` needs; one object passed down, never a dict."""
+class ServeSettings(BaseSettings):
+    """Everything ``wxops serve`` needs; one object passed down, never a dict.
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    Built from keyword arguments (the command line) over ``WXOPS_SERVE_*`` environment
+    variables over the defaults; :func:`unknown_env` names a misspelt variable.
+    """
+
+    model_config = SettingsConfigDict(extra="forbid", frozen=True, env_prefix=ENV_PREFIX,
+                                      env_nested_delimiter="__")
 
     model: str = "visibility@champion"
     """``name@alias`` (followed as the alias moves) or ``name/version`` (pinned)."""
@@ -49,3 +66,13 @@ class ServeSettings(BaseModel):
     prediction_log: PredictionLogSettings = Field(default_factory=PredictionLogSettings)
     inline_rows: int = Field(default=2000, ge=0)
     """Requests up to this many rows are predicted on the event loop (no thread hop)."""
+
+
+def unknown_env(environ: dict[str, str] | None = None) -> list[str]:
+    """``WXOPS_SERVE_*`` variables that name no setting (a typo would be ignored silently)."""
+    import os
+
+    env = dict(os.environ) if environ is None else environ
+    known = {f"{ENV_PREFIX}{name.upper()}" for name in ServeSettings.model_fields} | {TOKENS_ENV}
+    nested = {f"{ENV_PREFIX}PREDICTION_LOG__{name.upper()}" for name in PredictionLogSettings.model_fields}
+    return sorted(k for k in env if k.upper().startswith(ENV_PREFIX) and k.upper() not in known | nested)
