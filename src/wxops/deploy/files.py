@@ -3,9 +3,9 @@
 The templates are package data (``wxops/deploy/templates``) with ``%%name%%``
 placeholders; ``%%`` appears in none of the target languages' own syntax (GitHub's
 ``${{ }}``, shell's ``$VAR``, compose's ``${VAR}``), so each file keeps its own
-expressions untouched. Secrets (the PostgreSQL password, MLflow's admin password and CSRF key,
-the service's bearer token) are generated into ``deploy/secrets/`` with mode 0600 and a ``.gitignore`` that keeps them out
-of the repository.
+expressions untouched. Secrets (the PostgreSQL password, MLflow's admin password and
+CSRF key, the service's bearer token) are generated into ``deploy/secrets/`` with mode
+0600 and a ``.gitignore`` that keeps them out of the repository.
 """
 
 from __future__ import annotations
