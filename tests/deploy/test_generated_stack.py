@@ -293,3 +293,57 @@ def test_generated_compose_kubernetes_and_dockerfile_serve_the_champion(host: Ho
         port = k8s_port if ports.get(get["port"], get["port"]) == 8080 else None
         assert port is not None, (probe, get)
         assert requests.get(f"http://127.0.0.1:{port}{get['path']}", timeout=10).status_code == 200, probe
+
+
+def _gate_steps(project: Path) -> list[list[str]]:
+    """The train and verify-and-gate shell lines of GitLab CI, GitHub Actions and the DAG."""
+    import ast
+
+    gitlab = yaml.safe_load((project / ".gitlab-ci.yml").read_text())
+    github = yaml.safe_load((project / ".github/workflows/wxops.yml").read_text())["jobs"]
+    dag = ast.parse((project / "deploy/airflow/vis_dag.py").read_text())
+    stages = next(n.value for n in ast.walk(dag) if isinstance(n, ast.Assign)
+                  and any(isinstance(t, ast.Name) and t.id == "STAGES" for t in n.targets))
+    config = gitlab["variables"]["WXOPS_CONFIG"]
+    # the DAG's commands are f-strings of its CONFIG constant: evaluate just that list
+    commands = dict(eval(compile(ast.Expression(stages), "dag", "eval"), {"CONFIG": config}))
+    return [
+        [line.replace("$WXOPS_CONFIG", config) for line in (*gitlab["train"]["script"],
+                                                            *gitlab["verify-and-gate"]["script"])],
+        [step["run"].replace("$WXOPS_CONFIG", config) for job in ("train", "verify-and-gate")
+         for step in github[job]["steps"] if "run" in step],
+        [commands["train"], commands["verify_and_gate"]],
+    ]
+
+
+def test_ci_and_airflow_gate_steps_fail_on_a_rejected_version(host: Host) -> None:
+    """The train and gate steps as CI and Airflow run them: a promoted version passes, a
+    rejected one fails the pipeline at the gate (exit 6), training itself does not."""
+    steps = _gate_steps(host.project)
+    for found in steps:
+        assert [c.replace('"', "") for c in found] == [c.replace('"', "") for c in steps[0]], steps
+    train, gate = steps[0]
+    assert "|| [ $? -eq 6 ]" in train and gate.startswith("wxops verify")
+    env = host.env({"MLFLOW_TRACKING_URI": "http://mlflow:5000", "MLFLOW_TRACKING_USERNAME": "admin",
+                    "MLFLOW_TRACKING_PASSWORD": (host.project / "deploy/secrets/mlflow_admin_password").read_text()})
+    env["PATH"] = f"{BIN}:{env['PATH']}"
+    ci = host.root / "ci-checkout"
+    ci.mkdir()
+    shutil.copy(host.project / "wxops.yaml", ci / "wxops.yaml")
+
+    def step(command: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(["bash", "-c", command], cwd=ci, env=env, capture_output=True, text=True, timeout=300)
+
+    # the champion the stack's train service registered passes the gate step
+    passed = step(gate)
+    assert passed.returncode == 0, passed.stdout[-2000:] + passed.stderr[-2000:]
+    # a worse configuration: training succeeds, the gate step fails the pipeline with 6
+    (ci / "wxops.yaml").write_text(yaml.safe_dump({
+        "seed": 7, "gate": {"bootstrap_samples": 200},
+        "models": [{"name": "mlp-one-epoch", "type": "mlp", "epochs": 1, "learning_rate": 1e-5,
+                    "hidden_dim": 4}]}))
+    trained = step(train)
+    assert trained.returncode == 0, trained.stdout[-2000:] + trained.stderr[-2000:]
+    assert "stays challenger" in trained.stdout
+    rejected = step(gate)
+    assert rejected.returncode == 6 and "FAIL" in rejected.stdout, rejected.stdout[-2000:]

@@ -26,7 +26,10 @@ _HOP = {"connection", "keep-alive", "proxy-connection", "transfer-encoding", "up
 
 
 class KillingProxy:
-    """Forward to ``upstream_port``; SIGKILL the server of ``state`` at the first ``kill_on``."""
+    """Forward to ``upstream_port``; SIGKILL the server of ``state`` at the first ``kill_on``.
+
+    ``kill_on`` is a regular expression searched in ``"METHOD PATH BODY"`` of each request.
+    """
 
     def __init__(self, upstream_port: int, state: Path, kill_on: str | None) -> None:
         self.upstream_port = upstream_port
@@ -47,10 +50,11 @@ class KillingProxy:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
                 line = f"{self.command} {self.path}"
+                text = f"{line} {body[:4000].decode('utf-8', 'replace')}"
                 with proxy._lock:
                     proxy.seen.append(line)
                     kill = (proxy.killed_at is None and proxy.pattern is not None
-                            and proxy.pattern.search(line) is not None)
+                            and proxy.pattern.search(text) is not None)
                     if kill:
                         proxy.killed_at = line
                         proxy.kill_server()
