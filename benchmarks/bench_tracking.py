@@ -15,6 +15,10 @@ Printed, from the same run:
                       (target >= 10x); also the time spent inside the per-epoch callbacks;
   wxops overhead    = wxops wall / off wall - 1 (target <= 5 %), best of each mode, and
                       the ratio per interleaved repeat.
+Also, from the end of training to a registered version (``tracking.log_model`` of a
+trained model in its run, then ``tracking.register_model`` as the pipeline does it), on
+the team server against the embedded store (SQLite + local artifact folder), interleaved,
+best of ``--repeat``: the ratio server/embedded. ``--registration-only`` measures just that.
 Needs PostgreSQL on 127.0.0.1:5432 (trust auth); the database is dropped at the end.
 """
 
@@ -66,6 +70,8 @@ class Timed:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--registration-only", action="store_true",
+                        help="only the end-of-training -> registered version comparison")
     args = parser.parse_args()
 
     import signal
@@ -112,16 +118,52 @@ def main() -> None:
         try:
             os.environ["MLFLOW_TRACKING_USERNAME"] = "admin"
             os.environ["MLFLOW_TRACKING_PASSWORD"] = (Path(tmp) / "state" / "admin_password").read_text().strip()
-            tracking.connect(info.url, outbox=Path(tmp) / "outbox")
-            exp = tracking.ensure_experiment("bench", None)
-            results = _measure(mlps, table, split, derived, cfg.seed, exp, args.repeat, train_model, tracking,
-                               mlflow)
-            assert not tracking.is_offline()
+            registration = _registration(info.url, Path(tmp), table, split, derived, cfg.seed, args.repeat,
+                                         train_model, tracking)
+            results = None
+            if not args.registration_only:
+                tracking.connect(info.url, outbox=Path(tmp) / "outbox")
+                exp = tracking.ensure_experiment("bench", None)
+                results = _measure(mlps, table, split, derived, cfg.seed, exp, args.repeat, train_model,
+                                   tracking, mlflow)
+                assert not tracking.is_offline()
         finally:
             stop_server(settings.state())
             with psycopg.connect(f"{PG}/postgres", autocommit=True) as conn:
                 conn.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
-    _report(results, info.url)
+    if results is not None:
+        _report(results, info.url)
+    server, embedded = min(registration["server"]), min(registration["embedded"])
+    print(f"end of training -> registered version (log model + register), best of {args.repeat}: "
+          f"team server {server:.2f} s, embedded SQLite {embedded:.2f} s -> ratio {server / embedded:.2f}x; "
+          "per repeat: " + ", ".join(f"{a / b:.2f}" for a, b in zip(registration["server"],
+                                                                      registration["embedded"], strict=True)))
+
+
+def _registration(url: str, tmp: Path, table: Any, split: Any, derived: list[str], seed: int, repeat: int,
+                  train_model: Any, tracking: Any) -> dict[str, list[float]]:
+    """Seconds from a trained model to its registered version, per store, interleaved."""
+    from wxops.config import LinearConfig
+    from wxops.models.task import input_example
+
+    trained = train_model(LinearConfig(name="ridge", type="linear"), table, split, derived=derived, seed=seed)
+    example = input_example(split.train[table.inputs])
+    stores = {"server": (url, None), "embedded": (f"sqlite:///{tmp / 'embedded.db'}", (tmp / "art").as_uri())}
+    out: dict[str, list[float]] = {name: [] for name in stores}
+    for i in range(repeat):
+        for name, (uri, root) in stores.items():
+            tracking.connect(uri, outbox=tmp / "outbox")
+            exp = tracking.ensure_experiment("bench-registration", root)
+            started = time.perf_counter()
+            with tracking.start_run(exp, f"ridge-{i}") as run_id:
+                model_uri = tracking.log_model(trained.model, "model", input_example=example,
+                                               pip_requirements=["scikit-learn"])
+            tracking.register_model(model_uri, "bench", tags={"repeat": str(i)}, run_id=run_id,
+                                    first_as_champion=False)
+            out[name].append(time.perf_counter() - started)
+            assert not tracking.is_offline()
+            print(f"  registration on {name}: {out[name][-1]:.2f} s", flush=True)
+    return out
 
 
 def _measure(mlps: list[Any], table: Any, split: Any, derived: list[str], seed: int, exp: str, repeat: int,
