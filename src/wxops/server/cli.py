@@ -233,8 +233,9 @@ def sync(
 ) -> None:
     """Upload runs logged offline (while the server was unreachable); safe to repeat.
 
-    A version registered offline arrives as ``challenger``; then the release gate of the
-    config decides on the server, as ``wxops run`` would have: exit 6 when it rejects.
+    A version registered offline arrives as ``challenger``; with ``--config`` the release
+    gate of that project then decides on the server, as ``wxops run`` would have: exit 6
+    when it rejects.
     """
     from wxops.exit_codes import EXIT_GATE_REJECTED
     from wxops.outbox import default_outbox
@@ -266,6 +267,9 @@ def _gate_synced(config: Path | None, project: Path, name: str, version: str, ur
     from wxops.config import load_config
     from wxops.release.cycle import promote_version
 
+    if config is None:
+        typer.echo(f"{name} v{version} stays challenger: give --config of its project to gate it")
+        return True
     cfg = load_config(config)
     if cfg.tracking.registered_model != name:
         typer.echo(f"{name} v{version} stays challenger: give --config of its project to gate it")
