@@ -255,7 +255,7 @@ def create_app(
             else:
                 batch, result = run(body)
         except PayloadError as exc:
-            return _error(exc.status, str(exc), exc.field)
+            return _error(exc.status, str(exc) + model.change_note(exc.field), exc.field)
         rows_counter[endpoint].inc(batch.n_rows)
         sink.submit(LogEntry(received, endpoint, model.name, model.version, model.run_id,
                              batch.columns, result))
@@ -299,8 +299,10 @@ def create_app(
         model = holder.current
         if model is None:
             return _error(503, f"no model loaded yet ({holder.last_error or 'loading'})")
+        # Still ready (the previous model serves), but a failed reload is reported: the
+        # registry points somewhere the service refused to go (e.g. a damaged artifact).
         return _json({"status": "ready", "model_name": model.name,
-                      "model_version": model.version})
+                      "model_version": model.version, "last_reload_error": holder.last_error})
 
     @app.get("/model", summary="Name, version, run id, signature, data digest, load time",
              openapi_extra={"security": [{"bearer": []}]})
@@ -318,6 +320,7 @@ def create_app(
 
     @app.get("/metrics", summary="Prometheus metrics")
     async def metrics_route() -> Response:
+        metrics.reload_failing.set(1 if holder.last_error else 0)
         return Response(metrics.render(), media_type=CONTENT_TYPE)
 
     @app.post("/admin/reload", summary="Load the version the alias points at now (admin)",
