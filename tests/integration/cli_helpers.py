@@ -89,6 +89,6 @@ def model_file(folder: Path, name: str, version: str) -> Path:
 
     client = mlflow.MlflowClient(f"sqlite:///{folder / 'mlflow.db'}")
     model_id = client.get_model_version(name, version).source.rpartition("/")[2]
-    found = list(folder.glob(f"mlartifacts/*/models/{model_id}/artifacts/model.pkl"))
+    found = [p for p in folder.rglob("model.pkl") if model_id in p.parts]
     assert len(found) == 1, (model_id, found)
     return found[0]
