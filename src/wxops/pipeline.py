@@ -323,7 +323,9 @@ def _run_stages(
                     run_id=logged[best]["run_id"],
                     tags={"data_sha256": raw_digest, "training_data_sha256": split_digests["train"],
                           "config_hash": config_hash, "git_commit": str(git["commit"]),
-                          "config_name": best, "pipeline_run_id": parent_id},
+                          "config_name": best, "pipeline_run_id": parent_id,
+                          **({"wxops.key_columns": "station,init_time,lead_time"}
+                             if cfg.data.is_nwp else {})},
                     first_as_champion=False,
                 )
                 release = _release(cfg, project_dir, registration, stored)
@@ -449,7 +451,8 @@ def _write_split(split: Any, inputs: list[str], digests: dict[str, str], task_di
     """Train and validation tables as Parquet files named by their digest (written once)."""
     from wxops.features import TARGET
 
-    folder = task_dir / digests["train"][:16]
+    # The columns written depend on the inputs as well as the rows (same split, new inputs).
+    folder = task_dir / make_key(digests["train"], ",".join(inputs))[:16]
     folder.mkdir(parents=True, exist_ok=True)
     paths = {}
     columns = list(dict.fromkeys([*inputs, TARGET]))

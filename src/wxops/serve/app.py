@@ -30,6 +30,7 @@ from wxops.serve.model import LoadedModel, ModelHolder
 from wxops.serve.payload import (
     Batch,
     decode_json,
+    split_keys,
     table_from_invocations,
     table_from_predict,
     validate_table,
@@ -243,9 +244,18 @@ def create_app(
             return _error(503, f"no model loaded yet ({holder.last_error or 'loading'})")
         received = time.time()
 
+        keyed: dict[str, np.ndarray] = {}
+
         def run(body: bytes) -> tuple[Batch, np.ndarray]:
-            batch = validate_table(parse(decode_json(body), model), model.schema,
+            table = parse(decode_json(body), model)
+            if model.key_columns:  # NWP MOS: station, init_time, lead_time identify a row
+                table, found = split_keys(table, model.schema, model.key_columns)
+                keyed.update(found)
+            batch = validate_table(table, model.schema,
                                    bools_possible=b"true" in body or b"false" in body)
+            for key in model.key_columns:
+                if key in batch.columns:
+                    keyed[key] = batch.columns[key]
             return batch, model.predict(batch)
 
         try:
@@ -258,8 +268,11 @@ def create_app(
             return _error(exc.status, str(exc) + model.change_note(exc.field), exc.field)
         rows_counter[endpoint].inc(batch.n_rows)
         sink.submit(LogEntry(received, endpoint, model.name, model.version, model.run_id,
-                             batch.columns, result))
-        return _json(answer(model, result), headers={
+                             {**batch.columns, **keyed}, result))
+        payload = answer(model, result)
+        if keyed and endpoint == "/predict":
+            payload["keys"] = _keys_json(keyed)
+        return _json(payload, headers={
             "X-Model-Name": model.name, "X-Model-Version": model.version,
             "X-Model-Run-Id": model.run_id})
 
@@ -346,6 +359,19 @@ def create_app(
     app.openapi = _openapi_with_bearer(app)  # type: ignore[method-assign]
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     return app
+
+
+def _keys_json(keyed: dict[str, np.ndarray]) -> dict[str, list[Any]]:
+    """Key columns of an NWP answer: times as ISO strings (UTC), plus the valid time."""
+    out: dict[str, list[Any]] = {}
+    for key, arr in keyed.items():
+        out[key] = ([str(t) + "Z" for t in arr.astype("datetime64[s]")]
+                    if arr.dtype.kind == "M" else arr.tolist())
+    if "init_time" in keyed and "lead_time" in keyed:
+        valid = keyed["init_time"] + (keyed["lead_time"].astype(float) * 3.6e12).astype(
+            "timedelta64[ns]")
+        out["valid_time"] = [str(t) + "Z" for t in valid.astype("datetime64[s]")]
+    return out
 
 
 def _openapi_with_bearer(app: FastAPI) -> Callable[[], dict[str, Any]]:
