@@ -16,6 +16,7 @@ promoted back: inputs added, breaking again (3.0.0), not a crash.
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -148,3 +149,18 @@ def test_journey6_truncated_and_swapped_model_files_are_refused(
             assert 'wxops_model_reloads_total{outcome="failed"} 1.0' in metrics
         not_ready = requests.get(pinned + "/ready", timeout=10)
         assert not_ready.status_code == 503 and REFUSED in not_ready.json()["error"]
+
+
+def test_version_without_stored_test_table_says_how_to_recreate_it(
+        project: tuple[Path, str]) -> None:
+    folder, _ = project
+    client = mlflow.MlflowClient(f"sqlite:///{folder / 'mlflow.db'}")
+    run_id = client.get_model_version("visibility", "1").tags["pipeline_run_id"]
+    stored = [p for p in folder.rglob("release") if p.parent.parent.name == run_id]
+    assert len(stored) == 1 and (stored[0] / "manifest.json").is_file()
+    shutil.rmtree(stored[0])  # as for a run made before wxops stored its tables
+    out = wxops(folder, "verify", "-m", "1", "-c", "wxops.yaml")
+    text = " ".join(out.stdout.split())
+    assert out.returncode == 1 and "Traceback" not in text, text
+    assert "visibility version 1 has no stored test table" in text
+    assert "run `wxops run --no-cache` with the configuration that made it" in text
