@@ -309,7 +309,7 @@ def _run_stages(
         curves = plot_loss_curves({n: r.history for n, r in results.items()},
                                   out_dir / "loss_curves.png")
         (out_dir / "metrics.json").write_text(json.dumps(
-            {"best": best, "selection_metric": selection, "configs": metrics}, indent=2))
+            metrics_document(best, selection, results), indent=2))
         tracking.log_artifact(curves)
         tracking.log_artifact(out_dir / "metrics.json")
 
@@ -352,6 +352,29 @@ def _run_stages(
     (out_dir / "result.json").write_text(json.dumps(result.to_dict(), indent=2))
     cache.put("pipeline", whole_key, result)
     return result
+
+
+def metrics_document(best: str, selection: str, results: dict[str, Any]) -> dict[str, Any]:
+    """The content of ``metrics.json``: what each configuration was and how it learned.
+
+    ``configs`` keeps the final metrics (what scripts compared before); ``details`` adds,
+    per configuration, the hyperparameters and the per-epoch train/validation losses so
+    the JSON export alone answers "which settings, and did it still improve?".
+    """
+    return {
+        "best": best,
+        "selection_metric": selection,
+        "configs": {name: res.metrics for name, res in results.items()},
+        "details": {
+            name: {
+                "hyperparameters": res.params,
+                "metrics": res.metrics,
+                "losses": [{"epoch": i, "train_loss": p.get("train_loss"), "val_loss": p.get("val_loss")}
+                           for i, p in enumerate(res.history)],
+            }
+            for name, res in results.items()
+        },
+    }
 
 
 def _train_all(
