@@ -42,7 +42,25 @@ class NWPConfig(_Section):
 
     source: Literal["netcdf", "zarr", "grib"] = "netcdf"
     paths: str | list[str]
-    """A glob (``nwp/*.nc``) or a list of files, relative to the config's folder."""
+    """A glob (``nwp/*.nc``) or a list of files, relative to the config's folder; entries
+    may be URLs (``https://``, ``s3://bucket/nwp/*.nc``), downloaded into the cache."""
+    sha256: dict[str, str] = Field(default_factory=dict)
+    """Pinned sha256 per downloaded file, keyed by URL or file name."""
+
+    @model_validator(mode="after")
+    def _remote_files(self) -> NWPConfig:
+        import re
+
+        from wxops.data.remote import is_url
+
+        bad = sorted(k for k, v in self.sha256.items() if not re.fullmatch(r"[0-9a-fA-F]{64}", v))
+        if bad:
+            raise ValueError(f"data.nwp.sha256: {bad} are not sha256 digests (64 hex digits)")
+        entries = [self.paths] if isinstance(self.paths, str) else self.paths
+        if self.source == "zarr" and any(is_url(e) for e in entries):
+            raise ValueError("data.nwp.paths: a Zarr store is a folder and cannot be downloaded as one "
+                             "file; use netcdf or grib files at URLs, or a local copy of the store")
+        return self
     variables: list[str] = Field(min_length=1)
     """Variables to extract, under their names in the files (``t2m``, ``d2m``...)."""
     interpolation: Literal["nearest", "bilinear"] = "nearest"
@@ -81,7 +99,18 @@ class DataConfig(_Section):
 
     source: Literal["tmy3", "table", "netcdf", "zarr"] = "tmy3"
     path: Path | None = None
-    """File to read; for ``tmy3`` the default is the Greensboro year shipped in pvlib."""
+    """File to read; for ``tmy3`` the default is the Greensboro year shipped in pvlib.
+    A URL (``https://``, ``s3://``, any fsspec protocol) is moved to ``url``."""
+    url: str | None = None
+    """Remote file, downloaded once into the digest-keyed cache (``wxops.data.remote``)."""
+    sha256: str | None = Field(default=None, pattern=r"^[0-9a-fA-F]{64}$")
+    """Pinned sha256 of the file at ``url``: other bytes are refused, a cached copy is
+    used without asking the server."""
+    download_retries: int = Field(default=3, ge=0, le=20)
+    """Further attempts after a failed download (backoff 0.5 s, 1 s, 2 s...)."""
+    storage_options: dict[str, Any] = Field(default_factory=dict)
+    """fsspec options for URLs (e.g. ``{anon: true}``); credentials belong in the
+    environment (``AWS_*``), not here."""
     time_column: str = "time"
     columns: dict[str, str] = Field(default_factory=dict)
     """Renames from the file's column names to wxops names, e.g. ``{"T2M [K]": t2m}``."""
@@ -93,12 +122,28 @@ class DataConfig(_Section):
     stations: Path | None = None
     """CSV with columns ``id, lat, lon, elevation`` (elevation in metres)."""
 
+    @model_validator(mode="before")
+    @classmethod
+    def _url_in_path(cls, raw: Any) -> Any:
+        """``path: https://...`` is a URL: kept as text (a Path would fold ``//``)."""
+        from wxops.data.remote import is_url
+
+        if isinstance(raw, dict) and isinstance(raw.get("path"), str) and is_url(raw["path"]):
+            if raw.get("url") is not None:
+                raise ValueError("set data.path or data.url, not both")
+            raw = {**raw, "url": raw["path"], "path": None}
+        return raw
+
     @model_validator(mode="after")
     def _path_needed(self) -> DataConfig:
         given = [self.nwp is not None, self.obs is not None, self.stations is not None]
         if any(given) and not all(given):
             raise ValueError("data.nwp, data.obs and data.stations go together: set all three")
-        if self.source != "tmy3" and self.path is None and self.nwp is None:
+        if self.url is not None and self.path is not None:
+            raise ValueError("set data.path or data.url, not both")
+        if self.sha256 is not None and self.url is None:
+            raise ValueError("data.sha256 pins a downloaded file: give data.path as a URL (https://, s3://...)")
+        if self.source != "tmy3" and self.path is None and self.url is None and self.nwp is None:
             raise ValueError(f"data.path is required for source '{self.source}'")
         return self
 
@@ -531,6 +576,10 @@ def _resolve_nwp_paths(data: DataConfig, base_dir: Path) -> DataConfig:
     assert data.nwp is not None and data.obs is not None and data.stations is not None
 
     def absolute(p: str | Path) -> str:
+        from wxops.data.remote import is_url
+
+        if is_url(p):
+            return str(p)
         path = Path(p)
         return str(path if path.is_absolute() else (base_dir / path).resolve())
 
