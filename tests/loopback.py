@@ -114,3 +114,108 @@ def moto_s3(log: Path) -> Iterator[S3Server]:
         yield S3Server(f"http://127.0.0.1:{port}")
     finally:
         stop(proc)
+
+
+RECEIVER = '''
+import http.server, json, sys
+out = sys.argv[2]
+class H(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        with open(out, "a") as fh:
+            fh.write(json.dumps({"path": self.path, "type": self.headers.get("Content-Type"),
+                                 "body": json.loads(body)}) + "\\n")
+        self.send_response(200)
+        self.end_headers()
+        self.wfile.write(b"ok")
+http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
+'''
+
+
+@dataclass
+class Receiver:
+    """A webhook receiver: every POST's JSON body, one per line of ``log``."""
+
+    url: str
+    log: Path
+
+    def messages(self) -> list[dict[str, object]]:
+        import json
+
+        if not self.log.exists():
+            return []
+        return [json.loads(line) for line in self.log.read_text().splitlines() if line.strip()]
+
+
+@contextlib.contextmanager
+def webhook_receiver(folder: Path) -> Iterator[Receiver]:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "receiver.py").write_text(RECEIVER)
+    port = free_port()
+    log = folder / "posts.jsonl"
+    proc = subprocess.Popen([sys.executable, str(folder / "receiver.py"), str(port), str(log)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        wait_port(port, proc)
+        yield Receiver(f"http://127.0.0.1:{port}/hooks/secret-token-123", log)
+    finally:
+        stop(proc)
+
+
+SMTPD = '''
+import mailbox, sys, time
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult, LoginPassword
+
+port, maildir, user, password = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
+box = mailbox.Maildir(maildir, create=True)
+
+class Handler:
+    async def handle_DATA(self, server, session, envelope):
+        box.add(envelope.original_content)
+        return "250 OK"
+
+def check(server, session, envelope, mechanism, auth_data):
+    ok = isinstance(auth_data, LoginPassword) and auth_data.login.decode() == user \\
+        and auth_data.password.decode() == password
+    return AuthResult(success=ok, handled=False)
+
+controller = Controller(Handler(), hostname="127.0.0.1", port=port, authenticator=check,
+                        auth_required=True, auth_require_tls=False, auth_exclude_mechanism=["LOGIN"])
+controller.start()
+while True:
+    time.sleep(3600)
+'''
+
+
+@dataclass
+class SMTPReceiver:
+    """aiosmtpd on loopback, login required; received mail lands in a Maildir."""
+
+    host: str
+    port: int
+    maildir: Path
+    user: str
+    password: str
+
+    def messages(self) -> list[object]:
+        import mailbox
+
+        if not self.maildir.exists():
+            return []
+        return list(mailbox.Maildir(str(self.maildir), create=False))
+
+
+@contextlib.contextmanager
+def smtp_receiver(folder: Path, user: str = "wxops", password: str = "smtp-pass-456") -> Iterator[SMTPReceiver]:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "smtpd.py").write_text(SMTPD)
+    port = free_port()
+    maildir = folder / "Maildir"
+    proc = subprocess.Popen([sys.executable, str(folder / "smtpd.py"), str(port), str(maildir), user, password],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        wait_port(port, proc)
+        yield SMTPReceiver("127.0.0.1", port, maildir, user, password)
+    finally:
+        stop(proc)

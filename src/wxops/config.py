@@ -489,6 +489,77 @@ class MonitorConfig(_Section):
         return value
 
 
+NotifyEvent = Literal["promotion", "rejection", "rollback", "incident"]
+_ALL_EVENTS: tuple[NotifyEvent, ...] = ("promotion", "rejection", "rollback", "incident")
+
+
+class _Channel(_Section):
+    name: str = Field(default="", pattern=r"^[A-Za-z0-9_. -]*$")
+    """Shown in warnings (default: the channel type)."""
+    events: list[NotifyEvent] = Field(default_factory=lambda: list(_ALL_EVENTS))
+    """Which events this channel receives."""
+    timeout_s: float = Field(default=10.0, gt=0, le=300)
+
+
+def _one_secret(channel: BaseModel, what: str) -> None:
+    given = [k for k in (f"{what}_env", f"{what}_file") if getattr(channel, k) is not None]
+    if len(given) > 1:
+        raise ValueError(f"give the {what} once: {what}_env or {what}_file, not both")
+
+
+class WebhookChannel(_Channel):
+    """A chat webhook: Slack, Mattermost, Rocket.Chat (Slack JSON) or Microsoft Teams.
+
+    The URL carries the channel's token, so it comes from an environment variable or a
+    file readable by its owner only (mode 0600), never from this file.
+    """
+
+    type: Literal["webhook"]
+    format: Literal["slack", "mattermost", "rocketchat", "teams"] = "slack"
+    url_env: str | None = None
+    """Environment variable holding the webhook URL."""
+    url_file: Path | None = None
+    """File (mode 0600) holding the webhook URL."""
+
+    @model_validator(mode="after")
+    def _url_source(self) -> WebhookChannel:
+        _one_secret(self, "url")
+        if self.url_env is None and self.url_file is None:
+            raise ValueError("a webhook needs url_env (an environment variable) or url_file (a 0600 file)")
+        return self
+
+
+class EmailChannel(_Channel):
+    """E-mail through an SMTP server; the password (if any) from environment or a 0600 file."""
+
+    type: Literal["email"]
+    host: str
+    port: int = Field(default=587, ge=1, le=65535)
+    security: Literal["starttls", "ssl", "none"] = "starttls"
+    sender: str = Field(pattern=r"^[^@\s]+@[^@\s]+$")
+    to: list[Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+$")]] = Field(min_length=1)
+    username: str | None = None
+    password_env: str | None = None
+    password_file: Path | None = None
+
+    @model_validator(mode="after")
+    def _login(self) -> EmailChannel:
+        _one_secret(self, "password")
+        has_password = self.password_env is not None or self.password_file is not None
+        if has_password != (self.username is not None):
+            raise ValueError("username and password_env/password_file go together")
+        return self
+
+
+NotifyChannel = Annotated[WebhookChannel | EmailChannel, Field(discriminator="type")]
+
+
+class NotifyConfig(_Section):
+    """Who hears about releases and incidents (``wxops.notify``)."""
+
+    channels: list[NotifyChannel] = Field(default_factory=list)
+
+
 class WxopsConfig(_Section):
     """The whole ``wxops.yaml``."""
 
@@ -502,6 +573,7 @@ class WxopsConfig(_Section):
     gate: GateConfig = Field(default_factory=GateConfig)
     monitor: MonitorConfig = Field(default_factory=MonitorConfig)
     execution: ExecutionConfig = Field(default_factory=ExecutionConfig)
+    notify: NotifyConfig = Field(default_factory=NotifyConfig)
 
     @field_validator("models")
     @classmethod
@@ -568,6 +640,15 @@ def parse_config(raw: Any, *, source: str = "config", base_dir: Path | None = No
         cfg = cfg.model_copy(update={"data": data})
     if base_dir is not None and cfg.data.nwp is not None:
         cfg = cfg.model_copy(update={"data": _resolve_nwp_paths(cfg.data, base_dir)})
+    if base_dir is not None and cfg.notify.channels:
+        channels = []
+        for ch in cfg.notify.channels:
+            key = "url_file" if isinstance(ch, WebhookChannel) else "password_file"
+            secret_file = getattr(ch, key)
+            if secret_file is not None and not secret_file.is_absolute():
+                ch = ch.model_copy(update={key: (base_dir / secret_file).resolve()})
+            channels.append(ch)
+        cfg = cfg.model_copy(update={"notify": NotifyConfig(channels=channels)})
     return cfg
 
 
