@@ -19,9 +19,10 @@ WXOPS = str(Path(sys.executable).with_name("wxops"))
 
 
 def clean_env(**extra: str) -> dict[str, str]:
-    """The environment without an inherited tracking URI (the project's store is used)."""
+    """The environment without MLflow URIs set by earlier in-process tests (the project's
+    own store is used, as for a user in a fresh folder)."""
     env = {k: v for k, v in os.environ.items()
-           if k not in ("MLFLOW_TRACKING_URI", "WXOPS_SERVE_TOKENS")}
+           if not k.startswith("MLFLOW_") and k != "WXOPS_SERVE_TOKENS"}
     env.update(COLUMNS="250", **extra)
     return env
 
@@ -83,11 +84,18 @@ def wait_for_model(url: str, timeout: float = 90) -> dict[str, Any]:
         time.sleep(0.3)
 
 
-def model_file(folder: Path, name: str, version: str) -> Path:
-    """The ``model.pkl`` of a registered version in the project's local artifact store."""
+def registry(folder: Path) -> Any:
+    """An MLflow client on the project's store, tracking and registry alike (an earlier
+    test's ``MLFLOW_REGISTRY_URI`` must not redirect it)."""
     import mlflow
 
-    client = mlflow.MlflowClient(f"sqlite:///{folder / 'mlflow.db'}")
+    uri = f"sqlite:///{folder / 'mlflow.db'}"
+    return mlflow.MlflowClient(uri, registry_uri=uri)
+
+
+def model_file(folder: Path, name: str, version: str) -> Path:
+    """The ``model.pkl`` of a registered version in the project's local artifact store."""
+    client = registry(folder)
     model_id = client.get_model_version(name, version).source.rpartition("/")[2]
     found = [p for p in folder.rglob("model.pkl") if model_id in p.parts]
     assert len(found) == 1, (model_id, found)

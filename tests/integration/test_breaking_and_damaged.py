@@ -20,13 +20,12 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
-import mlflow
 import pandas as pd
 import pytest
 import requests
 import yaml
 
-from tests.integration.cli_helpers import model_file, serving, wait_for_model, wxops
+from tests.integration.cli_helpers import model_file, registry, serving, wait_for_model, wxops
 
 pytestmark = pytest.mark.slow
 
@@ -51,7 +50,7 @@ def _rows(columns: list[str]) -> str:
 
 
 def _champion(folder: Path) -> str:
-    client = mlflow.MlflowClient(f"sqlite:///{folder / 'mlflow.db'}")
+    client = registry(folder)
     return str(client.get_model_version_by_alias("visibility", "champion").version)
 
 
@@ -77,7 +76,7 @@ def test_journey4_removed_predictor_is_a_breaking_release(project: tuple[Path, s
     folder, output = project
     assert "Traceback" not in output
     assert "version 2 is champion (2.0.0, breaking: inputs removed: ['opaque_cloud'])" in output
-    v2 = mlflow.MlflowClient(f"sqlite:///{folder / 'mlflow.db'}").get_model_version(
+    v2 = registry(folder).get_model_version(
         "visibility", "2")
     assert v2.tags["wxops.change_class"] == "breaking" and v2.tags["wxops.semver"] == "2.0.0"
     assert "## Signature changes" in v2.description
@@ -135,7 +134,7 @@ def test_journey6_truncated_and_swapped_model_files_are_refused(
     with serving(folder, "--model", "visibility/2", "--poll", "0") as pinned:
         with serving(folder, "--model", "visibility@champion", "--poll", "0") as url:
             assert wait_for_model(url)["model_version"] == "1"
-            mlflow.MlflowClient(f"sqlite:///{folder / 'mlflow.db'}").set_registered_model_alias(
+            registry(folder).set_registered_model_alias(
                 "visibility", "champion", "2")  # someone moves the alias by hand
             reload = requests.post(url + "/admin/reload", timeout=60)
             assert reload.status_code == 502, reload.text
@@ -154,7 +153,7 @@ def test_journey6_truncated_and_swapped_model_files_are_refused(
 def test_version_without_stored_test_table_says_how_to_recreate_it(
         project: tuple[Path, str]) -> None:
     folder, _ = project
-    client = mlflow.MlflowClient(f"sqlite:///{folder / 'mlflow.db'}")
+    client = registry(folder)
     run_id = client.get_model_version("visibility", "1").tags["pipeline_run_id"]
     stored = [p for p in folder.rglob("release") if p.parent.parent.name == run_id]
     assert len(stored) == 1 and (stored[0] / "manifest.json").is_file()
