@@ -89,7 +89,6 @@ def test_openapi_describes_the_model_and_every_status(server: RunningServer) -> 
     assert set(doc["paths"]["/admin/reload"]["post"]["responses"]) >= {"200", "401", "403", "502"}
 
 
-@pytest.mark.slow
 def test_schemathesis_finds_no_5xx_and_no_contract_violation(
         server: RunningServer, auth: dict[str, str]) -> None:
     """A bounded property-based run of the served schema (loopback, ~30 cases a route)."""
