@@ -301,3 +301,16 @@ def test_wxops_run_trains_without_a_stuck_predictor(tmp_path: Path) -> None:
     out = " ".join((done.stdout + done.stderr).split())
     assert "'t2m' (file column 'Dry-bulb (C)')" in out and "are the units degF?" in out
     assert "Traceback" not in out
+
+
+def test_float32_and_float64_inputs_give_one_signature_type(obs: pd.DataFrame) -> None:
+    from mlflow.models import infer_signature
+
+    from wxops.models.task import input_example
+
+    frame = obs[["time", "t2m", "td2m"]]
+    types = []
+    for dtype in ("float32", "float64"):
+        example = input_example(frame.astype({"t2m": dtype, "td2m": dtype}))
+        types.append({c["name"]: c["type"] for c in infer_signature(example).inputs.to_dict()})
+    assert types[0] == types[1] and types[0]["t2m"] == "double"
