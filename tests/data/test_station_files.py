@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import xarray as xr
+import yaml
 
 from tests.conftest import small_config_dict, write_config
 from tests.data.station_files import tmy2_from_reference, tmy3_variant
@@ -279,13 +280,12 @@ def test_wxops_run_trains_without_a_stuck_predictor(tmp_path: Path) -> None:
     qc = json.loads((tmp_path / "wxops-out" / "lineage.json").read_text())["qc"]
     assert qc["columns_dropped"]["pressure"]["rule"] == "constant_run"
     assert qc["rows_out"] > 8000
-    import mlflow
-
-    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
-    info = mlflow.models.get_model_info("models:/visibility/1")
-    names = [c["name"] for c in info.signature.inputs.to_dict()]
+    # the logged model's signature (read from its MLmodel file: no process-wide MLflow URI)
+    mlmodel = next(p for p in (tmp_path / "mlartifacts").rglob("MLmodel"))
+    inputs = json.loads(yaml.safe_load(mlmodel.read_text())["signature"]["inputs"])
+    names = [c["name"] for c in inputs]
     assert "pressure" not in names and "t2m" in names
-    assert {c["type"] for c in info.signature.inputs.to_dict() if c["name"] != "time"} == {"double"}
+    assert {c["type"] for c in inputs if c["name"] != "time"} == {"double"}
 
     def to_f(t: pd.DataFrame) -> pd.DataFrame:
         return t.assign(**{"Dry-bulb (C)": (t["Dry-bulb (C)"].astype(float) * 1.8 + 32).astype(str)})
@@ -314,3 +314,23 @@ def test_float32_and_float64_inputs_give_one_signature_type(obs: pd.DataFrame) -
         example = input_example(frame.astype({"t2m": dtype, "td2m": dtype}))
         types.append({c["name"]: c["type"] for c in infer_signature(example).inputs.to_dict()})
     assert types[0] == types[1] and types[0]["t2m"] == "double"
+
+
+@pytest.mark.slow
+def test_wxops_run_on_a_year_without_fog_explains_undefined_scores(tmp_path: Path) -> None:
+    """Journey 1 on a station without events below 1000 m: the report says why POD, CSI,
+    ETS and frequency bias are undefined there, instead of a dash."""
+    def no_fog(t: pd.DataFrame) -> pd.DataFrame:
+        vis = t["Hvis (m)"].astype(float)
+        return t.assign(**{"Hvis (m)": vis.where(vis >= 1000, 1600).astype(int).astype(str)})
+
+    tmy3_variant(tmp_path / "nofog.csv", no_fog)
+    write_config(tmp_path, small_config_dict(models=[{"name": "ridge", "type": "linear"}],
+                                             data={"source": "tmy3", "path": "nofog.csv"}))
+    done = _wxops(tmp_path, "run", "-c", "wxops.yaml")
+    out = done.stdout + done.stderr
+    assert "Traceback" not in out
+    page = next((tmp_path / "wxops-out" / "verify").glob("*/index.html")).read_text()
+    events = page.split("<h3>Events: below 1000</h3>")[1].split("</table>")[0]
+    assert "undefined: no observed events" in events
+    assert "–" not in events
