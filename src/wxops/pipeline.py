@@ -119,7 +119,7 @@ def run_pipeline(
         return result
 
     with contextlib.ExitStack() as stack:
-        executor = _LazyExecutor(cfg, stack)
+        executor = _LazyExecutor(cfg, stack, project_dir)
         return _run_stages(cfg, project_dir, cache, uri, raw_path, raw_digest, codes, whole_key,
                            report, started, executor, [d.lineage() for d in downloads])
 
@@ -138,15 +138,15 @@ def _nwp_names(cfg: WxopsConfig) -> list[str]:
 class _LazyExecutor:
     """Opens the configured executor on first use (a fully cached run starts no cluster)."""
 
-    def __init__(self, cfg: WxopsConfig, stack: contextlib.ExitStack) -> None:
-        self._cfg, self._stack = cfg, stack
+    def __init__(self, cfg: WxopsConfig, stack: contextlib.ExitStack, project_dir: Path | None = None) -> None:
+        self._cfg, self._stack, self._project_dir = cfg, stack, project_dir
         self._executor: Any = None
 
     def get(self) -> Any:
         if self._executor is None:
             from wxops.execution import open_executor
 
-            self._executor = self._stack.enter_context(open_executor(self._cfg.execution))
+            self._executor = self._stack.enter_context(open_executor(self._cfg.execution, self._project_dir))
         return self._executor
 
 
