@@ -210,3 +210,29 @@ def deploy_slurm(
         return
     typer.echo(f"wrote {path}")
     typer.echo(f"submit it from {directory.resolve()}: sbatch {out}")
+
+
+@deploy_app.command("kubeflow")
+def deploy_kubeflow(
+    directory: Annotated[Path, typer.Argument(help="The project folder.")] = Path("."),
+    config: Annotated[str, typer.Option(
+        "--config", "-c", help="Config file, relative to the project folder.")] = "wxops.yaml",
+    image: Annotated[str, typer.Option(help="Training image of `wxops deploy init`.")]
+        = "registry.example.org/wxops/wxops-train:latest",
+    project_dir: Annotated[str, typer.Option(
+        help="Where the tasks see the project folder (a shared volume).")] = "/opt/wxops/project",
+    out: Annotated[str, typer.Option("--out", "-o", help="IR YAML path, relative to the project.")]
+        = "deploy/kubeflow/pipeline.yaml",
+    force: Annotated[bool, typer.Option(help="Overwrite an existing file.")] = False,
+) -> None:
+    """Compile the pipeline (prepare -> train each configuration -> release) to Kubeflow's IR YAML."""
+    from wxops.deploy.kubeflow import write_kubeflow_pipeline
+
+    try:
+        path = write_kubeflow_pipeline(directory, config=config, image=image, project_dir=project_dir,
+                                       out=out, force=force)
+    except WxopsError as exc:
+        _fail(exc)
+        return
+    typer.echo(f"wrote {path}")
+    typer.echo("upload it in the Kubeflow UI, or: kfp pipeline create -p wxops " + out)
