@@ -35,6 +35,15 @@ class QCConfig(_Section):
     max_constant_hours: int = Field(default=24, ge=2)
     ranges: dict[str, tuple[float, float]] = Field(default_factory=dict)
     """Overrides of the physical ranges, e.g. ``{t2m: [-60, 50]}``."""
+    column_action: Literal["drop", "refuse"] = "drop"
+    """A predictor whose rows one rule flags in more than ``max_column_share`` of the rows
+    (a stuck sensor, an empty or all-sentinel column) is removed from the predictors
+    (``drop``, with a QC message naming column, rule and count) or stops the run
+    (``refuse``). The target is never dropped: a bad target always stops the run."""
+    max_column_share: float = Field(default=0.5, gt=0, le=1)
+    max_drop_share: float = Field(default=0.5, gt=0, le=1)
+    """QC that would drop more than this share of the rows stops the run with the column,
+    the rule, the count and the likely cause (e.g. units)."""
 
 
 class NWPConfig(_Section):
@@ -97,7 +106,7 @@ class DataConfig(_Section):
     extracted at the stations and joined with the observation at the valid time.
     """
 
-    source: Literal["tmy3", "table", "netcdf", "zarr"] = "tmy3"
+    source: Literal["tmy3", "tmy2", "table", "netcdf", "zarr"] = "tmy3"
     path: Path | None = None
     """File to read; for ``tmy3`` the default is the Greensboro year shipped in pvlib.
     A URL (``https://``, ``s3://``, any fsspec protocol) is moved to ``url``."""
@@ -114,6 +123,16 @@ class DataConfig(_Section):
     time_column: str = "time"
     columns: dict[str, str] = Field(default_factory=dict)
     """Renames from the file's column names to wxops names, e.g. ``{"T2M [K]": t2m}``."""
+    units: dict[str, str] = Field(default_factory=dict)
+    """Units of the file's columns (file or wxops names), converted to wxops' units with
+    pint, e.g. ``{t2m: degF, wind_speed: knot, pressure: inHg, visibility: mile}``.
+    NetCDF/Zarr ``units`` attributes are read without this; a disagreement is an error."""
+    na_values: list[str] | dict[str, list[str]] = Field(default_factory=list)
+    """Missing-value markers as written in the file (``M``, ``-``), for every column or
+    per column (file or wxops names); counted in the QC report."""
+    timezone: str | None = None
+    """IANA time zone of naive times in tables and NetCDF/Zarr (``America/New_York``);
+    unset: naive times are UTC. See :mod:`wxops.data.sources` for the daylight-saving rule."""
     station: str | None = None
     """For netcdf/zarr files with a ``station`` dimension: which station to read."""
     qc: QCConfig = Field(default_factory=QCConfig)
@@ -139,6 +158,14 @@ class DataConfig(_Section):
         given = [self.nwp is not None, self.obs is not None, self.stations is not None]
         if any(given) and not all(given):
             raise ValueError("data.nwp, data.obs and data.stations go together: set all three")
+        if self.timezone is not None:
+            import zoneinfo
+
+            try:
+                zoneinfo.ZoneInfo(self.timezone)
+            except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
+                raise ValueError(f"data.timezone: unknown time zone {self.timezone!r}; use an "
+                                 "IANA name such as America/New_York or UTC") from exc
         if self.url is not None and self.path is not None:
             raise ValueError("set data.path or data.url, not both")
         if self.sha256 is not None and self.url is None:

@@ -184,7 +184,7 @@ def _run_stages(
 ) -> PipelineResult:
     from wxops import tracking
     from wxops.data.lineage import digest_frame, git_state, package_versions
-    from wxops.data.qc import apply_qc, check_target
+    from wxops.data.qc import QCReport, apply_qc, check_target, features_after_qc
     from wxops.data.sources import read_source
     from wxops.features import build_features
     from wxops.split import assign_blocks, split_by_blocks, split_by_init_time
@@ -210,8 +210,9 @@ def _run_stages(
     elif ingested is None:
         with report.stage("ingest + QC"):
             raw = read_source(cfg.data)
-            clean, qc_report = apply_qc(raw, used_columns, cfg.data.qc)
-            check_target(clean, cfg.features.target)
+            clean, qc_report = apply_qc(raw, used_columns, cfg.data.qc,
+                                        target=cfg.features.target)
+            check_target(clean, cfg.features.target, qc_report)
             clean = assign_blocks(clean, cfg.split)
             ingested = (clean, qc_report, len(raw), digest_frame(clean))
             cache.put("ingest", ingest_key, ingested)
@@ -220,6 +221,11 @@ def _run_stages(
         report.skip("ingest + QC", "unchanged (cached)")
     obs, qc_any, raw_rows, obs_digest = ingested
     qc_summary: dict[str, Any] = qc_any.to_dict()
+    if isinstance(qc_any, QCReport):
+        for message in qc_any.messages:
+            report.info(f"QC: {message}")
+        # predictors QC dropped whole (a stuck or empty column) are trained without
+        cfg = cfg.model_copy(update={"features": features_after_qc(cfg.features, qc_any)})
 
     # --- features ------------------------------------------------------------------
     feat_key = make_key(obs_digest, section_hash(cfg.features), codes["features"])
@@ -605,7 +611,9 @@ def _input_example(frame: Any) -> Any:
     example = frame.head(5).copy()
     if "time" in example.columns:
         example["time"] = example["time"].dt.tz_convert("UTC").dt.tz_localize(None)
-    return example
+    # float32 and float64 inputs give one signature type ("double")
+    floats = example.select_dtypes("float32").columns
+    return example.astype(dict.fromkeys(floats, "float64")) if len(floats) else example
 
 
 def _package_dir() -> str:

@@ -272,11 +272,17 @@ def active_run_id() -> str | None:
 
 
 def ensure_experiment(name: str, artifact_root: str | None) -> str:
-    """Experiment id of ``name``, creating it (with its artifact folder) when missing."""
+    """Experiment id of ``name``, creating it (with its artifact folder) when missing.
+
+    A configured secret inside ``name`` is stored as ``***`` (the name is redacted
+    before the look-up, so the same name finds the same experiment)."""
     import mlflow
     from mlflow.exceptions import MlflowException
 
+    from wxops import redact
     from wxops.outbox import outbox_artifacts
+
+    name = redact.redact_text(name)
 
     def open_experiment(client: Any) -> str:
         root = artifact_root
@@ -316,6 +322,7 @@ def start_run(
     from wxops.outbox import TARGET_TAG, outbox_artifacts
 
     clean = {k: str(v) for k, v in redact.redact_mapping(dict(tags or {})).items()}
+    run_name = redact.redact_text(run_name)  # stored as mlflow.runName too
     start_ms = int(time.time() * 1000)
 
     def create(client: Any) -> str:
@@ -324,7 +331,7 @@ def start_run(
             exp = _local_experiment(client, experiment_id, outbox_artifacts(_session.outbox))
             parent = _session.local_run.get(parent_run_id, parent_run_id) if parent_run_id else None
             extra = {TARGET_TAG: _session.uri}
-        all_tags = resolve_tags({**clean, **extra})
+        all_tags = {k: redact.redact_text(str(v)) for k, v in resolve_tags({**clean, **extra}).items()}
         if parent is not None:
             all_tags["mlflow.parentRunId"] = parent
         return str(client.create_run(exp, start_time=start_ms, tags=all_tags, run_name=run_name).info.run_id)

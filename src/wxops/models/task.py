@@ -102,4 +102,6 @@ def input_example(frame: pd.DataFrame) -> Any:
     example = frame.head(5).copy()
     if "time" in example.columns:
         example["time"] = example["time"].dt.tz_convert("UTC").dt.tz_localize(None)
-    return example
+    # float32 and float64 inputs give one signature type ("double")
+    floats = example.select_dtypes("float32").columns
+    return example.astype(dict.fromkeys(floats, "float64")) if len(floats) else example

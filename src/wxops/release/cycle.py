@@ -88,17 +88,17 @@ class Promotion:
 
 def load_test_data(cfg: WxopsConfig) -> TestData:
     """Ingest, QC, build features and split exactly as the pipeline does."""
-    from wxops.data.qc import apply_qc, check_target
+    from wxops.data.qc import apply_qc, check_target, features_after_qc
     from wxops.data.sources import read_source
     from wxops.features import build_features
     from wxops.split import assign_blocks, split_by_blocks
 
     used = list(dict.fromkeys([cfg.features.target, *cfg.features.predictors]))
     raw = read_source(cfg.data)
-    clean, _ = apply_qc(raw, used, cfg.data.qc)
-    check_target(clean, cfg.features.target)
+    clean, qc_report = apply_qc(raw, used, cfg.data.qc, target=cfg.features.target)
+    check_target(clean, cfg.features.target, qc_report)
     obs = assign_blocks(clean, cfg.split)
-    table = build_features(obs, cfg.features)
+    table = build_features(obs, features_after_qc(cfg.features, qc_report))
     return TestData(obs, table, split_by_blocks(table.frame, cfg.split))
 
 

@@ -20,7 +20,7 @@ import numpy as np
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.openapi.utils import get_openapi
-from starlette.responses import Response
+from starlette.responses import PlainTextResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from wxops.errors import PayloadError, ServeError, TrackingError
@@ -29,7 +29,9 @@ from wxops.serve.metrics import CONTENT_TYPE, ServiceMetrics
 from wxops.serve.model import LoadedModel, ModelHolder
 from wxops.serve.payload import (
     Batch,
+    InputSchema,
     decode_json,
+    table_from_csv,
     table_from_invocations,
     table_from_predict,
     validate_table,
@@ -242,10 +244,15 @@ def create_app(
         if model is None:
             return _error(503, f"no model loaded yet ({holder.last_error or 'loading'})")
         received = time.time()
+        is_csv = request.headers.get("content-type", "").split(";")[0].strip().lower() \
+            == "text/csv"
 
         def run(body: bytes) -> tuple[Batch, np.ndarray]:
-            batch = validate_table(parse(decode_json(body), model), model.schema,
-                                   bools_possible=b"true" in body or b"false" in body)
+            if is_csv:  # MLflow's scoring protocol also speaks CSV
+                batch = validate_table(table_from_csv(body), model.schema)
+            else:
+                batch = validate_table(parse(decode_json(body), model), model.schema,
+                                       bools_possible=b"true" in body or b"false" in body)
             return batch, model.predict(batch)
 
         try:
@@ -288,19 +295,21 @@ def create_app(
     async def ping() -> Response:
         return _json({"status": "ok"})
 
-    @app.get("/version", summary="wxops version (MLflow's scoring-server route)")
+    @app.get("/version", summary="wxops version (MLflow's scoring-server route)",
+             response_class=PlainTextResponse)
     async def version() -> Response:
         from wxops import __version__
 
         return Response(__version__, media_type="text/plain")
 
-    @app.get("/ready", summary="Readiness: a model is loaded")
+    @app.get("/ready", summary="Readiness: a model is loaded (and the last reload's error)")
     async def ready() -> Response:
         model = holder.current
         if model is None:
             return _error(503, f"no model loaded yet ({holder.last_error or 'loading'})")
         return _json({"status": "ready", "model_name": model.name,
-                      "model_version": model.version})
+                      "model_version": model.version,
+                      "last_reload_error": holder.last_error})
 
     @app.get("/model", summary="Name, version, run id, signature, data digest, load time",
              openapi_extra={"security": [{"bearer": []}]})
@@ -316,7 +325,7 @@ def create_app(
                      "last_reload_error": holder.last_error})
         return _json(info)
 
-    @app.get("/metrics", summary="Prometheus metrics")
+    @app.get("/metrics", summary="Prometheus metrics", response_class=PlainTextResponse)
     async def metrics_route() -> Response:
         return Response(metrics.render(), media_type=CONTENT_TYPE)
 
@@ -346,14 +355,25 @@ def create_app(
 
 
 def _openapi_with_bearer(app: FastAPI) -> Callable[[], dict[str, Any]]:
+    """The document, with request bodies from the served model's signature (rebuilt when
+    the served version changes)."""
+    from wxops.serve.openapi import patch_document
+
+    built: dict[str | None, dict[str, Any]] = {}
+
     def openapi() -> dict[str, Any]:
-        if app.openapi_schema is None:
+        model = app.state.holder.current
+        key = None if model is None else f"{model.name}/{model.version}"
+        if key not in built:
             schema = get_openapi(title=app.title, version="1", description=app.description,
                                  routes=app.routes)
             schema.setdefault("components", {})["securitySchemes"] = {
                 "bearer": {"type": "http", "scheme": "bearer"}}
-            app.openapi_schema = schema
-        return app.openapi_schema
+            model_schema: InputSchema | None = None if model is None else model.schema
+            built.clear()
+            built[key] = patch_document(schema, model_schema)
+        app.openapi_schema = built[key]
+        return built[key]
 
     return openapi
 
