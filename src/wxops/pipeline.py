@@ -78,6 +78,10 @@ def run_pipeline(
     """
     if stop_after not in (None, "split", "train"):
         raise ValueError(f"stop_after={stop_after!r}: use None, 'split' or 'train'")
+    if cfg.notify.channels and stop_after is None:
+        from wxops.notify import check_channels
+
+        check_channels(cfg.notify)  # a missing secret stops the run before it trains
     from wxops import tracking
     from wxops.data.lineage import digest_file
     from wxops.data.sources import default_tmy3_path
