@@ -270,6 +270,19 @@ def test_local_times_with_daylight_saving(tmp_path: Path) -> None:
     assert report.source["local_time"]["ambiguous_unresolved"] == 1
 
 
+def test_a_local_year_gives_local_month_blocks(tmp_path: Path) -> None:
+    from wxops.config import SplitConfig
+    from wxops.split import assign_blocks
+
+    local = pd.date_range("2021-01-01 00:00", "2021-12-31 23:00", freq="h", tz="America/New_York")
+    path = _local_csv(tmp_path, [t.strftime("%Y-%m-%d %H:%M") for t in local])
+    frame = read_source(DataConfig(source="table", path=path, timezone="America/New_York"))
+    clean, report = apply_qc(frame, ["visibility", "t2m"], QCConfig(), target="visibility")
+    blocks = assign_blocks(clean, SplitConfig())["block"].value_counts()
+    assert len(blocks) == 12 and blocks["2021-01"] == 31 * 24  # no 5-row stray "2022-01"
+    assert report.gaps == 0 and report.rows_flagged["duplicate_time"] == 0
+
+
 def test_bad_time_and_zone_inputs(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="unknown time zone 'Mars/Olympus'"):
         parse_config({"data": {"source": "table", "path": "x.csv", "timezone": "Mars/Olympus"}})
