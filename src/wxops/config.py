@@ -180,11 +180,48 @@ class DataConfig(_Section):
         return self.nwp is not None
 
 
+class SlurmConfig(_Section):
+    """Dask workers as Slurm batch jobs (``execution.executor: slurm``, via dask-jobqueue).
+
+    Each job runs one worker process; the scheduler runs in the ``wxops run`` process,
+    so the compute nodes must reach the submitting host and see the project's files and
+    the Python environment at the same paths (a shared file system).
+    """
+
+    queue: str | None = None
+    """Partition (``sbatch -p``); unset: the cluster's default."""
+    account: str | None = None
+    """Account charged (``sbatch -A``)."""
+    walltime: str = Field(default="01:00:00", pattern=r"^(\d+-)?\d{1,2}:\d{2}(:\d{2})?$")
+    cores: int = Field(default=1, ge=1, le=1024)
+    """CPU cores per job (one worker process using them)."""
+    memory: str = Field(default="4GB", pattern=r"^\d+(\.\d+)?\s*[KMGT]i?B$")
+    gpus: int = Field(default=0, ge=0, le=16)
+    """GPUs per job (``--gres=gpu:N``)."""
+    jobs: int = Field(default=2, ge=1, le=1000)
+    """Jobs (workers) submitted at most."""
+    setup: list[str] = Field(default_factory=list)
+    """Shell lines run before the worker starts, e.g. ``module load cuda`` or
+    ``source /project/venv/bin/activate``."""
+    python: str | None = None
+    """Interpreter on the nodes (default: the one running wxops)."""
+    interface: str | None = None
+    """Network interface the scheduler listens on (e.g. ``ib0``); default: the hostname's."""
+    job_extra: list[str] = Field(default_factory=list)
+    """Further ``#SBATCH`` options, e.g. ``--qos=normal``."""
+    log_directory: Path | None = None
+    """Where the jobs write their output (default: ``.wxops/slurm`` in the project)."""
+    start_timeout_s: float = Field(default=600.0, gt=0)
+    """How long to wait for the first job to start a worker (queue wait included)."""
+
+
 class ExecutionConfig(_Section):
     """Where the heavy steps run: in this process, a local Dask cluster, or a scheduler."""
 
     executor: str = "local"
-    """``local``, ``dask`` (a local cluster of worker processes) or ``tcp://host:port``."""
+    """``local``, ``dask`` (a local cluster of worker processes), ``slurm`` (workers as
+    Slurm jobs, see ``execution.slurm``) or ``tcp://host:port``."""
+    slurm: SlurmConfig = Field(default_factory=SlurmConfig)
     workers: int = Field(default=2, ge=1, le=512)
     """Worker processes of the local cluster (one thread each)."""
     connect_timeout_s: float = Field(default=30.0, gt=0)
@@ -193,9 +230,9 @@ class ExecutionConfig(_Section):
     @field_validator("executor")
     @classmethod
     def _known_executor(cls, value: str) -> str:
-        if value in ("local", "dask") or value.startswith(("tcp://", "tls://", "inproc://")):
+        if value in ("local", "dask", "slurm") or value.startswith(("tcp://", "tls://", "inproc://")):
             return value
-        raise ValueError("execution.executor: use local, dask or a scheduler address tcp://host:port")
+        raise ValueError("execution.executor: use local, dask, slurm or a scheduler address tcp://host:port")
 
 
 DerivedFeature = Literal["dewpoint_depression", "wind_components", "cyclic_time", "station_onehot"]

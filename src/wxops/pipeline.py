@@ -68,8 +68,20 @@ def run_pipeline(
     project_dir: Path,
     use_cache: bool = True,
     reporter: Reporter | None = None,
+    stop_after: str | None = None,
 ) -> PipelineResult:
-    """Run the whole reference pipeline for ``cfg``; outputs go below ``project_dir``."""
+    """Run the whole reference pipeline for ``cfg``; outputs go below ``project_dir``.
+
+    ``stop_after="split"`` or ``"train"`` runs the stages up to that one into the stage
+    cache (and, for ``train``, MLflow) and returns a partial result: the tasks of an
+    orchestrator (Kubeflow) that split the pipeline into steps sharing the project folder.
+    """
+    if stop_after not in (None, "split", "train"):
+        raise ValueError(f"stop_after={stop_after!r}: use None, 'split' or 'train'")
+    if cfg.notify.channels and stop_after is None:
+        from wxops.notify import check_channels
+
+        check_channels(cfg.notify)  # a missing secret stops the run before it trains
     from wxops import tracking
     from wxops.data.lineage import digest_file
     from wxops.data.sources import default_tmy3_path
@@ -119,9 +131,9 @@ def run_pipeline(
         return result
 
     with contextlib.ExitStack() as stack:
-        executor = _LazyExecutor(cfg, stack)
+        executor = _LazyExecutor(cfg, stack, project_dir)
         return _run_stages(cfg, project_dir, cache, uri, raw_path, raw_digest, codes, whole_key,
-                           report, started, executor, [d.lineage() for d in downloads])
+                           report, started, executor, [d.lineage() for d in downloads], stop_after)
 
 
 def _source_label(cfg: WxopsConfig) -> str:
@@ -138,15 +150,15 @@ def _nwp_names(cfg: WxopsConfig) -> list[str]:
 class _LazyExecutor:
     """Opens the configured executor on first use (a fully cached run starts no cluster)."""
 
-    def __init__(self, cfg: WxopsConfig, stack: contextlib.ExitStack) -> None:
-        self._cfg, self._stack = cfg, stack
+    def __init__(self, cfg: WxopsConfig, stack: contextlib.ExitStack, project_dir: Path | None = None) -> None:
+        self._cfg, self._stack, self._project_dir = cfg, stack, project_dir
         self._executor: Any = None
 
     def get(self) -> Any:
         if self._executor is None:
             from wxops.execution import open_executor
 
-            self._executor = self._stack.enter_context(open_executor(self._cfg.execution))
+            self._executor = self._stack.enter_context(open_executor(self._cfg.execution, self._project_dir))
         return self._executor
 
 
@@ -172,6 +184,7 @@ def _run_stages(
     started: float,
     executor: _LazyExecutor,
     downloads: list[dict[str, Any]] | None = None,
+    stop_after: str | None = None,
 ) -> PipelineResult:
     from wxops import tracking
     from wxops.data.lineage import digest_frame, git_state, package_versions
@@ -252,6 +265,8 @@ def _run_stages(
         cached.append("split")
         report.skip("split", "unchanged (cached)")
     split, split_digests = split_entry
+    if stop_after == "split":
+        return _partial(cfg, uri, project_dir, cached, started, "")
 
     # --- tracking: one pipeline run with a nested run per configuration ------------------
     from wxops.outbox import default_outbox
@@ -317,6 +332,11 @@ def _run_stages(
         results, logged = _train_all(cfg, table, split, split_digests, codes, cache, uri,
                                      exp_id, parent_id, report, cached, executor,
                                      project_dir / ".wxops" / "tasks")
+        if stop_after == "train":
+            tracking.set_tags({"wxops.partial": "train"})
+            partial = _partial(cfg, uri, project_dir, cached, started, parent_id)
+            partial.metrics = {name: res.metrics for name, res in results.items()}
+            return partial
 
         metrics = {name: res.metrics for name, res in results.items()}
         selection = cfg.tracking.selection_metric
@@ -370,6 +390,16 @@ def _run_stages(
     (out_dir / "result.json").write_text(json.dumps(result.to_dict(), indent=2))
     cache.put("pipeline", whole_key, result)
     return result
+
+
+def _partial(cfg: WxopsConfig, uri: str, project_dir: Path, cached: list[str], started: float,
+             run_id: str) -> PipelineResult:
+    """The result of a run stopped early (``stop_after``): nothing registered."""
+    return PipelineResult(
+        run_id=run_id, tracking_uri=uri, experiment=cfg.tracking.experiment,
+        registered_model=cfg.tracking.registered_model, version="", became_champion=False, best="",
+        metrics={}, out_dir=str(project_paths(project_dir)["out"]), cached_stages=cached,
+        wall_seconds=time.perf_counter() - started)
 
 
 def metrics_document(best: str, selection: str, results: dict[str, Any]) -> dict[str, Any]:

@@ -194,6 +194,24 @@ def test_asos_units_and_missing_markers(tmp_path: Path) -> None:
         read_source(cfg.model_copy(update={"na_values": {"nosuch": ["M"]}}))
 
 
+def test_undeclared_units_are_caught_even_within_range(tmp_path: Path) -> None:
+    """Visibility in statute miles passes the range rule value by value; its median does not."""
+    path, _ = _asos_csv(tmp_path)
+    cfg = DataConfig(source="table", path=path, time_column="valid", na_values=["M"],
+                     columns={"tmpf": "t2m", "vsby": "visibility"}, units={"t2m": "degF"})
+    with pytest.raises(DataQualityError, match=r"'visibility' \(file column 'vsby'\): median 9\.9\d* m is "
+                                               r"implausible.*are the units mile or km\?"):
+        apply_qc(read_source(cfg), ["visibility", "t2m"], QCConfig(), target="visibility")
+    bare = cfg.model_copy(update={"units": {"visibility": "mile"}})
+    with pytest.raises(DataQualityError, match=r"'t2m' \(file column 'tmpf'\): median .* are the "
+                                               r"units degF\?"):
+        apply_qc(read_source(bare), ["visibility", "t2m"], QCConfig(), target="visibility")
+    # values that are right after all: qc.ranges for the column switches the check off
+    clean, _ = apply_qc(read_source(cfg), ["visibility", "t2m"],
+                        QCConfig(ranges={"visibility": (0.0, 20.0)}), target="visibility")
+    assert len(clean) > 8000
+
+
 def test_netcdf_cf_units_and_float32(tmp_path: Path, obs: pd.DataFrame) -> None:
     ds = xr.Dataset(
         {"t2m": ("time", (obs["t2m"] + 273.15).to_numpy(np.float32), {"units": "K"}),
@@ -250,6 +268,19 @@ def test_local_times_with_daylight_saving(tmp_path: Path) -> None:
     assert report.rows_flagged["bad_time"] == 2
     assert report.source["local_time"]["nonexistent_rows"] == 1
     assert report.source["local_time"]["ambiguous_unresolved"] == 1
+
+
+def test_a_local_year_gives_local_month_blocks(tmp_path: Path) -> None:
+    from wxops.config import SplitConfig
+    from wxops.split import assign_blocks
+
+    local = pd.date_range("2021-01-01 00:00", "2021-12-31 23:00", freq="h", tz="America/New_York")
+    path = _local_csv(tmp_path, [t.strftime("%Y-%m-%d %H:%M") for t in local])
+    frame = read_source(DataConfig(source="table", path=path, timezone="America/New_York"))
+    clean, report = apply_qc(frame, ["visibility", "t2m"], QCConfig(), target="visibility")
+    blocks = assign_blocks(clean, SplitConfig())["block"].value_counts()
+    assert len(blocks) == 12 and blocks["2021-01"] == 31 * 24  # no 5-row stray "2022-01"
+    assert report.gaps == 0 and report.rows_flagged["duplicate_time"] == 0
 
 
 def test_bad_time_and_zone_inputs(tmp_path: Path) -> None:

@@ -50,21 +50,25 @@ class Variable:
     low: float
     high: float
     stuck_check: bool = False
+    typical_median: tuple[float, float] | None = None
+    """Where the median of a station's record lies in these units; far outside it the
+    values are in other units (visibility in miles, temperature in degF), even when each
+    value passes the range rule."""
 
 
 #: wxops' variable names, units and physical ranges (WMO-plausible surface values).
 VARIABLES: dict[str, Variable] = {
     v.name: v
     for v in (
-        Variable("t2m", "degC", -80.0, 60.0, stuck_check=True),
-        Variable("td2m", "degC", -90.0, 40.0, stuck_check=True),
+        Variable("t2m", "degC", -80.0, 60.0, stuck_check=True, typical_median=(-45.0, 40.0)),
+        Variable("td2m", "degC", -90.0, 40.0, stuck_check=True, typical_median=(-55.0, 35.0)),
         Variable("rh", "%", 0.0, 100.0),
         Variable("pressure", "hPa", 500.0, 1100.0, stuck_check=True),
         Variable("wind_speed", "m s-1", 0.0, 75.0),
         Variable("wind_dir", "degree", 0.0, 360.0),
         Variable("total_cloud", "tenths", 0.0, 10.0),
         Variable("opaque_cloud", "tenths", 0.0, 10.0),
-        Variable("visibility", "m", 0.0, 100_000.0),
+        Variable("visibility", "m", 0.0, 100_000.0, typical_median=(200.0, 100_000.0)),
         Variable("precip", "mm", 0.0, 300.0),
     )
 }
@@ -157,6 +161,7 @@ def apply_qc(
             hits["constant_run"] = _constant_runs(values, data["time"], cfg.max_constant_hours)
         per_column[col] = hits
 
+    _check_units_plausible(data, columns, cfg, file_columns)
     report = QCReport(rows_in=n_rows, rows_out=0, action=cfg.action, source=notes)
     kept_columns = list(columns)
     if target is not None and n_rows:
@@ -217,6 +222,32 @@ def apply_qc(
     data = data.reset_index(drop=True)
     data.attrs["wxops"] = notes
     return data, report
+
+
+def _check_units_plausible(data: pd.DataFrame, columns: list[str], cfg: QCConfig,
+                           file_columns: dict[str, str]) -> None:
+    """Stop when a column's median is implausible in wxops' units (module docstring of
+    :mod:`wxops.data.units`); ``qc.ranges`` for the column switches the check off."""
+    from wxops.data.units import likely_units_by_median
+
+    for col in columns:
+        var = VARIABLES.get(col)
+        if var is None or var.typical_median is None or col in cfg.ranges:
+            continue
+        values = data[col].to_numpy(dtype="float64", na_value=np.nan)
+        if np.isfinite(values).sum() < 24:
+            continue
+        median = float(np.nanmedian(values))
+        low, high = var.typical_median
+        if low <= median <= high:
+            continue
+        units = likely_units_by_median(values, col, var.units, low, high)
+        cause = (f": are the units {' or '.join(units)}? declare them with data.units "
+                 f"({{{col}: {units[0]}}})") if units else "; check data.units and data.columns"
+        raise DataQualityError(
+            f"{_label(col, file_columns)}: median {median:g} {var.units} is implausible for a "
+            f"station record (expected within [{low:g}, {high:g}] {var.units}){cause}; if the "
+            f"values are right, set qc.ranges for {col}")
 
 
 def features_after_qc(features: FeaturesConfig, report: QCReport) -> FeaturesConfig:

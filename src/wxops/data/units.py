@@ -143,3 +143,23 @@ def guess_unit(values: np.ndarray, name: str, target: str, low: float, high: flo
         if inside >= 0.99:
             return unit
     return None
+
+
+def likely_units_by_median(values: np.ndarray, name: str, target: str, low: float,
+                           high: float) -> list[str]:
+    """Units of :data:`LIKELY_UNITS` in which the median of ``values`` would lie within
+    [low, high] after conversion (visibility in miles or km, temperature in degF)."""
+    finite = np.asarray(values, dtype="float64")
+    finite = finite[np.isfinite(finite)]
+    if finite.size == 0:
+        return []
+    median = np.array([float(np.median(finite))])
+    found = []
+    for unit in LIKELY_UNITS.get(name, ()):
+        try:
+            moved = float(convert(median, unit, target, where=name)[0])
+        except DataSourceError:
+            continue
+        if low <= moved <= high:
+            found.append(unit)
+    return found

@@ -69,7 +69,7 @@ def run_train_task(task: TrainTask, on_epoch: EpochCallback | None = None) -> Ta
     split = Split(train, validation, validation.iloc[0:0], {})
     tracking.connect(task.tracking_uri, secrets=task.secrets)
     with tracking.start_run(task.experiment_id, task.model.name, parent_run_id=task.parent_run_id,
-                            tags=task.tags) as run_id:
+                            tags={**task.tags, **where_it_runs()}) as run_id:
         log_epoch, flush = tracking.epoch_logger(run_id)
 
         def both(epoch: int, train_loss: float, val_loss: float | None) -> None:
@@ -87,6 +87,14 @@ def run_train_task(task: TrainTask, on_epoch: EpochCallback | None = None) -> Ta
         model_uri = tracking.log_model(result.model, "model", input_example=input_example(train[task.inputs]),
                                        pip_requirements=task.pip_requirements, code_paths=task.code_paths)
     return TaskOutcome(result, run_id, model_uri)
+
+
+def where_it_runs() -> dict[str, str]:
+    """Tags naming the batch job a task ran in (Slurm), so a run leads to its job's logs."""
+    import os
+
+    job = os.environ.get("SLURM_JOB_ID")
+    return {"wxops.slurm_job_id": job} if job else {}
 
 
 def input_example(frame: pd.DataFrame) -> Any:
