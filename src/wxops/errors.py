@@ -59,6 +59,14 @@ class GateError(WxopsError, ValueError):
     """A gate rule cannot be evaluated (unknown score, reference not available)."""
 
 
+class ArtifactIntegrityError(TrackingError):
+    """A model artifact's sha256 differs from the one recorded when it was registered."""
+
+
+class StoredDataError(WxopsError, FileNotFoundError):
+    """The test table a version was verified on is not stored with its run (an old run)."""
+
+
 class ReleaseError(WxopsError, RuntimeError):
     """A promotion or rollback cannot be done (unknown version, nothing to roll back to)."""
 
@@ -120,3 +128,17 @@ class LoginError(WxopsError, PermissionError):
 
 class SyncError(WxopsError, RuntimeError):
     """Offline runs cannot be uploaded: the outbox is corrupt or the server refused them."""
+
+
+# --- remote data and notifications ---
+
+
+class RemoteDataError(DataSourceError):
+    """A data URL cannot be downloaded (not found, refused, unreachable after the retries,
+    an fsspec protocol whose package is not installed) or its bytes do not match the
+    pinned sha256. The message names the URL and what to change."""
+
+
+class NotifyError(WxopsError, RuntimeError):
+    """A notification channel is misconfigured (a secret missing or readable by others)
+    or refused the message."""

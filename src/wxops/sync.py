@@ -300,7 +300,13 @@ def _register_versions(local: Any, folder: Path, state: _State, report: SyncRepo
     """
     import mlflow
 
-    from wxops.tracking import CHALLENGER, REGISTRATION_TAG, REMOTE_MODEL_RUN_TAG, REMOTE_MODEL_TAG
+    from wxops.tracking import (
+        ARTIFACT_TAG,
+        CHALLENGER,
+        REGISTRATION_TAG,
+        REMOTE_MODEL_RUN_TAG,
+        REMOTE_MODEL_TAG,
+    )
 
     done = state.data.setdefault("_versions", {})
     for rm in local.search_registered_models():
@@ -324,6 +330,9 @@ def _register_versions(local: Any, folder: Path, state: _State, report: SyncRepo
             remote = mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
             tags = {k: v for k, v in local_tags.items() if k not in (REMOTE_MODEL_TAG, REMOTE_MODEL_RUN_TAG)}
             tags[ORIGIN_MODEL_TAG] = key
+            # the sha256 record must describe the server's copy (its MLmodel names the
+            # server's run and model), which promote, rollback and serve check
+            tags[ARTIFACT_TAG] = _remote_digests(uri, remote.get_logged_model(remote_model).artifact_location)
             if "pipeline_run_id" in tags:
                 tags["pipeline_run_id"] = _mapped(state, tags["pipeline_run_id"])
             # Made before: by an earlier sync (origin tag), or by the run itself before the
@@ -349,6 +358,17 @@ def _register_versions(local: Any, folder: Path, state: _State, report: SyncRepo
             state.save()
             report.versions.append(f"{rm.name} v{version}")
             report.registered.append((rm.name, str(version), uri))
+
+
+def _remote_digests(uri: str, artifact_location: str) -> str:
+    """The ``wxops.artifact_sha256`` record of a logged model's files on the server."""
+    import mlflow
+
+    from wxops.tracking import folder_digests
+
+    with tempfile.TemporaryDirectory(prefix="wxops-sync-digest-") as tmp:
+        local = mlflow.artifacts.download_artifacts(artifact_uri=artifact_location, dst_path=tmp, tracking_uri=uri)
+        return json.dumps(folder_digests(Path(local)), sort_keys=True)
 
 
 def _aliases(remote: Any, name: str) -> dict[str, str]:

@@ -266,6 +266,8 @@ def build_nwp_features(table: pd.DataFrame, cfg: FeaturesConfig, split: SplitCon
     inputs = [*cfg.predictors, "lead_time"]
     if "cyclic_time" in cfg.derived:
         inputs = ["time", *inputs]
+    if "station_onehot" in cfg.derived:
+        inputs = [*inputs, "station"]  # encoded inside the model (MeteoFeatures)
     before = len(frame)
     frame = frame.dropna(subset=[c for c in inputs if c != "time"] + [TARGET]).reset_index(drop=True)
     dropped = before - len(frame)
@@ -285,7 +287,10 @@ def nwp_sources(cfg: DataConfig) -> tuple[list[Path], str]:
     from wxops.data.nwp import expand_paths
 
     assert cfg.nwp is not None and cfg.obs is not None and cfg.stations is not None
-    files = expand_paths(cfg.nwp.paths)
+    from wxops.data.remote import fetch_nwp
+
+    local, _ = fetch_nwp(cfg)
+    files = expand_paths(local)
     sha = hashlib.sha256()
     for path in [*files, cfg.obs.path, cfg.stations]:
         if not path.exists():
