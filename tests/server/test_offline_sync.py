@@ -15,13 +15,14 @@ from typer.testing import CliRunner
 from tests.conftest import small_config_dict, write_config
 from tests.server.conftest import Server, make_server
 from wxops.cli import app
+from wxops.progress import SilentReporter
 
 runner = CliRunner()
 KILL_AT = 4
 EPOCHS = 12
 
 
-class KillingReporter:
+class KillingReporter(SilentReporter):
     """Silent, except that it kills the server (whole process group, SIGKILL) at one epoch."""
 
     def __init__(self, server: Server) -> None:
