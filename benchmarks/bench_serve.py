@@ -102,14 +102,22 @@ def _run_bare(port: int) -> None:
     uvicorn.run(make_bare_app(), host="127.0.0.1", port=port, log_level="warning")
 
 
-def _run_litserve(port: int) -> None:
-    import litserve as ls
+try:  # the LitServe baseline (pip install -e '.[bench]'); its API must be picklable
+    import litserve as _ls
+except ImportError:  # pragma: no cover - optional
+    _ls = None
 
-    class VisibilityAPI(ls.LitAPI):  # type: ignore[misc]
+if _ls is not None:
+
+    class VisibilityAPI(_ls.LitAPI):  # type: ignore[misc]
+        """The same DataFrame -> predict as the user-style endpoint, in LitServe."""
+
         def setup(self, device: str) -> None:
             self.model = _user_model()
 
-        def decode_request(self, request: Any) -> Any:
+        def decode_request(self, request):  # type: ignore[no-untyped-def]
+            # no annotation: LitServe then parses the JSON body (an annotation would be
+            # taken for the request model or, with Any, for a query parameter)
             return _frame(request["dataframe_split"])
 
         def predict(self, x: Any) -> Any:
@@ -118,16 +126,19 @@ def _run_litserve(port: int) -> None:
         def encode_response(self, output: Any) -> Any:
             return {"predictions": output.tolist()}
 
+
+def _run_litserve(port: int) -> None:
     import inspect
 
+    assert _ls is not None, "pip install -e '.[bench]'"
     api_kwargs: dict[str, Any] = {}
     server_kwargs: dict[str, Any] = {"accelerator": "cpu", "workers_per_device": 1}
-    if "api_path" in inspect.signature(ls.LitAPI.__init__).parameters:
+    if "api_path" in inspect.signature(_ls.LitAPI.__init__).parameters:
         api_kwargs["api_path"] = "/invocations"
     else:  # older LitServe: the path is the server's
         server_kwargs["api_path"] = "/invocations"
-    server = ls.LitServer(VisibilityAPI(**api_kwargs), **server_kwargs)
-    run_kwargs: dict[str, Any] = {"port": port}
+    server = _ls.LitServer(VisibilityAPI(**api_kwargs), **server_kwargs)
+    run_kwargs: dict[str, Any] = {"host": "127.0.0.1", "port": port, "log_level": "warning"}
     if "generate_client_file" in inspect.signature(server.run).parameters:
         run_kwargs["generate_client_file"] = False
     server.run(**run_kwargs)
@@ -238,7 +249,7 @@ async def _closed_loop(port: int, request: bytes, connections: int, seconds: flo
             "errors": float(errors)}
 
 
-def _wrk(url: str, body: bytes, headers: dict[str, str], seconds: float) -> dict[str, float]:
+def _wrk(url: str, body: bytes, headers: dict[str, str], seconds: int) -> dict[str, float]:
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
         script.write('wrk.method = "POST"\n')
         script.write(f"wrk.body = {json.dumps(body.decode())}\n")
@@ -246,7 +257,7 @@ def _wrk(url: str, body: bytes, headers: dict[str, str], seconds: float) -> dict
         for key, value in headers.items():
             script.write(f'wrk.headers["{key}"] = "{value}"\n')
     try:
-        out = subprocess.run(["wrk", "-t1", "-c16", f"-d{seconds:g}s", "--timeout", "10s",
+        out = subprocess.run(["wrk", "-t1", "-c16", f"-d{seconds}s", "--timeout", "10s",
                               "--latency", "-s", script.name, url + "/invocations"],
                              capture_output=True, text=True, check=True).stdout
     finally:
@@ -268,7 +279,7 @@ def _wrk(url: str, body: bytes, headers: dict[str, str], seconds: float) -> dict
             "errors": errors}
 
 
-def _load(url: str, body: bytes, headers: dict[str, str], seconds: float) -> dict[str, float]:
+def _load(url: str, body: bytes, headers: dict[str, str], seconds: int) -> dict[str, float]:
     if shutil.which("wrk"):
         return _wrk(url, body, headers, seconds)
     port = int(url.rsplit(":", 1)[1])
@@ -360,7 +371,7 @@ def _bench_model(model: str, uri: str, tmp: Path, env: dict[str, str], bodies: d
                 [c.replace("{port}", str(port)) for c in cmd], server_env, port, ready))
         time.sleep(2.0)  # the second wxops worker loads its model too
         for name, url in urls.items():  # warm-up
-            _load(url, bodies["100 rows"], servers[name][3], 0.5)
+            _load(url, bodies["100 rows"], servers[name][3], 1)
         for condition in ("quiet", "loaded"):
             print(f"  {model}: {condition}", file=sys.stderr, flush=True)
             with _background_load() if condition == "loaded" else contextlib.nullcontext():
@@ -433,7 +444,7 @@ def main() -> None:
     parser.add_argument("--project", type=Path,
                         help="project with mlflow.db whose visibility@champion is served")
     parser.add_argument("--quick", action="store_true", help="MLP only, shorter tests")
-    parser.add_argument("--seconds", type=float, help="per load test and round")
+    parser.add_argument("--seconds", type=int, help="per load test and round (whole seconds)")
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds")
     parser.add_argument("--bare", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--litserve", type=int, help=argparse.SUPPRESS)
@@ -444,11 +455,9 @@ def main() -> None:
     if args.litserve:
         _run_litserve(args.litserve)
         return
-    args.seconds = args.seconds or (1.5 if args.quick else 2.5)
+    args.seconds = args.seconds or (1 if args.quick else 2)
     sys.path.insert(0, str(ROOT / "src"))
-    import importlib.util
-
-    litserve = importlib.util.find_spec("litserve") is not None
+    litserve = _ls is not None
     t0 = time.perf_counter()
     load_before = os.getloadavg()
     tmp = Path(tempfile.mkdtemp(prefix="wxops-bench-"))

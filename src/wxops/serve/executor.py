@@ -17,8 +17,8 @@ so it tracks the machine's load as it is.
 Threads: a prediction on the event loop runs with one intra-op thread (PyTorch, OpenMP):
 a few hundred rows gain nothing from more, and on a busy machine a second thread waiting
 at an OpenMP barrier for a preempted sibling stalls the loop for milliseconds. The pool's
-predictions use the worker's thread budget (:func:`wxops.startup.thread_budget`), where a
-big batch does gain from it. PyTorch and OpenMP keep the thread count per calling thread,
+predictions of at least :data:`PARALLEL_ROWS` rows use the worker's thread budget
+(:func:`wxops.startup.thread_budget`), where a big batch does gain from it. PyTorch and OpenMP keep the thread count per calling thread,
 so each side sets its own.
 """
 
@@ -46,6 +46,10 @@ THREAD_BODY_BYTES = 256 * 1024
 #: Rows up to which a call counts as "fixed cost" in the estimate.
 _SMALL_ROWS = 16
 _CALIBRATION_ROWS = 256
+#: Batches below this many rows predict with one thread in the pool too: more threads gain
+#: nothing there (an MLP on 100 rows: 20 us either way) and, on a busy machine, a thread
+#: waiting at an OpenMP barrier for a preempted sibling costs milliseconds (p99 x 500).
+PARALLEL_ROWS = 4096
 _ALPHA = 0.2
 
 
@@ -170,7 +174,7 @@ class PredictionRunner:
             return batch, self._timed(cost, n, batch, predict)
 
         def job() -> tuple[T, np.ndarray]:
-            pin_threads(self.intra_threads, self.generation)
+            pin_threads(self._threads_for(n), self.generation)
             return batch, self._timed(cost, n, batch, predict)
 
         return await self._submit(job, estimate or self.inline_seconds)
@@ -183,8 +187,11 @@ class PredictionRunner:
                         rows: Callable[[T], int], predict: Callable[[T], np.ndarray]
                         ) -> tuple[T, np.ndarray]:
         batch = decode(body)
-        pin_threads(self.intra_threads, self.generation)
+        pin_threads(self._threads_for(rows(batch)), self.generation)
         return batch, self._timed(cost, rows(batch), batch, predict)
+
+    def _threads_for(self, rows: int) -> int:
+        return self.intra_threads if rows >= PARALLEL_ROWS else 1
 
     @staticmethod
     def _timed(cost: CostModel, n: int, batch: T, predict: Callable[[T], np.ndarray]
