@@ -18,8 +18,8 @@ Threads: a prediction on the event loop runs with one intra-op thread (PyTorch, 
 a few hundred rows gain nothing from more, and on a busy machine a second thread waiting
 at an OpenMP barrier for a preempted sibling stalls the loop for milliseconds. The pool's
 predictions of at least :data:`PARALLEL_ROWS` rows use the worker's thread budget
-(:func:`wxops.startup.thread_budget`), where a big batch does gain from it. PyTorch and OpenMP keep the thread count per calling thread,
-so each side sets its own.
+(:func:`wxops.startup.thread_budget`), where a big batch does gain from it. PyTorch and
+OpenMP keep the thread count per calling thread, so each side sets its own.
 """
 
 from __future__ import annotations
