@@ -11,8 +11,10 @@ at once rather than by timeouts.
 
 The cost of a request is estimated as ``fixed + per_row * rows`` per model version:
 measured on synthetic batches when the version is loaded (:meth:`PredictionRunner.calibrate`)
-and then followed by an exponential moving average of every prediction's measured time,
-so it tracks the machine's load as it is.
+and then followed by an exponential moving average of every prediction's measured time.
+The time measured is the thread's CPU time, not wall time: on a busy machine a cheap
+prediction preempted for 20 ms is still cheap, and sending it to the pool would only add
+a thread hop and the GIL hand-over between the pool and the loop (milliseconds each).
 
 Threads: a prediction on the event loop runs with one intra-op thread (PyTorch, OpenMP):
 a few hundred rows gain nothing from more, and on a busy machine a second thread waiting
@@ -148,9 +150,9 @@ class PredictionRunner:
         cost = self.cost(key)
         for rows in (1, 1, _CALIBRATION_ROWS):
             batch = sample(rows)
-            started = time.perf_counter()
+            started = time.thread_time()
             predict(batch)
-            cost.observe(rows, time.perf_counter() - started)
+            cost.observe(rows, time.thread_time() - started)
 
     def forget(self, key: Any) -> None:
         """Drop the cost model of a version no longer served."""
@@ -196,9 +198,9 @@ class PredictionRunner:
     @staticmethod
     def _timed(cost: CostModel, n: int, batch: T, predict: Callable[[T], np.ndarray]
                ) -> np.ndarray:
-        started = time.perf_counter()
+        started = time.thread_time()
         result = predict(batch)
-        cost.observe(n, time.perf_counter() - started)
+        cost.observe(n, time.thread_time() - started)
         return result
 
     async def _submit(self, job: Callable[[], tuple[T, np.ndarray]], estimate: float
