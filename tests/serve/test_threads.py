@@ -173,9 +173,10 @@ def test_worker_threads_follow_cores_and_workers(mlp_registry: Registry, workers
 def test_serve_refuses_zero_threads(registry: Registry) -> None:
     out = subprocess.run([sys.executable, "-c", _LAUNCH, "serve", "--tracking-uri",
                           registry.uri, "--threads", "0"], capture_output=True, text=True,
-                         timeout=60)
+                         timeout=60, env={**os.environ, "COLUMNS": "200", "NO_COLOR": "1"})
     assert out.returncode != 0
-    assert "--threads" in out.stderr and "0" in out.stderr
+    assert "--threads" in out.stderr, out.stderr
+    assert "greater than or equal to 1" in out.stderr, out.stderr
 
 
 # --- the bounded pool --------------------------------------------------------------------
