@@ -235,7 +235,9 @@ class ExecutionConfig(_Section):
         raise ValueError("execution.executor: use local, dask, slurm or a scheduler address tcp://host:port")
 
 
-DerivedFeature = Literal["dewpoint_depression", "wind_components", "cyclic_time"]
+DerivedFeature = Literal["dewpoint_depression", "wind_components", "cyclic_time", "station_onehot"]
+"""``station_onehot`` (NWP MOS tables): the station becomes an input, one-hot encoded
+inside the model, so a linear MOS learns one bias per station."""
 _DEFAULT_DERIVED: tuple[DerivedFeature, ...] = ("dewpoint_depression", "wind_components", "cyclic_time")
 
 

@@ -78,6 +78,10 @@ def run_pipeline(
     """
     if stop_after not in (None, "split", "train"):
         raise ValueError(f"stop_after={stop_after!r}: use None, 'split' or 'train'")
+    if cfg.notify.channels and stop_after is None:
+        from wxops.notify import check_channels
+
+        check_channels(cfg.notify)  # a missing secret stops the run before it trains
     from wxops import tracking
     from wxops.data.lineage import digest_file
     from wxops.data.sources import default_tmy3_path
@@ -323,6 +327,7 @@ def _run_stages(
         tracking.log_dict(lineage, "lineage.json")
         tracking.log_dict(qc_summary, "qc_report.json")
         (out_dir / "lineage.json").write_text(json.dumps(lineage, indent=2, default=str))
+        stored = _store_release_data(cfg, obs, table, split)
 
         results, logged = _train_all(cfg, table, split, split_digests, codes, cache, uri,
                                      exp_id, parent_id, report, cached, executor,
@@ -357,14 +362,12 @@ def _run_stages(
                     run_id=logged[best]["run_id"],
                     tags={"data_sha256": raw_digest, "training_data_sha256": split_digests["train"],
                           "config_hash": config_hash, "git_commit": str(git["commit"]),
-                          "config_name": best, "pipeline_run_id": parent_id},
+                          "config_name": best, "pipeline_run_id": parent_id,
+                          **({"wxops.key_columns": "station,init_time,lead_time"}
+                             if cfg.data.is_nwp else {})},
                     first_as_champion=False,
                 )
-                if cfg.data.is_nwp:
-                    release = _verify_nwp(cfg, registration, results[best].model, table, split,
-                                          out_dir)
-                else:
-                    release = _release(cfg, project_dir, registration, obs, table, split)
+                release = _release(cfg, project_dir, registration, stored)
                 registration = release.registration
                 report.info(release.message)
                 cache.put("register", reg_key, registration)
@@ -520,7 +523,8 @@ def _write_split(split: Any, inputs: list[str], digests: dict[str, str], task_di
     """Train and validation tables as Parquet files named by their digest (written once)."""
     from wxops.features import TARGET
 
-    folder = task_dir / digests["train"][:16]
+    # The columns written depend on the inputs as well as the rows (same split, new inputs).
+    folder = task_dir / make_key(digests["train"], ",".join(inputs))[:16]
     folder.mkdir(parents=True, exist_ok=True)
     paths = {}
     columns = list(dict.fromkeys([*inputs, TARGET]))
@@ -534,47 +538,6 @@ def _write_split(split: Any, inputs: list[str], digests: dict[str, str], task_di
     return paths
 
 
-def _verify_nwp(cfg: WxopsConfig, registration: Any, model: Any, table: Any, split: Any,
-                out_dir: Path) -> _ReleaseOutcome:
-    """Verify the best model on the test block against raw NWP and climatology.
-
-    The release gate judges a forecast-cycling replay built from single-station
-    observations; NWP tables are not replayed, so the version stays challenger and the
-    scores (with skill against the raw NWP) are written for a person to judge.
-    """
-    import pandas as pd
-
-    from wxops import tracking
-    from wxops.features import TARGET
-    from wxops.verify import verify_forecasts
-    from wxops.verify.references import fit_climatology, nwp_forecast
-
-    test = split.test
-    fcst = {"candidate": model.predict(_input_example_frame(test[table.inputs]))}
-    fcst["climatology"] = fit_climatology(split.train, target=TARGET).predict(test["time"])
-    if cfg.verify.nwp_column:
-        fcst["nwp"] = nwp_forecast(test, column=cfg.verify.nwp_column)
-    verification = verify_forecasts(fcst, test[TARGET], valid_time=test["time"],
-                                    thresholds=cfg.verify.thresholds, event=cfg.verify.event,
-                                    lead_time=test["lead_time"], station=test["station"])
-    (out_dir / "verification.json").write_text(json.dumps(verification.to_dict(), indent=2, default=str))
-    tracking.log_artifact(out_dir / "verification.json")
-    scores = {f"test_{k}_{src}": float(v) for src, row in verification.scores.iterrows()
-              for k, v in row.items() if k in ("rmse", "mae", "bias") and pd.notna(v)}
-    tracking.log_metrics(scores)
-    summary = ", ".join(f"{src} rmse {verification.score(src, 'rmse'):.3g}" for src in verification.sources)
-    return _ReleaseOutcome(registration, None,
-                           f"version {registration.version} registered as challenger; test block: "
-                           f"{summary} (gate not applied to NWP tables: promote with `wxops promote`)")
-
-
-def _input_example_frame(frame: Any) -> Any:
-    out = frame.copy()
-    if "time" in out.columns:
-        out["time"] = out["time"].dt.tz_convert("UTC").dt.tz_localize(None)
-    return out
-
-
 @dataclass
 class _ReleaseOutcome:
     registration: Any
@@ -583,19 +546,35 @@ class _ReleaseOutcome:
     report: str = ""
 
 
-def _release(
-    cfg: WxopsConfig, project_dir: Path, registration: Any, obs: Any, table: Any, split: Any
-) -> _ReleaseOutcome:
+def _store_release_data(cfg: WxopsConfig, obs: Any, table: Any, split: Any) -> Any:
+    """Store the test table (and train/validation, the observation history) with the run.
+
+    Verify, promote, the replay and the monitor read these back by digest instead of
+    recomputing ingest, QC, features and split (``wxops.release.stored``).
+    """
+    import tempfile
+
+    from wxops import tracking
+    from wxops.release.stored import RELEASE_DIR, release_data, write_release_data
+
+    stored = release_data(obs, table, split, kind="nwp" if cfg.data.is_nwp else "tabular",
+                          nwp_column=cfg.verify.nwp_column)
+    with tempfile.TemporaryDirectory(prefix="wxops-release-") as tmp:
+        for path in write_release_data(stored, Path(tmp)):
+            tracking.log_artifact(path, RELEASE_DIR)
+    return stored
+
+
+def _release(cfg: WxopsConfig, project_dir: Path, registration: Any, stored: Any) -> _ReleaseOutcome:
     """Verify the new version and promote it to champion only if the gate passes."""
-    from wxops.errors import ReleaseError
-    from wxops.release.cycle import TestData, promote_version
+    from wxops.errors import ArtifactIntegrityError, ReleaseError, StoredDataError, VerificationError
+    from wxops.release.cycle import promote_version
     from wxops.tracking import Registration
 
     try:
         promo = promote_version(cfg, project_dir=project_dir, version=registration.version,
-                                reason="wxops run: new best configuration",
-                                data=TestData(obs, table, split))
-    except ReleaseError as exc:
+                                reason="wxops run: new best configuration", data=stored)
+    except (ReleaseError, StoredDataError, VerificationError, ArtifactIntegrityError) as exc:
         return _ReleaseOutcome(registration, False,
                                f"version {registration.version} stays challenger: {exc}")
     evaluation = promo.evaluation

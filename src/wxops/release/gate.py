@@ -78,7 +78,7 @@ def evaluate_gate(
     forecasts: dict[str, Any] | None = None,
     obs: Any = None,
     seed: int = 0,
-    hours_per_row: int = 1,
+    hours_per_row: float = 1,
 ) -> GateResult:
     """Judge every rule of ``cfg`` on ``verification`` (the candidate's row).
 
@@ -89,13 +89,14 @@ def evaluate_gate(
             ``verification``, for the bootstrap p-values of rmse/mae rules. Without them
             no p-value is computed and rules with ``alpha`` judge the scores alone.
         seed: seed of the bootstrap.
-        hours_per_row: hours between consecutive rows (the replay's cycle interval), so
-            a bootstrap block still spans ``cfg.bootstrap_block_hours``.
+        hours_per_row: hours between consecutive rows (the replay's cycle interval; a
+            fraction of it for NWP tables with several stations and lead times per init
+            time), so a bootstrap block still spans ``cfg.bootstrap_block_hours``.
     """
     if "candidate" not in verification.sources:
         raise GateError(
             f"the verification has no 'candidate' forecast (has {verification.sources})")
-    block = max(1, cfg.bootstrap_block_hours // max(1, hours_per_row))
+    block = max(1, int(cfg.bootstrap_block_hours // max(hours_per_row, 1e-9)))
     rows = [_judge(rule, verification, cfg, forecasts, obs, seed, block) for rule in cfg.rules]
     return GateResult(passed=not any(r.status == "fail" for r in rows), rows=rows)
 

@@ -31,6 +31,7 @@ from wxops.serve.payload import (
     Batch,
     InputSchema,
     decode_json,
+    split_keys,
     table_from_csv,
     table_from_invocations,
     table_from_predict,
@@ -247,12 +248,22 @@ def create_app(
         is_csv = request.headers.get("content-type", "").split(";")[0].strip().lower() \
             == "text/csv"
 
+        keyed: dict[str, np.ndarray] = {}
+
         def run(body: bytes) -> tuple[Batch, np.ndarray]:
             if is_csv:  # MLflow's scoring protocol also speaks CSV
-                batch = validate_table(table_from_csv(body), model.schema)
+                table = table_from_csv(body)
+                bools = True
             else:
-                batch = validate_table(parse(decode_json(body), model), model.schema,
-                                       bools_possible=b"true" in body or b"false" in body)
+                table = parse(decode_json(body), model)
+                bools = b"true" in body or b"false" in body
+            if model.key_columns:  # NWP MOS: station, init_time, lead_time identify a row
+                table, found = split_keys(table, model.schema, model.key_columns)
+                keyed.update(found)
+            batch = validate_table(table, model.schema, bools_possible=bools)
+            for key in model.key_columns:
+                if key in batch.columns:
+                    keyed[key] = batch.columns[key]
             return batch, model.predict(batch)
 
         try:
@@ -262,11 +273,14 @@ def create_app(
             else:
                 batch, result = run(body)
         except PayloadError as exc:
-            return _error(exc.status, str(exc), exc.field)
+            return _error(exc.status, str(exc) + model.change_note(exc.field), exc.field)
         rows_counter[endpoint].inc(batch.n_rows)
         sink.submit(LogEntry(received, endpoint, model.name, model.version, model.run_id,
-                             batch.columns, result))
-        return _json(answer(model, result), headers={
+                             {**batch.columns, **keyed}, result))
+        payload = answer(model, result)
+        if keyed and endpoint == "/predict":
+            payload["keys"] = _keys_json(keyed)
+        return _json(payload, headers={
             "X-Model-Name": model.name, "X-Model-Version": model.version,
             "X-Model-Run-Id": model.run_id})
 
@@ -307,6 +321,8 @@ def create_app(
         model = holder.current
         if model is None:
             return _error(503, f"no model loaded yet ({holder.last_error or 'loading'})")
+        # Still ready (the previous model serves), but a failed reload is reported: the
+        # registry points somewhere the service refused to go (e.g. a damaged artifact).
         return _json({"status": "ready", "model_name": model.name,
                       "model_version": model.version,
                       "last_reload_error": holder.last_error})
@@ -327,6 +343,7 @@ def create_app(
 
     @app.get("/metrics", summary="Prometheus metrics", response_class=PlainTextResponse)
     async def metrics_route() -> Response:
+        metrics.reload_failing.set(1 if holder.last_error else 0)
         return Response(metrics.render(), media_type=CONTENT_TYPE)
 
     @app.post("/admin/reload", summary="Load the version the alias points at now (admin)",
@@ -352,6 +369,19 @@ def create_app(
     app.openapi = _openapi_with_bearer(app)  # type: ignore[method-assign]
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     return app
+
+
+def _keys_json(keyed: dict[str, np.ndarray]) -> dict[str, list[Any]]:
+    """Key columns of an NWP answer: times as ISO strings (UTC), plus the valid time."""
+    out: dict[str, list[Any]] = {}
+    for key, arr in keyed.items():
+        out[key] = ([str(t) + "Z" for t in arr.astype("datetime64[s]")]
+                    if arr.dtype.kind == "M" else arr.tolist())
+    if "init_time" in keyed and "lead_time" in keyed:
+        valid = keyed["init_time"] + (keyed["lead_time"].astype(float) * 3.6e12).astype(
+            "timedelta64[ns]")
+        out["valid_time"] = [str(t) + "Z" for t in valid.astype("datetime64[s]")]
+    return out
 
 
 def _openapi_with_bearer(app: FastAPI) -> Callable[[], dict[str, Any]]:

@@ -513,3 +513,35 @@ def _kind(value: Any) -> str:
     if isinstance(value, dict):
         return "an object"
     return type(value).__name__
+
+
+def split_keys(table: dict[str, list[Any]], schema: InputSchema,
+               keys: Sequence[str]) -> tuple[dict[str, list[Any]], dict[str, np.ndarray]]:
+    """Take the key columns of an NWP (MOS) request out of ``table`` and check them.
+
+    A MOS forecast is identified by ``station``, ``init_time`` and ``lead_time``: the
+    keys that are not model inputs are removed from the table (``station`` as strings,
+    ``*_time`` as naive-UTC times); those that are inputs stay and are validated with
+    the others. Returns (the input table, key name -> array).
+
+    Raises:
+        PayloadError: a key column missing or unreadable (422).
+    """
+    rest = dict(table)
+    out: dict[str, np.ndarray] = {}
+    for key in keys:
+        if key not in table:
+            raise PayloadError(f"{key}: missing key column (this model forecasts per "
+                               f"{', '.join(keys)})", field=key)
+        if key in schema.names:
+            continue
+        values = rest.pop(key)
+        if key.endswith("_time"):
+            out[key] = _datetime(Column(key, "datetime"), values)
+        else:
+            for i, v in enumerate(values):
+                if v is None or v is _MISSING or not isinstance(v, str | int):
+                    raise PayloadError(f"{key}, row {i}: expected a station id, got {_kind(v)}",
+                                       field=key)
+            out[key] = np.asarray([str(v) for v in values], dtype=object)
+    return rest, out
