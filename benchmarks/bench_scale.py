@@ -217,12 +217,17 @@ def _memory_by_size(sizes: list[int], runs: list[dict[str, Any]], full: int,
     holds = [n for i, n in enumerate(sizes)
              if all(p / t < bound for t, p in points[i:])]
     tables = [t for t, _ in points]
-    peaks = [p for _, p in points]
-    mt, mp = sum(tables) / len(tables), sum(peaks) / len(peaks)
-    slope = (sum((t - mt) * (p - mp) for t, p in points)
-             / max(sum((t - mt) ** 2 for t in tables), 1e-12))
+    # Below one chunk of stations the chunk's own transient arrays still grow with the
+    # table; fit from a full chunk on (when two such sizes exist), where only the result
+    # grows.
+    fitted = [pt for n, pt in zip(sizes, points, strict=True) if n >= CHUNK]
+    fitted = fitted if len(fitted) >= 2 else points
+    ft, fp = [t for t, _ in fitted], [p for _, p in fitted]
+    mt, mp = sum(ft) / len(ft), sum(fp) / len(fp)
+    slope = (sum((t - mt) * (p - mp) for t, p in fitted)
+             / max(sum((t - mt) ** 2 for t in ft), 1e-12))
     fixed = mp - slope * mt
-    print(f"  fit: peak = {fixed:,.0f} MiB fixed + {slope:.3f} x table")
+    print(f"  fit over {len(fitted)} sizes: peak = {fixed:,.0f} MiB fixed + {slope:.3f} x table")
     if holds:
         first = holds[0]
         print(f"  the bound (ratio < {bound}) holds from {first} stations "
