@@ -35,7 +35,9 @@ def test_bootstrap_pvalue_separates_better_from_equal():
     with pytest.raises(GateError, match="equal length"):
         block_bootstrap_pvalue([1.0, 2.0], [1.0], block_length=2)
     with pytest.raises(GateError, match="block_length must be"):
-        block_bootstrap_pvalue([1.0, 2.0], [1.0, 3.0], block_length=0)
+        block_bootstrap_pvalue(ref[:10], ref[10:20], block_length=0)
+    with pytest.raises(GateError, match="at least 8 paired losses"):
+        block_bootstrap_pvalue([1.0, 2.0], [1.0, 3.0])
 
 
 def _verification(cand_noise: float, champ_noise: float = 300.0):

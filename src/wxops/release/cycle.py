@@ -28,7 +28,7 @@ from wxops.release.replay import replay_cycles
 from wxops.release.technical import TechnicalResult, run_technical_checks
 from wxops.split import Split
 from wxops.verify.evaluate import Verification, json_ready, verify_forecasts
-from wxops.verify.references import fit_climatology, nwp_forecast
+from wxops.verify.references import Climatology, fit_climatology, nwp_forecast
 from wxops.verify.report import write_report
 
 #: Version tag holding the semantic version given at promotion.
@@ -70,6 +70,12 @@ class Evaluation:
         if not self.technical.passed:
             return self.technical.summary()
         return self.gate.summary()
+
+    def summary(self, thresholds: list[float]) -> list[str]:
+        """Five lines: what was judged, rmse and ETS (with event counts) of the candidate
+        against every reference, and which gate rules passed or failed."""
+        return verification_summary(self.replay, self.gate, thresholds,
+                                    title=f"version {self.version}")
 
 
 @dataclass
@@ -128,16 +134,93 @@ def _naive_time(frame: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def _climatology(cfg: WxopsConfig, data: TestData) -> Climatology:
+    """Climatology (mean and event frequencies) from every non-test row, capped alike."""
+    seen = pd.concat([data.split.train, data.split.validation], ignore_index=True)
+    return fit_climatology(seen, target=TARGET, valid_offset_hours=cfg.features.lead_time or 0,
+                           thresholds=cfg.verify.thresholds, event=cfg.verify.event,
+                           cap=cfg.verify.cap_for(cfg.features.target),
+                           station_column=cfg.verify.station_column)
+
+
 def _references(cfg: WxopsConfig, data: TestData, test: pd.DataFrame) -> dict[str, np.ndarray]:
     lead = cfg.features.lead_time
-    clim = fit_climatology(data.split.train, target=TARGET, valid_offset_hours=lead or 0)
+    clim = _climatology(cfg, data)
     valid = test["time"] + pd.Timedelta(hours=lead or 0)
-    refs = {"climatology": clim.predict(valid)}
+    refs = {"climatology": clim.predict(valid, test.get(cfg.verify.station_column))}
     if lead is not None:
         refs["persistence"] = test[cfg.features.target].to_numpy(dtype=float)
     if cfg.verify.nwp_column:
         refs["nwp"] = nwp_forecast(test, column=cfg.verify.nwp_column)
     return refs
+
+
+def verification_summary(v: Verification, gate: GateResult, thresholds: list[float], *,
+                         title: str) -> list[str]:
+    """Five lines for the end of ``wxops run`` (see :meth:`Evaluation.summary`)."""
+    refs = [s for s in v.sources if s != "candidate"]
+
+    def row(score: str, fmt: str, counts: str | None) -> str:
+        parts = []
+        for src in ["candidate", *refs]:
+            value = v.score(src, score)
+            text = "n/a" if not np.isfinite(value) else format(round(value, 3) + 0.0, fmt)
+            if counts is not None:
+                hits = int(v.score(src, f"hits_{counts}"))
+                text += f" ({hits}/{hits + int(v.score(src, f'misses_{counts}'))} events hit)"
+            parts.append(f"{src} {text}")
+        return f"  {score:<9} " + " | ".join(parts)
+
+    lines = [f"verification of {title} on the test block ({v.n} forecasts, gate replay):",
+             row("rmse", ".4g", None)]
+    for t in thresholds[:2]:
+        label = f"{t:g}"
+        if f"ets_{label}" in v.scores.columns:
+            lines.append(row(f"ets_{label}", ".3f", label))
+    while len(lines) < 4:
+        lines.append(row("mae", ".4g", None))
+    status = [r.status for r in gate.rows]
+    failed = [r.rule for r in gate.rows if r.status == "fail"]
+    few = [f"{r.rule} (n={r.events})" for r in gate.rows if r.status == "too few events"]
+    text = (f"  gate {'PASSED' if gate.passed else 'FAILED'}: {status.count('pass')} rule(s) "
+            f"passed, {len(failed)} failed" + (f" [{'; '.join(failed)}]" if failed else ""))
+    if few:
+        text += f", too few events: {'; '.join(few)}"
+    if status.count("skipped"):
+        text += f", {status.count('skipped')} skipped"
+    return [*lines[:4], text]
+
+
+def _time_note(test: pd.DataFrame) -> str:
+    """Strata are in UTC; say in which local time the blocks (months) were cut."""
+    if "block" not in test.columns or test.empty:
+        return "hours and months in UTC"
+    first = test.groupby("block")["time"].min()
+    starts = pd.to_datetime(first.index.str.slice(0, 7) + "-01", errors="coerce", utc=True)
+    offsets = {round((t - s).total_seconds() / 3600) for t, s in zip(first, starts, strict=True)
+               if pd.notna(s)}
+    if len(offsets) == 1 and abs(next(iter(offsets))) < 24 and next(iter(offsets)) != 0:
+        hours = -next(iter(offsets))
+        return (f"hours in UTC; blocks (months) are local standard time months, UTC{hours:+d} h "
+                f"(inferred from the data); the month stratum follows the blocks")
+    return "hours in UTC; the month stratum follows the blocks"
+
+
+def score_metrics(verification: Verification, replay: Verification) -> dict[str, float]:
+    """The version's test-block scores as flat MLflow metrics, e.g. ``test_ets_1000``,
+    ``test_ets_1000_persistence``, ``gate_rmse`` (the replay the gate judged)."""
+    out: dict[str, float] = {}
+    wanted = [c for c in verification.scores.columns if c == "n" or not c.startswith(
+        ("correct_negatives",))]
+    for prefix, v in (("test", verification), ("gate", replay)):
+        for source in v.sources:
+            suffix = "" if source == "candidate" else f"_{source}"
+            for col in wanted:
+                if col in v.scores.columns:
+                    value = float(v.scores.at[source, col])
+                    if np.isfinite(value):
+                        out[f"{prefix}_{col}{suffix}"] = value
+    return out
 
 
 def _record(name: str, action: str, *, previous: str | None, target: str | None, reason: str,
@@ -190,22 +273,30 @@ def evaluate_version(
     lead = cfg.features.lead_time
     valid = test["time"] + pd.Timedelta(hours=lead or 0)
     station = test.get(cfg.verify.station_column)
-    verification = verify_forecasts(fcst, test[TARGET], valid_time=valid,
-                                    thresholds=cfg.verify.thresholds, event=cfg.verify.event,
-                                    lead_time=lead, station=station)
+    clim = _climatology(cfg, data)
+    cap = cfg.verify.cap_for(cfg.features.target)
+    verification = verify_forecasts(
+        fcst, test[TARGET], valid_time=valid, thresholds=cfg.verify.thresholds,
+        event=cfg.verify.event, lead_time=lead, station=station, cap=cap, block=test.get("block"),
+        probabilities={t: clim.probability(valid, t, station) for t in cfg.verify.thresholds})
 
-    clim = fit_climatology(data.split.train, target=TARGET, valid_offset_hours=lead or 0)
     replay = replay_cycles(models, data.obs, test, inputs=inputs, features=cfg.features,
                            cycle_hours=cfg.gate.replay_cycle_hours, climatology=clim,
                            nwp_column=cfg.verify.nwp_column)
     replay_fc = replay.forecasts()
-    replayed = verify_forecasts(replay_fc, replay.frame["obs"],
-                                valid_time=replay.frame["valid_time"],
-                                thresholds=cfg.verify.thresholds, event=cfg.verify.event,
-                                lead_time=lead)
+    rvalid = replay.frame["valid_time"]
+    replayed = verify_forecasts(
+        replay_fc, replay.frame["obs"], valid_time=rvalid, thresholds=cfg.verify.thresholds,
+        event=cfg.verify.event, lead_time=lead, cap=cap,
+        probabilities={t: clim.probability(rvalid, t) for t in cfg.verify.thresholds})
     replayed.notes.extend(replay.notes)
-    gate = evaluate_gate(replayed, cfg.gate, forecasts=replay_fc, obs=replay.frame["obs"],
-                         seed=cfg.seed, hours_per_row=cfg.gate.replay_cycle_hours)
+    from wxops.verify.references import cap_values
+
+    gate = evaluate_gate(replayed, cfg.gate,
+                         forecasts={k: cap_values(v, cap) for k, v in replay_fc.items()},
+                         obs=cap_values(replay.frame["obs"], cap), seed=cfg.seed,
+                         hours_per_row=cfg.gate.replay_cycle_hours,
+                         lead_time=max(1, (lead or 1) // cfg.gate.replay_cycle_hours))
 
     out_dir = project_dir / "wxops-out" / "verify" / f"{name}-v{version}"
     histories = {info["tags"].get("config_name", f"version {version}"):
@@ -216,7 +307,8 @@ def evaluate_version(
         gate_rows = [*gate_rows, *({"rule": f"technical: {c.name}", "status": "fail",
                                     "why": c.detail} for c in technical.checks if not c.passed)]
     replay_cols = ["n", "rmse", "mae", "bias", "correlation",
-                   *[f"ets_{t:g}" for t in cfg.verify.thresholds]]
+                   *[f"{s}_{t:g}" for t in cfg.verify.thresholds
+                     for s in ("hits", "misses", "ets", "pss", "brier")]]
     page = write_report(
         verification, out_dir, title=f"{name} version {version}",
         meta={"model": name, "version": version, "compared with champion":
@@ -225,6 +317,9 @@ def evaluate_version(
               "configuration": info["tags"].get("config_name", "?"),
               "gate judged on": f"forecast-cycling replay, a cycle every "
                                 f"{cfg.gate.replay_cycle_hours} h ({replayed.n} forecasts)",
+              "references": "climatology (mean and event frequency by month and hour) from "
+                            "training + validation rows; persistence; raw NWP if configured",
+              "time": _time_note(test),
               "technical tests": technical.summary()},
         gate_passed=gate.passed and technical.passed, gate_rows=gate_rows, histories=histories,
         extra_sections={"Replay scores (what the gate judges)":
@@ -237,6 +332,7 @@ def evaluate_version(
     (out_dir / "verification.json").write_text(json.dumps(json_ready(summary), indent=2,
                                                           default=str))
     tracking.log_folder_to_run(info["run_id"], out_dir, "verification")
+    tracking.log_metrics_to_run(info["run_id"], score_metrics(verification, replayed))
     return Evaluation(name, version, champion, technical, verification, replayed, gate, page,
                       technical.probe.get("signature", {}))
 
