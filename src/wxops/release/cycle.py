@@ -191,18 +191,25 @@ def verification_summary(v: Verification, gate: GateResult, thresholds: list[flo
     return [*lines[:4], text]
 
 
-def _time_note(test: pd.DataFrame) -> str:
-    """Strata are in UTC; say in which local time the blocks (months) were cut."""
-    if "block" not in test.columns or test.empty:
+def _time_note(obs: pd.DataFrame) -> str:
+    """Strata are in UTC; say in which local time the blocks (months) were cut.
+
+    Inferred from the observations: the UTC hour most blocks begin at (a block whose first
+    hours failed QC is outvoted).
+    """
+    if "block" not in obs.columns or obs.empty:
         return "hours and months in UTC"
-    first = test.groupby("block")["time"].min()
-    starts = pd.to_datetime(first.index.str.slice(0, 7) + "-01", errors="coerce", utc=True)
-    offsets = {round((t - s).total_seconds() / 3600) for t, s in zip(first, starts, strict=True)
-               if pd.notna(s)}
-    if len(offsets) == 1 and abs(next(iter(offsets))) < 24 and next(iter(offsets)) != 0:
-        hours = -next(iter(offsets))
-        return (f"hours in UTC; blocks (months) are local standard time months, UTC{hours:+d} h "
-                f"(inferred from the data); the month stratum follows the blocks")
+    first = obs.groupby("block")["time"].min()
+    starts = pd.to_datetime(pd.Series(first.index.str.slice(0, 7) + "-01", index=first.index),
+                            errors="coerce", utc=True)
+    offsets = ((first - starts).dt.total_seconds() / 3600).round().dropna()
+    if offsets.empty:
+        return "hours in UTC; the month stratum follows the blocks"
+    common = offsets.mode().iloc[0]
+    if (offsets == common).mean() > 0.5 and 0 < abs(common) < 24:
+        return (f"hours in UTC; blocks (months) are cut in the data's local time: most "
+                f"begin with the row of {int(common) % 24:02d}:00 UTC (TMY3: hour-ending local "
+                f"standard time); the month stratum follows the blocks, not UTC months")
     return "hours in UTC; the month stratum follows the blocks"
 
 
@@ -319,7 +326,7 @@ def evaluate_version(
                                 f"{cfg.gate.replay_cycle_hours} h ({replayed.n} forecasts)",
               "references": "climatology (mean and event frequency by month and hour) from "
                             "training + validation rows; persistence; raw NWP if configured",
-              "time": _time_note(test),
+              "time": _time_note(data.obs),
               "technical tests": technical.summary()},
         gate_passed=gate.passed and technical.passed, gate_rows=gate_rows, histories=histories,
         extra_sections={"Replay scores (what the gate judges)":
