@@ -512,7 +512,10 @@ def _verify_nwp(cfg: WxopsConfig, registration: Any, model: Any, table: Any, spl
 
     test = split.test
     fcst = {"candidate": model.predict(_input_example_frame(test[table.inputs]))}
-    fcst["climatology"] = fit_climatology(split.train, target=TARGET).predict(test["time"])
+    seen = pd.concat([split.train, split.validation], ignore_index=True)  # all non-test rows
+    fcst["climatology"] = fit_climatology(
+        seen, target=TARGET, cap=cfg.verify.cap_for(cfg.features.target),
+        station_column="station").predict(test["time"], test["station"])
     if cfg.verify.nwp_column:
         fcst["nwp"] = nwp_forecast(test, column=cfg.verify.nwp_column)
     verification = verify_forecasts(fcst, test[TARGET], valid_time=test["time"],

@@ -452,7 +452,8 @@ def _digests(info: dict[str, Any] | None) -> dict[str, str]:
 
 
 def _side_by_side(v: Verification) -> dict[str, dict[str, float]]:
-    cols = ["rmse", "mae", "bias", "correlation", *[f"{s}_{t:g}" for t in v.thresholds
-                                                  for s in ("pod", "far", "ets")]]
+    cols = ["n", "rmse", "mae", "bias", "correlation",
+            *[f"{s}_{t:g}" for t in v.thresholds
+              for s in ("hits", "misses", "false_alarms", "pod", "far", "ets", "pss")]]
     return {c: {s: float(v.scores.at[s, c]) for s in v.sources} for c in cols
             if c in v.scores.columns}
