@@ -238,6 +238,10 @@ def test_fog_blind_candidate_is_rejected_by_a_named_event_rule_with_evidence():
                           for r in judged)
     rmse = next(r for r in result.rows if r.score == "rmse" and r.against == "persistence")
     assert rmse.test is not None and rmse.test.startswith("dm-hln")
+    # the rmse rule's effect and interval are in metres (tested on squared errors)
+    assert rmse.effect == pytest.approx(rmse.candidate - rmse.reference)
+    assert rmse.ci_low is not None and rmse.ci_high is not None
+    assert rmse.ci_low <= rmse.effect <= rmse.ci_high
     # a candidate that sees the fog passes the event rules
     good = obs + rng.normal(0, 100, len(obs))
     fc = {"candidate": good, "persistence": persistence}

@@ -60,8 +60,7 @@ class GateRow:
     events: int | None = None
     """Observed events (categorical scores)."""
     effect: float | None = None
-    """Candidate minus reference, in the score's unit (mean loss differential for rmse
-    (squared error) and mae (absolute error))."""
+    """Candidate minus reference, in the score's unit (rmse: metres for visibility)."""
     ci_low: float | None = None
     ci_high: float | None = None
     """95 % interval of ``effect``."""
@@ -127,7 +126,8 @@ def evaluate_gate(
             f"the verification has no 'candidate' forecast (has {verification.sources})")
     block = (None if cfg.bootstrap_block_hours is None
              else max(1, cfg.bootstrap_block_hours // max(1, hours_per_row)))
-    ctx = _Context(forecasts, obs, cfg, seed, block, max(1, lead_time), verification)
+    ctx = _Context(forecasts, obs, cfg, seed, block, max(1, lead_time), verification,
+                   max(1, hours_per_row))
     rows = [_judge(rule, verification, cfg, ctx) for rule in cfg.rules]
     return GateResult(passed=not any(r.status == "fail" for r in rows), rows=rows)
 
@@ -141,6 +141,7 @@ class _Context:
     block: int | None
     lead_time: int
     verification: Verification
+    hours_per_row: int = 1
 
 
 def _judge(rule: GateRule, v: Verification, cfg: GateConfig, ctx: _Context) -> GateRow:
@@ -172,9 +173,12 @@ def _judge(rule: GateRule, v: Verification, cfg: GateConfig, ctx: _Context) -> G
     test = _significance(rule.score, rule.against, ctx)
     if test is not None:
         values.update(p_value=test.p_value, ci_low=test.ci_low, ci_high=test.ci_high,
-                      test=f"{test.test} (lag {test.lag} h)")
-        if base_score(rule.score) in ("rmse", "mae"):
-            values["effect"] = test.effect
+                      test=f"{test.test} (block {test.lag * ctx.hours_per_row} h)")
+        if base_score(rule.score) == "rmse" and math.isfinite(ref):
+            # the test is on squared errors; report it as an RMSE difference (unit of the
+            # target), the reference's mean squared error held fixed
+            values.update(ci_low=_rmse_shift(ref, test.ci_low),
+                          ci_high=_rmse_shift(ref, test.ci_high))
     p = test.p_value if test is not None and math.isfinite(test.p_value) else None
     if not math.isfinite(ref):
         return GateRow(**base, **values, status="skipped",
@@ -202,6 +206,11 @@ def _judge(rule: GateRule, v: Verification, cfg: GateConfig, ctx: _Context) -> G
                        why=f"{_pct(worse)} but not significant (p={1 - p:.3f})")
     return GateRow(**base, **values, status="fail",
                    why=f"{worse:.1f} % worse than {rule.against} (limit {rule.max_worse_pct:g} %)")
+
+
+def _rmse_shift(ref: float, mse_difference: float) -> float:
+    """RMSE difference matching a difference in mean squared error."""
+    return math.sqrt(max(ref * ref + mse_difference, 0.0)) - ref
 
 
 def _counts(v: Verification, rule: GateRule, label: str) -> str:
