@@ -42,7 +42,25 @@ class NWPConfig(_Section):
 
     source: Literal["netcdf", "zarr", "grib"] = "netcdf"
     paths: str | list[str]
-    """A glob (``nwp/*.nc``) or a list of files, relative to the config's folder."""
+    """A glob (``nwp/*.nc``) or a list of files, relative to the config's folder; entries
+    may be URLs (``https://``, ``s3://bucket/nwp/*.nc``), downloaded into the cache."""
+    sha256: dict[str, str] = Field(default_factory=dict)
+    """Pinned sha256 per downloaded file, keyed by URL or file name."""
+
+    @model_validator(mode="after")
+    def _remote_files(self) -> NWPConfig:
+        import re
+
+        from wxops.data.remote import is_url
+
+        bad = sorted(k for k, v in self.sha256.items() if not re.fullmatch(r"[0-9a-fA-F]{64}", v))
+        if bad:
+            raise ValueError(f"data.nwp.sha256: {bad} are not sha256 digests (64 hex digits)")
+        entries = [self.paths] if isinstance(self.paths, str) else self.paths
+        if self.source == "zarr" and any(is_url(e) for e in entries):
+            raise ValueError("data.nwp.paths: a Zarr store is a folder and cannot be downloaded as one "
+                             "file; use netcdf or grib files at URLs, or a local copy of the store")
+        return self
     variables: list[str] = Field(min_length=1)
     """Variables to extract, under their names in the files (``t2m``, ``d2m``...)."""
     interpolation: Literal["nearest", "bilinear"] = "nearest"
@@ -81,7 +99,18 @@ class DataConfig(_Section):
 
     source: Literal["tmy3", "table", "netcdf", "zarr"] = "tmy3"
     path: Path | None = None
-    """File to read; for ``tmy3`` the default is the Greensboro year shipped in pvlib."""
+    """File to read; for ``tmy3`` the default is the Greensboro year shipped in pvlib.
+    A URL (``https://``, ``s3://``, any fsspec protocol) is moved to ``url``."""
+    url: str | None = None
+    """Remote file, downloaded once into the digest-keyed cache (``wxops.data.remote``)."""
+    sha256: str | None = Field(default=None, pattern=r"^[0-9a-fA-F]{64}$")
+    """Pinned sha256 of the file at ``url``: other bytes are refused, a cached copy is
+    used without asking the server."""
+    download_retries: int = Field(default=3, ge=0, le=20)
+    """Further attempts after a failed download (backoff 0.5 s, 1 s, 2 s...)."""
+    storage_options: dict[str, Any] = Field(default_factory=dict)
+    """fsspec options for URLs (e.g. ``{anon: true}``); credentials belong in the
+    environment (``AWS_*``), not here."""
     time_column: str = "time"
     columns: dict[str, str] = Field(default_factory=dict)
     """Renames from the file's column names to wxops names, e.g. ``{"T2M [K]": t2m}``."""
@@ -93,12 +122,28 @@ class DataConfig(_Section):
     stations: Path | None = None
     """CSV with columns ``id, lat, lon, elevation`` (elevation in metres)."""
 
+    @model_validator(mode="before")
+    @classmethod
+    def _url_in_path(cls, raw: Any) -> Any:
+        """``path: https://...`` is a URL: kept as text (a Path would fold ``//``)."""
+        from wxops.data.remote import is_url
+
+        if isinstance(raw, dict) and isinstance(raw.get("path"), str) and is_url(raw["path"]):
+            if raw.get("url") is not None:
+                raise ValueError("set data.path or data.url, not both")
+            raw = {**raw, "url": raw["path"], "path": None}
+        return raw
+
     @model_validator(mode="after")
     def _path_needed(self) -> DataConfig:
         given = [self.nwp is not None, self.obs is not None, self.stations is not None]
         if any(given) and not all(given):
             raise ValueError("data.nwp, data.obs and data.stations go together: set all three")
-        if self.source != "tmy3" and self.path is None and self.nwp is None:
+        if self.url is not None and self.path is not None:
+            raise ValueError("set data.path or data.url, not both")
+        if self.sha256 is not None and self.url is None:
+            raise ValueError("data.sha256 pins a downloaded file: give data.path as a URL (https://, s3://...)")
+        if self.source != "tmy3" and self.path is None and self.url is None and self.nwp is None:
             raise ValueError(f"data.path is required for source '{self.source}'")
         return self
 
@@ -480,6 +525,77 @@ class MonitorConfig(_Section):
         return value
 
 
+NotifyEvent = Literal["promotion", "rejection", "rollback", "incident"]
+_ALL_EVENTS: tuple[NotifyEvent, ...] = ("promotion", "rejection", "rollback", "incident")
+
+
+class _Channel(_Section):
+    name: str = Field(default="", pattern=r"^[A-Za-z0-9_. -]*$")
+    """Shown in warnings (default: the channel type)."""
+    events: list[NotifyEvent] = Field(default_factory=lambda: list(_ALL_EVENTS))
+    """Which events this channel receives."""
+    timeout_s: float = Field(default=10.0, gt=0, le=300)
+
+
+def _one_secret(channel: BaseModel, what: str) -> None:
+    given = [k for k in (f"{what}_env", f"{what}_file") if getattr(channel, k) is not None]
+    if len(given) > 1:
+        raise ValueError(f"give the {what} once: {what}_env or {what}_file, not both")
+
+
+class WebhookChannel(_Channel):
+    """A chat webhook: Slack, Mattermost, Rocket.Chat (Slack JSON) or Microsoft Teams.
+
+    The URL carries the channel's token, so it comes from an environment variable or a
+    file readable by its owner only (mode 0600), never from this file.
+    """
+
+    type: Literal["webhook"]
+    format: Literal["slack", "mattermost", "rocketchat", "teams"] = "slack"
+    url_env: str | None = None
+    """Environment variable holding the webhook URL."""
+    url_file: Path | None = None
+    """File (mode 0600) holding the webhook URL."""
+
+    @model_validator(mode="after")
+    def _url_source(self) -> WebhookChannel:
+        _one_secret(self, "url")
+        if self.url_env is None and self.url_file is None:
+            raise ValueError("a webhook needs url_env (an environment variable) or url_file (a 0600 file)")
+        return self
+
+
+class EmailChannel(_Channel):
+    """E-mail through an SMTP server; the password (if any) from environment or a 0600 file."""
+
+    type: Literal["email"]
+    host: str
+    port: int = Field(default=587, ge=1, le=65535)
+    security: Literal["starttls", "ssl", "none"] = "starttls"
+    sender: str = Field(pattern=r"^[^@\s]+@[^@\s]+$")
+    to: list[Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+$")]] = Field(min_length=1)
+    username: str | None = None
+    password_env: str | None = None
+    password_file: Path | None = None
+
+    @model_validator(mode="after")
+    def _login(self) -> EmailChannel:
+        _one_secret(self, "password")
+        has_password = self.password_env is not None or self.password_file is not None
+        if has_password != (self.username is not None):
+            raise ValueError("username and password_env/password_file go together")
+        return self
+
+
+NotifyChannel = Annotated[WebhookChannel | EmailChannel, Field(discriminator="type")]
+
+
+class NotifyConfig(_Section):
+    """Who hears about releases and incidents (``wxops.notify``)."""
+
+    channels: list[NotifyChannel] = Field(default_factory=list)
+
+
 class WxopsConfig(_Section):
     """The whole ``wxops.yaml``."""
 
@@ -493,6 +609,7 @@ class WxopsConfig(_Section):
     gate: GateConfig = Field(default_factory=GateConfig)
     monitor: MonitorConfig = Field(default_factory=MonitorConfig)
     execution: ExecutionConfig = Field(default_factory=ExecutionConfig)
+    notify: NotifyConfig = Field(default_factory=NotifyConfig)
 
     @field_validator("models")
     @classmethod
@@ -559,6 +676,15 @@ def parse_config(raw: Any, *, source: str = "config", base_dir: Path | None = No
         cfg = cfg.model_copy(update={"data": data})
     if base_dir is not None and cfg.data.nwp is not None:
         cfg = cfg.model_copy(update={"data": _resolve_nwp_paths(cfg.data, base_dir)})
+    if base_dir is not None and cfg.notify.channels:
+        channels = []
+        for ch in cfg.notify.channels:
+            key = "url_file" if isinstance(ch, WebhookChannel) else "password_file"
+            secret_file = getattr(ch, key)
+            if secret_file is not None and not secret_file.is_absolute():
+                ch = ch.model_copy(update={key: (base_dir / secret_file).resolve()})
+            channels.append(ch)
+        cfg = cfg.model_copy(update={"notify": NotifyConfig(channels=channels)})
     return cfg
 
 
@@ -567,6 +693,10 @@ def _resolve_nwp_paths(data: DataConfig, base_dir: Path) -> DataConfig:
     assert data.nwp is not None and data.obs is not None and data.stations is not None
 
     def absolute(p: str | Path) -> str:
+        from wxops.data.remote import is_url
+
+        if is_url(p):
+            return str(p)
         path = Path(p)
         return str(path if path.is_absolute() else (base_dir / path).resolve())
 

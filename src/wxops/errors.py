@@ -120,3 +120,17 @@ class LoginError(WxopsError, PermissionError):
 
 class SyncError(WxopsError, RuntimeError):
     """Offline runs cannot be uploaded: the outbox is corrupt or the server refused them."""
+
+
+# --- remote data and notifications ---
+
+
+class RemoteDataError(DataSourceError):
+    """A data URL cannot be downloaded (not found, refused, unreachable after the retries,
+    an fsspec protocol whose package is not installed) or its bytes do not match the
+    pinned sha256. The message names the URL and what to change."""
+
+
+class NotifyError(WxopsError, RuntimeError):
+    """A notification channel is misconfigured (a secret missing or readable by others)
+    or refused the message."""

@@ -85,15 +85,24 @@ def run_pipeline(
     cache = StageCache(paths["cache"], enabled=use_cache)
     uri = tracking.resolve_tracking_uri(cfg.tracking.uri, project_dir)
 
+    from wxops.data.remote import fetch_data, fetch_nwp
+
+    downloads: list[Any] = []
     if cfg.data.is_nwp:
         from wxops.data.nwp_table import nwp_reference_column, nwp_sources
 
-        assert cfg.data.obs is not None
+        assert cfg.data.obs is not None and cfg.data.nwp is not None
         raw_path = cfg.data.obs.path
+        local_nwp, downloads = fetch_nwp(cfg.data, progress=report.transfer)
+        if downloads:  # every later stage reads the cached copies
+            cfg = cfg.model_copy(update={"data": cfg.data.model_copy(update={
+                "nwp": cfg.data.nwp.model_copy(update={"paths": local_nwp})})})
         _, raw_digest = nwp_sources(cfg.data)
         if cfg.verify.nwp_column is None and cfg.features.target in _nwp_names(cfg):
             cfg = cfg.model_copy(update={"verify": cfg.verify.model_copy(
                 update={"nwp_column": nwp_reference_column(cfg.features.target)})})
+    elif (fetched := fetch_data(cfg.data, progress=report.transfer)) is not None:
+        raw_path, raw_digest, downloads = fetched.path, fetched.sha256, [fetched]
     else:
         raw_path = cfg.data.path if cfg.data.path is not None else default_tmy3_path()
         if not raw_path.exists():
@@ -116,7 +125,7 @@ def run_pipeline(
     with contextlib.ExitStack() as stack:
         executor = _LazyExecutor(cfg, stack)
         return _run_stages(cfg, project_dir, cache, uri, raw_path, raw_digest, codes, whole_key,
-                           report, started, executor)
+                           report, started, executor, [d.lineage() for d in downloads])
 
 
 def _source_label(cfg: WxopsConfig) -> str:
@@ -166,6 +175,7 @@ def _run_stages(
     report: Reporter,
     started: float,
     executor: _LazyExecutor,
+    downloads: list[dict[str, Any]] | None = None,
 ) -> PipelineResult:
     from wxops import tracking
     from wxops.data.lineage import digest_frame, git_state, package_versions
@@ -257,6 +267,8 @@ def _run_stages(
             "path": str(raw_path),
             "sha256": raw_digest,
             "rows": raw_rows,
+            **({"url": cfg.data.url} if cfg.data.url else {}),
+            **({"downloads": downloads} if downloads else {}),
         },
         "qc": qc_summary,
         "stages": {
@@ -276,6 +288,7 @@ def _run_stages(
     }
     out_dir = project_paths(project_dir)["out"]
     out_dir.mkdir(parents=True, exist_ok=True)
+    source_name = cfg.data.url or str(raw_path)
 
     with tracking.start_run(exp_id, "pipeline", tags={
         "wxops.kind": "pipeline", "wxops.config_hash": config_hash,
@@ -283,16 +296,16 @@ def _run_stages(
         "wxops.git_dirty": str(git["dirty"]),
     }) as parent_id:
         tracking.log_params({
-            "seed": cfg.seed, "data.source": _source_label(cfg), "data.path": str(raw_path),
+            "seed": cfg.seed, "data.source": _source_label(cfg), "data.path": source_name,
             "features.target": cfg.features.target, "features.lead_time": cfg.features.lead_time,
             "features.predictors": cfg.features.predictors, "split.block": cfg.split.block,
             "split.strategy": cfg.split.strategy, "n_configs": len(cfg.models),
             "config_hash": config_hash,
         })
-        tracking.log_dataset(obs, source=str(raw_path), name="observations", digest=obs_digest,
+        tracking.log_dataset(obs, source=source_name, name="observations", digest=obs_digest,
                              context="ingest", targets=cfg.features.target)
         for name in ("train", "validation"):
-            tracking.log_dataset(getattr(split, name), source=str(raw_path), name=name,
+            tracking.log_dataset(getattr(split, name), source=source_name, name=name,
                                  digest=split_digests[name], context=name, targets="y")
         tracking.log_dict(lineage, "lineage.json")
         tracking.log_dict(qc_summary, "qc_report.json")
@@ -314,7 +327,7 @@ def _run_stages(
         curves = plot_loss_curves({n: r.history for n, r in results.items()},
                                   out_dir / "loss_curves.png")
         (out_dir / "metrics.json").write_text(json.dumps(
-            {"best": best, "selection_metric": selection, "configs": metrics}, indent=2))
+            metrics_document(best, selection, results), indent=2))
         tracking.log_artifact(curves)
         tracking.log_artifact(out_dir / "metrics.json")
 
@@ -381,6 +394,29 @@ def _select(cfg: WxopsConfig, results: dict[str, Any], metrics: dict[str, dict[s
         if scores and name in logged:
             tracking.log_metrics_to_run(logged[name]["run_id"], scores)
     return chosen.best, chosen.message
+
+
+def metrics_document(best: str, selection: str, results: dict[str, Any]) -> dict[str, Any]:
+    """The content of ``metrics.json``: what each configuration was and how it learned.
+
+    ``configs`` keeps the final metrics (what scripts compared before); ``details`` adds,
+    per configuration, the hyperparameters and the per-epoch train/validation losses so
+    the JSON export alone answers "which settings, and did it still improve?".
+    """
+    return {
+        "best": best,
+        "selection_metric": selection,
+        "configs": {name: res.metrics for name, res in results.items()},
+        "details": {
+            name: {
+                "hyperparameters": res.params,
+                "metrics": res.metrics,
+                "losses": [{"epoch": i, "train_loss": p.get("train_loss"), "val_loss": p.get("val_loss")}
+                           for i, p in enumerate(res.history)],
+            }
+            for name, res in results.items()
+        },
+    }
 
 
 def _train_all(

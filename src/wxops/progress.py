@@ -14,6 +14,7 @@ class Reporter(Protocol):
     def skip(self, name: str, why: str) -> None: ...
     def epochs(self, name: str, total: int) -> Callable[[int, float, float | None], None]: ...
     def info(self, message: str) -> None: ...
+    def transfer(self, name: str, total: int | None) -> Callable[[int], None]: ...
 
 
 class SilentReporter:
@@ -31,6 +32,9 @@ class SilentReporter:
 
     def info(self, message: str) -> None:
         return None
+
+    def transfer(self, name: str, total: int | None) -> Callable[[int], None]:
+        return lambda n_bytes: None
 
 
 class RichReporter:
@@ -82,3 +86,14 @@ class RichReporter:
 
     def info(self, message: str) -> None:
         self.progress.console.print(message)
+
+    def transfer(self, name: str, total: int | None) -> Callable[[int], None]:
+        """A download's bar, in MiB (total None: the server did not say the size)."""
+        mib = 1 << 20
+        task = self.progress.add_task(f"  download {name}", total=None if total is None else total / mib,
+                                      loss="MiB")
+
+        def advance(n_bytes: int) -> None:
+            self.progress.advance(task, n_bytes / mib)
+
+        return advance

@@ -60,6 +60,16 @@ def test_run_tracks_everything(project: tuple[Path, PipelineResult]) -> None:
     assert (folder / "wxops-out" / "loss_curves.png").stat().st_size > 10_000
     metrics = json.loads((folder / "wxops-out" / "metrics.json").read_text())
     assert metrics["best"] == result.best
+    # Per configuration: the hyperparameters and the per-epoch losses MLflow holds.
+    mlp_detail = metrics["details"]["mlp"]
+    assert mlp_detail["hyperparameters"]["hidden_dim"] == int(mlp.data.params["hidden_dim"])
+    assert [p["epoch"] for p in mlp_detail["losses"]] == [0, 1, 2]
+    assert [p["train_loss"] for p in mlp_detail["losses"]] == pytest.approx([m.value for m in train_loss])
+    assert [p["val_loss"] for p in mlp_detail["losses"]] == pytest.approx([m.value for m in val_loss])
+    assert set(metrics["details"]) == {m["name"] for m in SMALL_MODELS}
+    logged = json.loads(Path(mlflow.artifacts.download_artifacts(
+        run_id=result.run_id, artifact_path="metrics.json")).read_text())
+    assert logged == metrics
 
 
 def test_best_version_registered_as_champion(project: tuple[Path, PipelineResult]) -> None:

@@ -285,7 +285,10 @@ def nwp_sources(cfg: DataConfig) -> tuple[list[Path], str]:
     from wxops.data.nwp import expand_paths
 
     assert cfg.nwp is not None and cfg.obs is not None and cfg.stations is not None
-    files = expand_paths(cfg.nwp.paths)
+    from wxops.data.remote import fetch_nwp
+
+    local, _ = fetch_nwp(cfg)
+    files = expand_paths(local)
     sha = hashlib.sha256()
     for path in [*files, cfg.obs.path, cfg.stations]:
         if not path.exists():

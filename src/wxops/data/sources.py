@@ -46,9 +46,20 @@ def default_tmy3_path() -> Path:
     return Path(spec.origin).parent / "data" / "723170TYA.CSV"
 
 
+def data_path(cfg: DataConfig) -> Path:
+    """The local file of ``cfg``: ``data.path``, the cached download of ``data.url``, or
+    the reference TMY3 year."""
+    from wxops.data.remote import fetch_data
+
+    fetched = fetch_data(cfg)
+    if fetched is not None:
+        return fetched.path
+    return cfg.path if cfg.path is not None else default_tmy3_path()
+
+
 def read_source(cfg: DataConfig) -> pd.DataFrame:
     """Read the configured source into the tidy table (see module docstring)."""
-    path = cfg.path if cfg.path is not None else default_tmy3_path()
+    path = data_path(cfg)
     if not path.exists():
         raise DataSourceError(f"{path}: data file not found (data.path in the config)")
     if cfg.source == "tmy3":

@@ -123,4 +123,12 @@ def open_incident(cfg: WxopsConfig, project_dir: Path, *, model: str, version: s
     out_dir.mkdir(parents=True, exist_ok=True)
     with (out_dir / "incidents.jsonl").open("a", encoding="utf-8") as fh:
         fh.write(json.dumps(incident.to_dict(), default=str) + "\n")
+    from wxops import notify
+
+    notify.send(cfg.notify, notify.Notice(
+        "incident", f"{model} version {version}: live-score incident",
+        "\n".join([*(f"- {a.message}" for a in alerts),
+                    "", f"Action ({action}): {incident.outcome}"]),
+        {"model": model, "version": version, "opened": incident.opened,
+         "rules": ", ".join(sorted(a.subject for a in alerts))}))
     return incident

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from wxops import tracking
+from wxops import notify, tracking
 from wxops.config import WxopsConfig
 from wxops.errors import ReleaseError
 from wxops.features import TARGET, FeatureTable
@@ -367,6 +367,7 @@ def promote_version(
     previous = aliases.get("champion")
     if previous == version:
         raise ReleaseError(f"{name} version {version} is already the champion")
+    notify.check_channels(cfg.notify)
     evaluation = evaluate_version(cfg, project_dir=project_dir, version=version, data=data,
                                   reason=reason)
     verdict = "pass" if evaluation.gate.passed else "fail"
@@ -375,6 +376,10 @@ def promote_version(
     if not evaluation.passed and not force:
         _record(name, "rejected", previous=previous, target=version, reason=reason,
                 gate=verdict, forced=False)
+        notify.send(cfg.notify, notify.Notice(
+            "rejection", f"{name} version {version} rejected: stays challenger",
+            evaluation.why(), {"model": name, "version": version, "champion": previous or "none",
+                               "reason": reason, "verdict": verdict}))
         return Promotion(name, version, False, previous,
                          f"version {version} stays challenger: {evaluation.why()}",
                          evaluation=evaluation)
@@ -403,6 +408,11 @@ def promote_version(
     forced = force and not evaluation.passed
     _record(name, "promote", previous=previous, target=version, reason=reason,
             gate="forced" if forced else verdict, forced=forced)
+    notify.send(cfg.notify, notify.Notice(
+        "promotion", f"{name} {semver} (version {version}) is champion"
+        + (" — FORCED past the gate" if forced else ""), note,
+        {"model": name, "version": version, "semver": semver, "change": change.kind,
+         "previous": previous or "none", "reason": reason}))
     return Promotion(name, version, True, previous,
                      f"version {version} is champion ({semver}, {change.kind})"
                      + (" — forced past: " + evaluation.why() if forced else ""),
@@ -418,9 +428,14 @@ def rollback_champion(cfg: WxopsConfig, *, reason: str) -> Promotion:
     current = tracking.alias_map(name).get("champion")
     target = rollback_target(entries, current)
     tracking.get_model_version(name, target)
+    notify.check_channels(cfg.notify)
     tracking.set_aliases(name, {"champion": target})
     _record(name, "rollback", previous=current, target=target, reason=reason, gate="n/a",
             forced=False)
+    notify.send(cfg.notify, notify.Notice(
+        "rollback", f"{name}: champion rolled back from version {current} to version {target}",
+        f"Reason: {reason}", {"model": name, "from": str(current), "to": target, "reason": reason,
+                              "by": current_user()}))
     return Promotion(name, target, True, current,
                      f"champion rolled back from version {current} to version {target}")
 
