@@ -69,7 +69,7 @@ def _bad_cases(tmp_path: Path) -> dict[str, tuple[Path, str]]:
     d = tmp_path / "target"
     d.mkdir()
     cases["all-missing target"] = (_table_project(d, make_obs(100).assign(visibility=-9900)),
-                                   "target 'visibility' has no valid value")
+                                   r"most by rule sentinel in 'visibility': 2400 rows")
     d = tmp_path / "few"
     d.mkdir()
     cases["too few rows"] = (_table_project(d, make_obs(20)), "a split needs at least 3")

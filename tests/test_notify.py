@@ -112,3 +112,20 @@ def test_channel_config_errors() -> None:
         _cfg([{"type": "email", "host": "h", "sender": "a@b.c", "to": ["not-an-address"]}])
     with pytest.raises(ConfigError, match="events"):
         _cfg([{"type": "webhook", "url_env": "A", "events": ["promotoin"]}])
+
+
+def test_run_with_a_missing_secret_stops_before_training(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    import yaml
+
+    (tmp_path / "wxops.yaml").write_text(yaml.safe_dump({
+        "models": [{"name": "ridge", "type": "linear"}],
+        "notify": {"channels": [{"type": "webhook", "url_env": "WXOPS_TEST_UNSET_HOOK"}]}}))
+    env = {k: v for k, v in os.environ.items() if k != "WXOPS_TEST_UNSET_HOOK"} | {"HOME": str(tmp_path)}
+    done = subprocess.run([str(Path(sys.executable).with_name("wxops")), "run", "-c", "wxops.yaml", "--quiet"],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 1 and "WXOPS_TEST_UNSET_HOOK is not set" in done.stderr
+    assert not (tmp_path / "mlflow.db").exists()

@@ -35,6 +35,15 @@ class QCConfig(_Section):
     max_constant_hours: int = Field(default=24, ge=2)
     ranges: dict[str, tuple[float, float]] = Field(default_factory=dict)
     """Overrides of the physical ranges, e.g. ``{t2m: [-60, 50]}``."""
+    column_action: Literal["drop", "refuse"] = "drop"
+    """A predictor whose rows one rule flags in more than ``max_column_share`` of the rows
+    (a stuck sensor, an empty or all-sentinel column) is removed from the predictors
+    (``drop``, with a QC message naming column, rule and count) or stops the run
+    (``refuse``). The target is never dropped: a bad target always stops the run."""
+    max_column_share: float = Field(default=0.5, gt=0, le=1)
+    max_drop_share: float = Field(default=0.5, gt=0, le=1)
+    """QC that would drop more than this share of the rows stops the run with the column,
+    the rule, the count and the likely cause (e.g. units)."""
 
 
 class NWPConfig(_Section):
@@ -97,7 +106,7 @@ class DataConfig(_Section):
     extracted at the stations and joined with the observation at the valid time.
     """
 
-    source: Literal["tmy3", "table", "netcdf", "zarr"] = "tmy3"
+    source: Literal["tmy3", "tmy2", "table", "netcdf", "zarr"] = "tmy3"
     path: Path | None = None
     """File to read; for ``tmy3`` the default is the Greensboro year shipped in pvlib.
     A URL (``https://``, ``s3://``, any fsspec protocol) is moved to ``url``."""
@@ -114,6 +123,16 @@ class DataConfig(_Section):
     time_column: str = "time"
     columns: dict[str, str] = Field(default_factory=dict)
     """Renames from the file's column names to wxops names, e.g. ``{"T2M [K]": t2m}``."""
+    units: dict[str, str] = Field(default_factory=dict)
+    """Units of the file's columns (file or wxops names), converted to wxops' units with
+    pint, e.g. ``{t2m: degF, wind_speed: knot, pressure: inHg, visibility: mile}``.
+    NetCDF/Zarr ``units`` attributes are read without this; a disagreement is an error."""
+    na_values: list[str] | dict[str, list[str]] = Field(default_factory=list)
+    """Missing-value markers as written in the file (``M``, ``-``), for every column or
+    per column (file or wxops names); counted in the QC report."""
+    timezone: str | None = None
+    """IANA time zone of naive times in tables and NetCDF/Zarr (``America/New_York``);
+    unset: naive times are UTC. See :mod:`wxops.data.sources` for the daylight-saving rule."""
     station: str | None = None
     """For netcdf/zarr files with a ``station`` dimension: which station to read."""
     qc: QCConfig = Field(default_factory=QCConfig)
@@ -139,6 +158,14 @@ class DataConfig(_Section):
         given = [self.nwp is not None, self.obs is not None, self.stations is not None]
         if any(given) and not all(given):
             raise ValueError("data.nwp, data.obs and data.stations go together: set all three")
+        if self.timezone is not None:
+            import zoneinfo
+
+            try:
+                zoneinfo.ZoneInfo(self.timezone)
+            except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
+                raise ValueError(f"data.timezone: unknown time zone {self.timezone!r}; use an "
+                                 "IANA name such as America/New_York or UTC") from exc
         if self.url is not None and self.path is not None:
             raise ValueError("set data.path or data.url, not both")
         if self.sha256 is not None and self.url is None:
@@ -153,11 +180,48 @@ class DataConfig(_Section):
         return self.nwp is not None
 
 
+class SlurmConfig(_Section):
+    """Dask workers as Slurm batch jobs (``execution.executor: slurm``, via dask-jobqueue).
+
+    Each job runs one worker process; the scheduler runs in the ``wxops run`` process,
+    so the compute nodes must reach the submitting host and see the project's files and
+    the Python environment at the same paths (a shared file system).
+    """
+
+    queue: str | None = None
+    """Partition (``sbatch -p``); unset: the cluster's default."""
+    account: str | None = None
+    """Account charged (``sbatch -A``)."""
+    walltime: str = Field(default="01:00:00", pattern=r"^(\d+-)?\d{1,2}:\d{2}(:\d{2})?$")
+    cores: int = Field(default=1, ge=1, le=1024)
+    """CPU cores per job (one worker process using them)."""
+    memory: str = Field(default="4GB", pattern=r"^\d+(\.\d+)?\s*[KMGT]i?B$")
+    gpus: int = Field(default=0, ge=0, le=16)
+    """GPUs per job (``--gres=gpu:N``)."""
+    jobs: int = Field(default=2, ge=1, le=1000)
+    """Jobs (workers) submitted at most."""
+    setup: list[str] = Field(default_factory=list)
+    """Shell lines run before the worker starts, e.g. ``module load cuda`` or
+    ``source /project/venv/bin/activate``."""
+    python: str | None = None
+    """Interpreter on the nodes (default: the one running wxops)."""
+    interface: str | None = None
+    """Network interface the scheduler listens on (e.g. ``ib0``); default: the hostname's."""
+    job_extra: list[str] = Field(default_factory=list)
+    """Further ``#SBATCH`` options, e.g. ``--qos=normal``."""
+    log_directory: Path | None = None
+    """Where the jobs write their output (default: ``.wxops/slurm`` in the project)."""
+    start_timeout_s: float = Field(default=600.0, gt=0)
+    """How long to wait for the first job to start a worker (queue wait included)."""
+
+
 class ExecutionConfig(_Section):
     """Where the heavy steps run: in this process, a local Dask cluster, or a scheduler."""
 
     executor: str = "local"
-    """``local``, ``dask`` (a local cluster of worker processes) or ``tcp://host:port``."""
+    """``local``, ``dask`` (a local cluster of worker processes), ``slurm`` (workers as
+    Slurm jobs, see ``execution.slurm``) or ``tcp://host:port``."""
+    slurm: SlurmConfig = Field(default_factory=SlurmConfig)
     workers: int = Field(default=2, ge=1, le=512)
     """Worker processes of the local cluster (one thread each)."""
     connect_timeout_s: float = Field(default=30.0, gt=0)
@@ -166,12 +230,14 @@ class ExecutionConfig(_Section):
     @field_validator("executor")
     @classmethod
     def _known_executor(cls, value: str) -> str:
-        if value in ("local", "dask") or value.startswith(("tcp://", "tls://", "inproc://")):
+        if value in ("local", "dask", "slurm") or value.startswith(("tcp://", "tls://", "inproc://")):
             return value
-        raise ValueError("execution.executor: use local, dask or a scheduler address tcp://host:port")
+        raise ValueError("execution.executor: use local, dask, slurm or a scheduler address tcp://host:port")
 
 
-DerivedFeature = Literal["dewpoint_depression", "wind_components", "cyclic_time"]
+DerivedFeature = Literal["dewpoint_depression", "wind_components", "cyclic_time", "station_onehot"]
+"""``station_onehot`` (NWP MOS tables): the station becomes an input, one-hot encoded
+inside the model, so a linear MOS learns one bias per station."""
 _DEFAULT_DERIVED: tuple[DerivedFeature, ...] = ("dewpoint_depression", "wind_components", "cyclic_time")
 
 

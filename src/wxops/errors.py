@@ -59,6 +59,14 @@ class GateError(WxopsError, ValueError):
     """A gate rule cannot be evaluated (unknown score, reference not available)."""
 
 
+class ArtifactIntegrityError(TrackingError):
+    """A model artifact's sha256 differs from the one recorded when it was registered."""
+
+
+class StoredDataError(WxopsError, FileNotFoundError):
+    """The test table a version was verified on is not stored with its run (an old run)."""
+
+
 class ReleaseError(WxopsError, RuntimeError):
     """A promotion or rollback cannot be done (unknown version, nothing to roll back to)."""
 

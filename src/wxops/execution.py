@@ -13,12 +13,13 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from wxops.errors import ExecutorError
 
 if TYPE_CHECKING:
-    from wxops.config import ExecutionConfig
+    from wxops.config import ExecutionConfig, SlurmConfig
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -101,8 +102,57 @@ def setup_worker_process() -> None:
         importlib.import_module(module)
 
 
+def slurm_cluster(cfg: SlurmConfig, log_directory: Path) -> Any:
+    """A dask-jobqueue ``SLURMCluster`` for ``execution.slurm`` (no job submitted yet).
+
+    One worker process per job, with the worker environment (one thread per library)
+    exported before the setup lines, so a ``module load`` can still override it.
+    """
+    import sys
+
+    try:
+        from dask_jobqueue import SLURMCluster
+    except ImportError as exc:
+        raise ExecutorError("execution.executor: slurm needs dask-jobqueue; "
+                            "`pip install 'wxops[slurm]'`") from exc
+    log_directory.mkdir(parents=True, exist_ok=True)
+    extra = list(cfg.job_extra)
+    if cfg.gpus:
+        extra.append(f"--gres=gpu:{cfg.gpus}")
+    prologue = [f"export {k}={v}" for k, v in WORKER_ENV.items()] + list(cfg.setup)
+    return SLURMCluster(
+        cores=cfg.cores, processes=1, memory=cfg.memory.replace(" ", ""), queue=cfg.queue,
+        account=cfg.account, walltime=cfg.walltime, job_name="wxops-worker",
+        job_extra_directives=extra, job_script_prologue=prologue,
+        python=cfg.python or sys.executable, interface=cfg.interface,
+        log_directory=str(log_directory), local_directory=str(log_directory),
+        scheduler_options={"dashboard_address": None}, death_timeout=120,
+    )
+
+
+def _check_slurm_job(cluster: Any, logs: Path) -> None:
+    """``sbatch --test-only`` on the worker job: a wrong partition, account or resource
+    request fails here with Slurm's own words, instead of as workers that never come."""
+    import subprocess
+
+    script = logs / "wxops-worker.sbatch"
+    script.write_text(cluster.job_script(), encoding="utf-8")
+    try:
+        check = subprocess.run(["sbatch", "--test-only", str(script)], capture_output=True, text=True,
+                               timeout=120, check=False)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        cluster.close()
+        raise ExecutorError(f"cannot run sbatch ({exc}); run wxops on a Slurm login node, "
+                            "or set execution.executor: local") from exc
+    if check.returncode != 0:
+        cluster.close()
+        words = " ".join(line.removeprefix("sbatch: error: ") for line in check.stderr.strip().splitlines())
+        raise ExecutorError(f"Slurm refuses the worker job ({words}); check execution.slurm "
+                            f"(queue, account, memory, walltime, gpus); job script: {script}")
+
+
 @contextlib.contextmanager
-def open_executor(cfg: ExecutionConfig) -> Iterator[Executor]:
+def open_executor(cfg: ExecutionConfig, project_dir: Path | None = None) -> Iterator[Executor]:
     """The configured executor; a local cluster is shut down on exit.
 
     The client is not made dask's default: tasks are submitted through it explicitly, and
@@ -120,6 +170,22 @@ def open_executor(cfg: ExecutionConfig) -> Iterator[Executor]:
             cluster = LocalCluster(n_workers=cfg.workers, threads_per_worker=1, processes=True,
                                    dashboard_address=None, env=dict(WORKER_ENV))
             client = Client(cluster, set_as_default=False)
+        elif cfg.executor == "slurm":
+            logs = cfg.slurm.log_directory or (project_dir or Path.cwd()) / ".wxops" / "slurm"
+            cluster = slurm_cluster(cfg.slurm, logs)
+            _check_slurm_job(cluster, logs)
+            cluster.scale(jobs=cfg.slurm.jobs)
+            client = Client(cluster, set_as_default=False)
+            try:
+                client.wait_for_workers(1, timeout=cfg.slurm.start_timeout_s)
+            except TimeoutError as exc:
+                client.close()
+                with contextlib.suppress(AssertionError):  # dask-jobqueue asserts on jobs still queued
+                    cluster.close()
+                raise ExecutorError(
+                    f"no Slurm job started a worker within {cfg.slurm.start_timeout_s:.0f} s; "
+                    f"check `squeue` and the job logs in {logs} (execution.slurm.setup, python), "
+                    "or raise execution.slurm.start_timeout_s for a busy queue") from exc
         else:
             client = Client(cfg.executor, timeout=f"{cfg.connect_timeout_s}s", set_as_default=False)
     except (OSError, TimeoutError) as exc:

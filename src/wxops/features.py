@@ -36,7 +36,8 @@ class MeteoFeatures(TransformerMixin, BaseEstimator):
     Args:
         derived: any of ``dewpoint_depression`` (t2m - td2m), ``wind_components``
             (u, v from speed and direction, replacing the direction's 0/360 jump) and
-            ``cyclic_time`` (sin/cos of hour of day and day of year from ``time``).
+            ``cyclic_time`` (sin/cos of hour of day and day of year from ``time``) and
+            ``station_onehot`` (one 0/1 column per training station, for NWP MOS).
             Missing ``rh`` is always filled from t2m and td2m when both are present.
     """
 
@@ -44,10 +45,13 @@ class MeteoFeatures(TransformerMixin, BaseEstimator):
         self.derived = derived
 
     def fit(self, X: pd.DataFrame, y: object = None) -> MeteoFeatures:
-        unknown = set(self.derived) - {"dewpoint_depression", "wind_components", "cyclic_time"}
+        unknown = set(self.derived) - {"dewpoint_depression", "wind_components", "cyclic_time",
+                                       "station_onehot"}
         if unknown:
             raise FeatureError(f"unknown derived features {sorted(unknown)}")
         self._check_inputs(X)
+        if "station_onehot" in self.derived:
+            self.stations_ = sorted({str(s) for s in X["station"]})
         self.feature_names_in_ = np.asarray(list(X.columns), dtype=object)
         self.n_features_in_ = len(X.columns)
         return self
@@ -75,6 +79,12 @@ class MeteoFeatures(TransformerMixin, BaseEstimator):
             out["doy_cos"] = np.cos(2 * np.pi * doy / 365.25)
         elif "time" in out.columns:
             out = out.drop(columns=["time"])
+        if "station_onehot" in self.derived:
+            # One column per training station (a per-station bias for linear MOS); a
+            # station not seen in training gets zeros: the all-station mean.
+            station = out.pop("station").astype(str).to_numpy()
+            for name in self.stations_:
+                out[f"station={name}"] = (station == name).astype("float64")
         return out.astype("float64")
 
     def _check_inputs(self, X: pd.DataFrame) -> None:
@@ -85,6 +95,8 @@ class MeteoFeatures(TransformerMixin, BaseEstimator):
             need |= {"wind_speed", "wind_dir"}
         if "cyclic_time" in self.derived:
             need |= {"time"}
+        if "station_onehot" in self.derived:
+            need |= {"station"}
         missing = sorted(need - set(X.columns))
         if missing:
             raise FeatureError(f"derived features {list(self.derived)} need columns {missing}")

@@ -72,8 +72,20 @@ def run_pipeline(
     project_dir: Path,
     use_cache: bool = True,
     reporter: Reporter | None = None,
+    stop_after: str | None = None,
 ) -> PipelineResult:
-    """Run the whole reference pipeline for ``cfg``; outputs go below ``project_dir``."""
+    """Run the whole reference pipeline for ``cfg``; outputs go below ``project_dir``.
+
+    ``stop_after="split"`` or ``"train"`` runs the stages up to that one into the stage
+    cache (and, for ``train``, MLflow) and returns a partial result: the tasks of an
+    orchestrator (Kubeflow) that split the pipeline into steps sharing the project folder.
+    """
+    if stop_after not in (None, "split", "train"):
+        raise ValueError(f"stop_after={stop_after!r}: use None, 'split' or 'train'")
+    if cfg.notify.channels and stop_after is None:
+        from wxops.notify import check_channels
+
+        check_channels(cfg.notify)  # a missing secret stops the run before it trains
     from wxops import tracking
     from wxops.data.lineage import digest_file
     from wxops.data.sources import default_tmy3_path
@@ -123,9 +135,9 @@ def run_pipeline(
         return result
 
     with contextlib.ExitStack() as stack:
-        executor = _LazyExecutor(cfg, stack)
+        executor = _LazyExecutor(cfg, stack, project_dir)
         return _run_stages(cfg, project_dir, cache, uri, raw_path, raw_digest, codes, whole_key,
-                           report, started, executor, [d.lineage() for d in downloads])
+                           report, started, executor, [d.lineage() for d in downloads], stop_after)
 
 
 def _source_label(cfg: WxopsConfig) -> str:
@@ -142,15 +154,15 @@ def _nwp_names(cfg: WxopsConfig) -> list[str]:
 class _LazyExecutor:
     """Opens the configured executor on first use (a fully cached run starts no cluster)."""
 
-    def __init__(self, cfg: WxopsConfig, stack: contextlib.ExitStack) -> None:
-        self._cfg, self._stack = cfg, stack
+    def __init__(self, cfg: WxopsConfig, stack: contextlib.ExitStack, project_dir: Path | None = None) -> None:
+        self._cfg, self._stack, self._project_dir = cfg, stack, project_dir
         self._executor: Any = None
 
     def get(self) -> Any:
         if self._executor is None:
             from wxops.execution import open_executor
 
-            self._executor = self._stack.enter_context(open_executor(self._cfg.execution))
+            self._executor = self._stack.enter_context(open_executor(self._cfg.execution, self._project_dir))
         return self._executor
 
 
@@ -176,10 +188,11 @@ def _run_stages(
     started: float,
     executor: _LazyExecutor,
     downloads: list[dict[str, Any]] | None = None,
+    stop_after: str | None = None,
 ) -> PipelineResult:
     from wxops import tracking
     from wxops.data.lineage import digest_frame, git_state, package_versions
-    from wxops.data.qc import apply_qc, check_target
+    from wxops.data.qc import QCReport, apply_qc, check_target, features_after_qc
     from wxops.data.sources import read_source
     from wxops.features import build_features
     from wxops.split import assign_blocks, split_by_blocks, split_by_init_time
@@ -205,8 +218,9 @@ def _run_stages(
     elif ingested is None:
         with report.stage("ingest + QC"):
             raw = read_source(cfg.data)
-            clean, qc_report = apply_qc(raw, used_columns, cfg.data.qc)
-            check_target(clean, cfg.features.target)
+            clean, qc_report = apply_qc(raw, used_columns, cfg.data.qc,
+                                        target=cfg.features.target)
+            check_target(clean, cfg.features.target, qc_report)
             clean = assign_blocks(clean, cfg.split)
             ingested = (clean, qc_report, len(raw), digest_frame(clean))
             cache.put("ingest", ingest_key, ingested)
@@ -215,6 +229,11 @@ def _run_stages(
         report.skip("ingest + QC", "unchanged (cached)")
     obs, qc_any, raw_rows, obs_digest = ingested
     qc_summary: dict[str, Any] = qc_any.to_dict()
+    if isinstance(qc_any, QCReport):
+        for message in qc_any.messages:
+            report.info(f"QC: {message}")
+        # predictors QC dropped whole (a stuck or empty column) are trained without
+        cfg = cfg.model_copy(update={"features": features_after_qc(cfg.features, qc_any)})
 
     # --- features ------------------------------------------------------------------
     feat_key = make_key(obs_digest, section_hash(cfg.features), codes["features"])
@@ -250,6 +269,8 @@ def _run_stages(
         cached.append("split")
         report.skip("split", "unchanged (cached)")
     split, split_digests = split_entry
+    if stop_after == "split":
+        return _partial(cfg, uri, project_dir, cached, started, "")
 
     # --- tracking: one pipeline run with a nested run per configuration ------------------
     from wxops.outbox import default_outbox
@@ -310,10 +331,16 @@ def _run_stages(
         tracking.log_dict(lineage, "lineage.json")
         tracking.log_dict(qc_summary, "qc_report.json")
         (out_dir / "lineage.json").write_text(json.dumps(lineage, indent=2, default=str))
+        stored = _store_release_data(cfg, obs, table, split)
 
         results, logged = _train_all(cfg, table, split, split_digests, codes, cache, uri,
                                      exp_id, parent_id, report, cached, executor,
                                      project_dir / ".wxops" / "tasks")
+        if stop_after == "train":
+            tracking.set_tags({"wxops.partial": "train"})
+            partial = _partial(cfg, uri, project_dir, cached, started, parent_id)
+            partial.metrics = {name: res.metrics for name, res in results.items()}
+            return partial
 
         metrics = {name: res.metrics for name, res in results.items()}
         selection = cfg.tracking.selection_metric
@@ -340,14 +367,12 @@ def _run_stages(
                     run_id=logged[best]["run_id"],
                     tags={"data_sha256": raw_digest, "training_data_sha256": split_digests["train"],
                           "config_hash": config_hash, "git_commit": str(git["commit"]),
-                          "config_name": best, "pipeline_run_id": parent_id},
+                          "config_name": best, "pipeline_run_id": parent_id,
+                          **({"wxops.key_columns": "station,init_time,lead_time"}
+                             if cfg.data.is_nwp else {})},
                     first_as_champion=False,
                 )
-                if cfg.data.is_nwp:
-                    release = _verify_nwp(cfg, registration, results[best].model, table, split,
-                                          out_dir)
-                else:
-                    release = _release(cfg, project_dir, registration, obs, table, split)
+                release = _release(cfg, project_dir, registration, stored)
                 registration = release.registration
                 report.info(release.message)
                 cache.put("register", reg_key, registration)
@@ -394,6 +419,16 @@ def _select(cfg: WxopsConfig, results: dict[str, Any], metrics: dict[str, dict[s
         if scores and name in logged:
             tracking.log_metrics_to_run(logged[name]["run_id"], scores)
     return chosen.best, chosen.message
+
+
+def _partial(cfg: WxopsConfig, uri: str, project_dir: Path, cached: list[str], started: float,
+             run_id: str) -> PipelineResult:
+    """The result of a run stopped early (``stop_after``): nothing registered."""
+    return PipelineResult(
+        run_id=run_id, tracking_uri=uri, experiment=cfg.tracking.experiment,
+        registered_model=cfg.tracking.registered_model, version="", became_champion=False, best="",
+        metrics={}, out_dir=str(project_paths(project_dir)["out"]), cached_stages=cached,
+        wall_seconds=time.perf_counter() - started)
 
 
 def metrics_document(best: str, selection: str, results: dict[str, Any]) -> dict[str, Any]:
@@ -517,7 +552,8 @@ def _write_split(split: Any, inputs: list[str], digests: dict[str, str], task_di
     """Train and validation tables as Parquet files named by their digest (written once)."""
     from wxops.features import TARGET
 
-    folder = task_dir / digests["train"][:16]
+    # The columns written depend on the inputs as well as the rows (same split, new inputs).
+    folder = task_dir / make_key(digests["train"], ",".join(inputs))[:16]
     folder.mkdir(parents=True, exist_ok=True)
     paths = {}
     columns = list(dict.fromkeys([*inputs, TARGET]))
@@ -529,43 +565,6 @@ def _write_split(split: Any, inputs: list[str], digests: dict[str, str], task_di
             tmp.replace(path)
         paths[name] = str(path)
     return paths
-
-
-def _verify_nwp(cfg: WxopsConfig, registration: Any, model: Any, table: Any, split: Any,
-                out_dir: Path) -> _ReleaseOutcome:
-    """Verify the best model on the test block against raw NWP and climatology.
-
-    The release gate judges a forecast-cycling replay built from single-station
-    observations; NWP tables are not replayed, so the version stays challenger and the
-    scores (with skill against the raw NWP) are written for a person to judge.
-    """
-    import pandas as pd
-
-    from wxops import tracking
-    from wxops.features import TARGET
-    from wxops.verify import verify_forecasts
-    from wxops.verify.references import fit_climatology, nwp_forecast
-
-    test = split.test
-    fcst = {"candidate": model.predict(_input_example_frame(test[table.inputs]))}
-    seen = pd.concat([split.train, split.validation], ignore_index=True)  # all non-test rows
-    fcst["climatology"] = fit_climatology(
-        seen, target=TARGET, cap=cfg.verify.cap_for(cfg.features.target),
-        station_column="station").predict(test["time"], test["station"])
-    if cfg.verify.nwp_column:
-        fcst["nwp"] = nwp_forecast(test, column=cfg.verify.nwp_column)
-    verification = verify_forecasts(fcst, test[TARGET], valid_time=test["time"],
-                                    thresholds=cfg.verify.thresholds, event=cfg.verify.event,
-                                    lead_time=test["lead_time"], station=test["station"])
-    (out_dir / "verification.json").write_text(json.dumps(verification.to_dict(), indent=2, default=str))
-    tracking.log_artifact(out_dir / "verification.json")
-    scores = {f"test_{k}_{src}": float(v) for src, row in verification.scores.iterrows()
-              for k, v in row.items() if k in ("rmse", "mae", "bias") and pd.notna(v)}
-    tracking.log_metrics(scores)
-    summary = ", ".join(f"{src} rmse {verification.score(src, 'rmse'):.3g}" for src in verification.sources)
-    return _ReleaseOutcome(registration, None,
-                           f"version {registration.version} registered as challenger; test block: "
-                           f"{summary} (gate not applied to NWP tables: promote with `wxops promote`)")
 
 
 def _input_example_frame(frame: Any) -> Any:
@@ -584,19 +583,35 @@ class _ReleaseOutcome:
     summary: tuple[str, ...] = ()
 
 
-def _release(
-    cfg: WxopsConfig, project_dir: Path, registration: Any, obs: Any, table: Any, split: Any
-) -> _ReleaseOutcome:
+def _store_release_data(cfg: WxopsConfig, obs: Any, table: Any, split: Any) -> Any:
+    """Store the test table (and train/validation, the observation history) with the run.
+
+    Verify, promote, the replay and the monitor read these back by digest instead of
+    recomputing ingest, QC, features and split (``wxops.release.stored``).
+    """
+    import tempfile
+
+    from wxops import tracking
+    from wxops.release.stored import RELEASE_DIR, release_data, write_release_data
+
+    stored = release_data(obs, table, split, kind="nwp" if cfg.data.is_nwp else "tabular",
+                          nwp_column=cfg.verify.nwp_column)
+    with tempfile.TemporaryDirectory(prefix="wxops-release-") as tmp:
+        for path in write_release_data(stored, Path(tmp)):
+            tracking.log_artifact(path, RELEASE_DIR)
+    return stored
+
+
+def _release(cfg: WxopsConfig, project_dir: Path, registration: Any, stored: Any) -> _ReleaseOutcome:
     """Verify the new version and promote it to champion only if the gate passes."""
-    from wxops.errors import ReleaseError
-    from wxops.release.cycle import TestData, promote_version
+    from wxops.errors import ArtifactIntegrityError, ReleaseError, StoredDataError, VerificationError
+    from wxops.release.cycle import promote_version
     from wxops.tracking import Registration
 
     try:
         promo = promote_version(cfg, project_dir=project_dir, version=registration.version,
-                                reason="wxops run: new best configuration",
-                                data=TestData(obs, table, split))
-    except ReleaseError as exc:
+                                reason="wxops run: new best configuration", data=stored)
+    except (ReleaseError, StoredDataError, VerificationError, ArtifactIntegrityError) as exc:
         return _ReleaseOutcome(registration, False,
                                f"version {registration.version} stays challenger: {exc}")
     evaluation = promo.evaluation
@@ -613,7 +628,9 @@ def _input_example(frame: Any) -> Any:
     example = frame.head(5).copy()
     if "time" in example.columns:
         example["time"] = example["time"].dt.tz_convert("UTC").dt.tz_localize(None)
-    return example
+    # float32 and float64 inputs give one signature type ("double")
+    floats = example.select_dtypes("float32").columns
+    return example.astype(dict.fromkeys(floats, "float64")) if len(floats) else example
 
 
 def _package_dir() -> str:

@@ -25,6 +25,13 @@ _TEXT_PAIR = re.compile(
 #: Password part of ``scheme://user:password@host`` URLs.
 _URL_PASSWORD = re.compile(r"(?P<head>[a-z][a-z0-9+.-]*://[^/:@\s]+:)(?P<pw>[^@\s/]+)(?P<at>@)", re.IGNORECASE)
 
+#: HTTP credentials in free text: ``Bearer <token>``, ``Basic <base64>`` (as in an
+#: ``Authorization`` header copied into a log line).
+_HTTP_CREDENTIAL = re.compile(
+    r"(?P<scheme>\b(?:Bearer|bearer|BEARER|Basic|basic|BASIC)\s+)"
+    # a credential, not a word: a digit or a token character in it, or long
+    r"(?P<cred>(?=[A-Za-z0-9._~+/=-]*[0-9._~+/=-])[A-Za-z0-9._~+/=-]{6,}|[A-Za-z]{20,})")
+
 _secrets: tuple[str, ...] = ()
 
 
@@ -43,9 +50,11 @@ def is_secret_key(key: str) -> bool:
 
 
 def redact_text(text: str) -> str:
-    """Replace configured secrets, ``key=value`` pairs of secret keys and URL passwords."""
+    """Replace configured secrets, ``key=value`` pairs of secret keys, ``Bearer``/``Basic``
+    credentials and URL passwords."""
     for value in _secrets:
         text = text.replace(value, MASK)
+    text = _HTTP_CREDENTIAL.sub(lambda m: f"{m['scheme']}{MASK}", text)
     text = _TEXT_PAIR.sub(lambda m: f"{m['key']}{m['sep']}{MASK}", text)
     return _URL_PASSWORD.sub(lambda m: f"{m['head']}{MASK}{m['at']}", text)
 

@@ -35,7 +35,11 @@ def assign_blocks(frame: pd.DataFrame, cfg: SplitConfig) -> pd.DataFrame:
     if "block" in frame.columns:
         return frame
     out = frame.copy()
-    out["block"] = out["time"].dt.strftime(_BLOCK_FORMATS[cfg.block])
+    # local times (data.timezone): blocks are the station's calendar months/weeks, so a
+    # year of local data gives no stray few-hour block at either end
+    zone = frame.attrs.get("wxops", {}).get("local_time", {}).get("timezone")
+    times = out["time"].dt.tz_convert(zone) if zone else out["time"]
+    out["block"] = times.dt.strftime(_BLOCK_FORMATS[cfg.block])
     return out
 
 

@@ -8,6 +8,8 @@ lazily so ``wxops --help`` and a fully cached run stay fast.
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 import logging
 import math
 import os
@@ -18,13 +20,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from wxops.errors import TrackingError
+from wxops.errors import ArtifactIntegrityError, TrackingError
 
 if TYPE_CHECKING:
     import pandas as pd
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
+#: Version tag with the sha256 of each file of the model artifact (JSON), set at registration.
+ARTIFACT_TAG = "wxops.artifact_sha256"
 #: Parameter values longer than MLflow's limit are cut to this length.
 _MAX_PARAM = 6000
 _T = TypeVar("_T")
@@ -272,11 +276,17 @@ def active_run_id() -> str | None:
 
 
 def ensure_experiment(name: str, artifact_root: str | None) -> str:
-    """Experiment id of ``name``, creating it (with its artifact folder) when missing."""
+    """Experiment id of ``name``, creating it (with its artifact folder) when missing.
+
+    A configured secret inside ``name`` is stored as ``***`` (the name is redacted
+    before the look-up, so the same name finds the same experiment)."""
     import mlflow
     from mlflow.exceptions import MlflowException
 
+    from wxops import redact
     from wxops.outbox import outbox_artifacts
+
+    name = redact.redact_text(name)
 
     def open_experiment(client: Any) -> str:
         root = artifact_root
@@ -316,6 +326,7 @@ def start_run(
     from wxops.outbox import TARGET_TAG, outbox_artifacts
 
     clean = {k: str(v) for k, v in redact.redact_mapping(dict(tags or {})).items()}
+    run_name = redact.redact_text(run_name)  # stored as mlflow.runName too
     start_ms = int(time.time() * 1000)
 
     def create(client: Any) -> str:
@@ -324,7 +335,7 @@ def start_run(
             exp = _local_experiment(client, experiment_id, outbox_artifacts(_session.outbox))
             parent = _session.local_run.get(parent_run_id, parent_run_id) if parent_run_id else None
             extra = {TARGET_TAG: _session.uri}
-        all_tags = resolve_tags({**clean, **extra})
+        all_tags = {k: redact.redact_text(str(v)) for k, v in resolve_tags({**clean, **extra}).items()}
         if parent is not None:
             all_tags["mlflow.parentRunId"] = parent
         return str(client.create_run(exp, start_time=start_ms, tags=all_tags, run_name=run_name).info.run_id)
@@ -610,6 +621,7 @@ def register_model(
     try:
         with contextlib.suppress(MlflowException):
             client.create_registered_model(name)
+        tags = {**tags, ARTIFACT_TAG: json.dumps(model_artifact_digests(model_uri), sort_keys=True)}
         version = client.create_model_version(name, model_uri, run_id=run_id, tags=tags)
         _wait_ready(client, name, version.version)
         try:
@@ -978,32 +990,37 @@ def resolve_model_version(
 
 def load_servable_model(name: str, version: str) -> ServableModel:
     """Load version ``version`` of registered model ``name`` with its signature and tags."""
+    import tempfile
+
     import mlflow
     import mlflow.pyfunc
     from mlflow.exceptions import MlflowException
 
     client = mlflow.MlflowClient()
     uri = f"models:/{name}/{version}"
-    try:
-        mv = client.get_model_version(name, version)
-        info = mlflow.models.get_model_info(uri)
-        if info.signature is None:
-            raise TrackingError(
-                f"{uri} has no signature; log it with one so the service can validate input"
-            )
-        if "sklearn" in info.flavors:
-            import mlflow.sklearn
+    with tempfile.TemporaryDirectory(prefix="wxops-serve-") as tmp:
+        # The checked copy is what gets loaded: a damaged or swapped file never serves.
+        local = str(fetch_verified_model(name, version, Path(tmp)))
+        try:
+            mv = client.get_model_version(name, version)
+            info = mlflow.models.Model.load(local)
+            if info.signature is None:
+                raise TrackingError(
+                    f"{uri} has no signature; log it with one so the service can validate input"
+                )
+            if "sklearn" in info.flavors:
+                import mlflow.sklearn
 
-            model: Any = mlflow.sklearn.load_model(uri)
-            flavor = "sklearn"
-        else:
-            model = mlflow.pyfunc.load_model(uri)
-            flavor = "pyfunc"
-    except MlflowException as exc:
-        raise TrackingError(f"cannot load {uri}: {exc.message}") from exc
+                model: Any = mlflow.sklearn.load_model(local)
+                flavor = "sklearn"
+            else:
+                model = mlflow.pyfunc.load_model(local)
+                flavor = "pyfunc"
+        except MlflowException as exc:
+            raise TrackingError(f"cannot load {uri}: {exc.message}") from exc
     outputs = info.signature.outputs.to_dict() if info.signature.outputs is not None else []
     return ServableModel(
-        name=name, version=str(mv.version), run_id=str(mv.run_id or info.run_id or ""),
+        name=name, version=str(mv.version), run_id=str(mv.run_id or ""),
         source=str(mv.source), model=model, flavor=flavor,
         inputs=list(info.signature.inputs.to_dict()), outputs=list(outputs),
         tags=dict(mv.tags or {}),
@@ -1055,3 +1072,168 @@ def fail_unfinished_children(parent_run_id: str) -> list[str]:
     for run in runs:
         client.set_terminated(run.info.run_id, status="FAILED")
     return [run.info.run_id for run in runs]
+
+
+# --- integrity of model artifacts ---
+
+
+def _file_sha256(path: Path) -> str:
+    sha = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            sha.update(chunk)
+    return sha.hexdigest()
+
+
+def folder_digests(folder: Path) -> dict[str, str]:
+    """sha256 of each file of a model folder; the bundled ``code/`` as one digest.
+
+    ``code/`` (wxops' own source, logged with every model) is summarised in one entry so
+    the record fits in a registry tag; byte-code caches and MLflow's download marker
+    ``registered_model_meta`` are not part of the model.
+    """
+    out: dict[str, str] = {}
+    code = hashlib.sha256()
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        rel = path.relative_to(folder).as_posix()
+        if "__pycache__" in rel or rel.endswith(".pyc") or rel == "registered_model_meta":
+            continue
+        if rel.startswith("code/"):
+            code.update(f"{rel}:{_file_sha256(path)}\n".encode())
+        else:
+            out[rel] = _file_sha256(path)
+    out["code/"] = code.hexdigest()
+    return out
+
+
+def check_digests(recorded: dict[str, str], folder: Path, *, what: str) -> None:
+    """Raise ArtifactIntegrityError unless ``folder`` holds exactly the recorded files' bytes.
+
+    Every recorded file must be there with its recorded sha256 (files MLflow adds on
+    download are ignored), so a truncated, replaced or deleted file is refused.
+    """
+    now = folder_digests(folder)
+    problems = []
+    for rel, sha in sorted(recorded.items()):
+        got = now.get(rel)
+        if got is None:
+            problems.append(f"{rel} is missing")
+        elif got != sha:
+            problems.append(f"{rel} has sha256 {got[:12]}…, recorded {sha[:12]}… at registration")
+    if problems:
+        raise ArtifactIntegrityError(
+            f"{what}: the model artifact is not the one registered ({'; '.join(problems)}); it "
+            "was changed or damaged after registration and is refused. Restore the file from a "
+            "backup or register a new version with `wxops run`")
+
+
+def model_artifact_digests(model_uri: str) -> dict[str, str]:
+    """sha256 of the files of a logged model (``models:/m-…`` or ``runs:/…``), recorded at
+    registration so every later load can check it got the same bytes."""
+    import tempfile
+
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    with tempfile.TemporaryDirectory(prefix="wxops-digest-") as tmp:
+        try:
+            local = mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=tmp)
+        except (MlflowException, OSError) as exc:
+            raise TrackingError(f"cannot read the model artifact {model_uri}: {exc}") from exc
+        return folder_digests(Path(local))
+
+
+def fetch_verified_model(name: str, version: str, dst: Path) -> Path:
+    """Download version ``version`` of ``name`` into ``dst`` and check its recorded sha256.
+
+    Loading from the checked copy (not from the store again) means the bytes that were
+    checked are the bytes that run. A version registered before digests were recorded
+    loads with a warning.
+
+    Raises:
+        ArtifactIntegrityError: a file differs from, or is missing against, the record.
+        TrackingError: the version or its artifact cannot be read.
+    """
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    client = _client()
+    try:
+        mv = client.get_model_version(name, str(version))
+        local = Path(mlflow.artifacts.download_artifacts(
+            artifact_uri=f"models:/{name}/{version}", dst_path=str(dst)))
+    except (MlflowException, OSError) as exc:
+        raise TrackingError(f"cannot read model {name}/{version}: {exc}") from exc
+    recorded = (mv.tags or {}).get(ARTIFACT_TAG)
+    if recorded is None:
+        _log.warning("%s/%s has no recorded sha256 (registered before wxops recorded them); "
+                    "its integrity is not checked", name, version)
+        return local
+    check_digests(json.loads(recorded), local, what=f"model {name} version {version}")
+    return local
+
+
+def load_verified_model(name: str, version: str) -> tuple[Any, dict[str, Any]]:
+    """The scikit-learn model of ``name``/``version`` and its signature, integrity checked."""
+    import tempfile
+
+    import mlflow.sklearn
+    from mlflow.models import Model
+
+    with tempfile.TemporaryDirectory(prefix="wxops-model-") as tmp:
+        local = fetch_verified_model(name, version, Path(tmp))
+        try:
+            model = mlflow.sklearn.load_model(str(local))
+            sig = Model.load(str(local)).signature
+        except Exception as exc:  # unpickling a damaged file raises almost anything
+            raise TrackingError(f"cannot load model {name}/{version}: {type(exc).__name__}: "
+                                f"{exc}") from exc
+    if sig is None:
+        return model, {"inputs": [], "outputs": []}
+    outputs = json.loads(sig.outputs.to_json()) if sig.outputs is not None else []
+    return model, {"inputs": json.loads(sig.inputs.to_json()), "outputs": outputs}
+
+
+def download_run_folder(run_id: str, artifact_path: str, dst: Path) -> Path | None:
+    """Download folder ``artifact_path`` of run ``run_id`` into ``dst``; None if absent."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    _drain()
+    try:
+        names = [f.path for f in mlflow.MlflowClient().list_artifacts(run_id, artifact_path)]
+    except (MlflowException, OSError):
+        return None
+    if not names:
+        return None
+    try:
+        return Path(mlflow.artifacts.download_artifacts(
+            run_id=run_id, artifact_path=artifact_path, dst_path=str(dst)))
+    except (MlflowException, OSError) as exc:
+        raise TrackingError(f"cannot download {artifact_path} of run {run_id}: {exc}") from exc
+
+
+def model_input_example(model_uri: str) -> pd.DataFrame:
+    """The input example logged with a model, with its signature's datetime columns parsed."""
+    import tempfile
+
+    import mlflow
+    import pandas as pd
+    from mlflow.exceptions import MlflowException
+    from mlflow.models import Model
+
+    with tempfile.TemporaryDirectory(prefix="wxops-example-") as tmp:
+        try:
+            local = mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=tmp)
+            model = Model.load(local)
+            example = model.load_input_example(local)
+        except (MlflowException, OSError) as exc:
+            raise TrackingError(f"cannot read the input example of {model_uri}: {exc}") from exc
+    if example is None:
+        raise TrackingError(f"{model_uri} has no input example to test it with")
+    frame = pd.DataFrame(example)
+    if model.signature is not None:
+        for spec in model.signature.inputs.to_dict():
+            if spec.get("type") == "datetime" and spec.get("name") in frame:
+                frame[spec["name"]] = pd.to_datetime(frame[spec["name"]])
+    return frame

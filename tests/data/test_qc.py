@@ -25,7 +25,7 @@ def test_each_rule_is_counted_and_dropped() -> None:
     frame.loc[10:35, "t2m"] = 4.2  # stuck sensor, 26 hours
     frame = frame.drop(index=[38])  # a 2 h gap: below max_gap_hours=3, not counted
     frame = frame.drop(index=[20, 21, 22, 23])  # a 5 h gap inside the stuck run
-    clean, report = apply_qc(frame, ["t2m", "visibility"], QCConfig())
+    clean, report = apply_qc(frame, ["t2m", "visibility"], QCConfig(max_drop_share=1.0))
     assert report.rows_flagged["sentinel"] == 1
     assert report.rows_flagged["missing"] == 2
     assert report.rows_flagged["range"] == 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -24,6 +25,9 @@ def test_generated_example_runs_on_local_dask(tmp_path: Path) -> None:
     out = run_pipeline(cfg, project_dir=tmp_path)
     assert set(out.metrics) == {m.name for m in cfg.models}
     assert out.version == "1"
-    # The raw NWP forecast is a reference in the test-block verification.
-    assert "nwp rmse" in out.release_message and "candidate rmse" in out.release_message
-    assert (tmp_path / "wxops-out" / "verification.json").is_file()
+    # Through the release gate: the raw NWP forecast is a reference of the replay.
+    assert out.gate_passed is not None, out.release_message
+    summary = json.loads((tmp_path / "wxops-out" / "verify" / "nwp-t2m-v1" /
+                          "verification.json").read_text())
+    assert {r["against"] for r in summary["gate"]["rows"]} == {"climatology", "nwp", "champion"}
+    assert "nwp" in {row["source"] for row in summary["replay"]["scores"]}

@@ -16,6 +16,9 @@ from tests.server.conftest import Server, free_port
 from wxops import redact
 
 CANARY = "canary-7f3e9b1d2c"
+#: A credential that is not configured anywhere: found by its ``Bearer``/``Basic`` form.
+BEARER = "tok9c4d1e7a8b6f5a3d"
+BASIC = "dXNlcjpwYXNzd29yZDEyMw=="
 
 
 @pytest.fixture
@@ -35,6 +38,15 @@ def test_configured_values_are_scrubbed_everywhere(secrets_set: object) -> None:
     tree = {"a": f"x{CANARY}y", "b": [CANARY, {"c": CANARY}], "n": 3}
     assert CANARY not in str(redact.redact_tree(tree))
     assert redact.redact_tree(tree)["n"] == 3
+
+
+def test_http_credentials_in_text() -> None:
+    text = (f"GET / Authorization: Bearer {BEARER}\nAuthorization: Basic {BASIC}\n"
+            "Basic knowledge of the bearer of news; Basic configuration")
+    clean = redact.redact_text(text)
+    assert BEARER not in clean and BASIC not in clean
+    assert "Bearer ***" in clean and "Basic ***" in clean
+    assert "Basic knowledge of the bearer of news; Basic configuration" in clean  # words stay
 
 
 def test_text_pairs_and_url_passwords() -> None:
@@ -87,18 +99,22 @@ def test_canary_reaches_neither_database_nor_artifacts(team_server: Server, as_u
 
     as_user("admin", team_server.admin_password)
     tracking.connect(team_server.url, outbox=tmp_path / "outbox", secrets=[CANARY])
-    exp = tracking.ensure_experiment("canary", None)
+    exp = tracking.ensure_experiment(f"canary-{CANARY}", None)
+    assert tracking.ensure_experiment(f"canary-{CANARY}", None) == exp  # found again by its name
     frame = pd.DataFrame({"t2m": [1.0, 2.0], "visibility": [1000.0, 2000.0]})
     log_file = tmp_path / "train.log"
-    log_file.write_text(f"epoch 1 loss 0.3\nusing token={CANARY}\nconnect https://me:{CANARY}@data/x\n")
-    with tracking.start_run(exp, "pipeline", tags={"secret_tag": CANARY, "note": f"see {CANARY}"}) as parent:
+    log_file.write_text(f"epoch 1 loss 0.3\nusing token={CANARY}\nconnect https://me:{CANARY}@data/x\n"
+                        f"curl -H 'Authorization: Bearer {BEARER}' -H 'Authorization: Basic {BASIC}'\n")
+    with tracking.start_run(exp, f"pipeline-{CANARY}",
+                            tags={"secret_tag": CANARY, "note": f"see {CANARY}"}) as parent:
         tracking.log_params({"db_password": CANARY, "data.path": f"s3://bucket/{CANARY}/obs.csv",
                              "nested": {"api_key": CANARY, "other": [CANARY]}})
         tracking.set_tags({"hf_token": CANARY, "comment": f"with {CANARY} inside"})
         tracking.log_dict({"tracking": {"secrets": [CANARY], "uri": "http://x"}, "seed": 1}, "config.json")
         tracking.log_dict({"source": {"path": f"/data/{CANARY}.csv"}, "git": {"remote": f"https://u:{CANARY}@git"}},
                           "lineage.json")
-        tracking.log_text(f"INFO started\npassword: {CANARY}\n", "logs/run.txt")
+        tracking.log_text(f"INFO started\npassword: {CANARY}\nheader Bearer {BEARER}\n", "logs/run.txt")
+        tracking.log_params({"request": f"Authorization: Basic {BASIC}"})
         tracking.log_artifact(log_file)
         tracking.log_dataset(frame, source=f"https://host/{CANARY}/obs.csv", name=f"obs-{CANARY}",
                              digest="d" * 64, context="train", targets="visibility")
@@ -111,11 +127,19 @@ def test_canary_reaches_neither_database_nor_artifacts(team_server: Server, as_u
                            team_server.backend.rsplit("/", 1)[1]], capture_output=True, text=True, timeout=120)
     assert dump.returncode == 0, dump.stderr
     assert "db_password" in dump.stdout and "lineage.json" not in dump.stdout  # the dump is the real one
-    assert CANARY not in dump.stdout
+    assert "canary-***" in dump.stdout and "pipeline-***" in dump.stdout  # experiment, run name
+    for secret in (CANARY, BEARER, BASIC):
+        assert secret not in dump.stdout, secret
     files = [p for p in team_server.artifacts.rglob("*") if p.is_file()]
     assert any(p.name == "config.json" for p in files) and any(p.name == "train.log" for p in files)
-    leaked = [str(p) for p in files if CANARY.encode() in p.read_bytes()]
+    leaked = [str(p) for p in files for secret in (CANARY, BEARER, BASIC)
+              if secret.encode() in p.read_bytes()]
     assert leaked == []
+    # the server's own state folder: every file private
+    state_files = [p for p in team_server.state.rglob("*") if p.is_file()]
+    assert {"server.log", "auth.db", "admin_password"} <= {p.name for p in state_files}
+    assert {p.name: oct(p.stat().st_mode & 0o777) for p in state_files} == {
+        p.name: "0o600" for p in state_files}
 
 
 def test_unreachable_at_start_goes_to_the_outbox_and_says_so_once(tmp_path: Path, caplog) -> None:  # type: ignore[no-untyped-def]

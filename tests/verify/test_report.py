@@ -94,3 +94,25 @@ def test_report_marks_a_missing_plot(verification, tmp_path):
                           "--virtual-time-budget=5000", "--dump-dom", page.as_uri()],
                          capture_output=True, text=True, timeout=120, check=True).stdout
     assert "plot missing: scorecard.png" in dom
+
+
+def test_undefined_scores_say_why(hourly, tmp_path):
+    """A threshold with no event in the test block: the report says why each score is
+    undefined instead of a dash."""
+    from wxops.verify.scoring import undefined_reason
+
+    assert (hourly["y"] < 1000).sum() == 0 and (hourly["good"] < 1000).sum() == 0
+    v = verify_forecasts({"candidate": hourly["good"]}, hourly["y"], valid_time=hourly["time"],
+                         thresholds=[1000.0])
+    page = write_report(v, tmp_path / "r", title="no events")
+    text = page.read_text()
+    events = text.split("<h3>Events: below 1000</h3>")[1].split("</table>")[0]
+    assert "undefined: no forecasts of the event" in events  # FAR
+    assert "undefined: no observed events" in events  # POD, frequency bias
+    assert "undefined: no observed or forecast events" in events  # CSI, ETS
+    assert "–" not in events
+    counts = {"hits": 0.0, "misses": 0.0, "false_alarms": 3.0, "correct_negatives": 5.0}
+    assert undefined_reason("far_1000", **counts) is None
+    assert undefined_reason("pod_1000", **counts) == "no observed events"
+    assert undefined_reason("ets_1000", hits=4.0, misses=0.0, false_alarms=0.0,
+                            correct_negatives=0.0).startswith("every case is an event")

@@ -266,6 +266,8 @@ def build_nwp_features(table: pd.DataFrame, cfg: FeaturesConfig, split: SplitCon
     inputs = [*cfg.predictors, "lead_time"]
     if "cyclic_time" in cfg.derived:
         inputs = ["time", *inputs]
+    if "station_onehot" in cfg.derived:
+        inputs = [*inputs, "station"]  # encoded inside the model (MeteoFeatures)
     before = len(frame)
     frame = frame.dropna(subset=[c for c in inputs if c != "time"] + [TARGET]).reset_index(drop=True)
     dropped = before - len(frame)

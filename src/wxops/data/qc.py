@@ -6,6 +6,8 @@ rule               flags a row when                                       applie
 ``sentinel``       a value equals a missing-value code (-9900, -9999...)  used variables
 ``missing``        a value is missing (NaN, or a sentinel)                used variables
 ``range``          a value lies outside its physical range (VARIABLES)    used variables
+``bad_time``       the time is missing, or a local time that does not     time
+                   exist or cannot be resolved (see ``data.timezone``)
 ``duplicate_time`` the timestamp repeats an earlier row (first is kept)   time
 ``constant_run``   a value stays identical for ``max_constant_hours``     variables marked
                    hours in a row (a stuck sensor)                         ``stuck_check``
@@ -16,6 +18,15 @@ rule               flags a row when                                       applie
 "used variables" are the target and the predictors. With ``qc.action: drop`` flagged rows
 are removed; with ``keep`` they stay, with their rules listed in a ``qc_flags`` column.
 Either way the :class:`QCReport` counts every rule, so nothing is dropped silently.
+
+Whole columns: a predictor whose rows one rule flags in more than ``qc.max_column_share``
+of the rows (a stuck sensor, an empty or all-sentinel column) would otherwise take
+most of the table with it; it is removed from the predictors instead (``qc.column_action:
+drop``, the default) or stops the run (``refuse``), and the report names the column, the
+rule and the count. The target is never dropped. When the rows dropped would exceed
+``qc.max_drop_share``, or the target has no valid value left, the run stops with the
+column, the rule, the count and the likely cause ("t2m out of range in 6144 rows: are
+the units degF?").
 """
 
 from __future__ import annotations
@@ -26,7 +37,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from wxops.config import QCConfig
+from wxops.config import FeaturesConfig, QCConfig
 from wxops.errors import DataQualityError, DataSourceError
 
 
@@ -39,27 +50,32 @@ class Variable:
     low: float
     high: float
     stuck_check: bool = False
+    typical_median: tuple[float, float] | None = None
+    """Where the median of a station's record lies in these units; far outside it the
+    values are in other units (visibility in miles, temperature in degF), even when each
+    value passes the range rule."""
 
 
 #: wxops' variable names, units and physical ranges (WMO-plausible surface values).
 VARIABLES: dict[str, Variable] = {
     v.name: v
     for v in (
-        Variable("t2m", "degC", -80.0, 60.0, stuck_check=True),
-        Variable("td2m", "degC", -90.0, 40.0, stuck_check=True),
+        Variable("t2m", "degC", -80.0, 60.0, stuck_check=True, typical_median=(-45.0, 40.0)),
+        Variable("td2m", "degC", -90.0, 40.0, stuck_check=True, typical_median=(-55.0, 35.0)),
         Variable("rh", "%", 0.0, 100.0),
         Variable("pressure", "hPa", 500.0, 1100.0, stuck_check=True),
         Variable("wind_speed", "m s-1", 0.0, 75.0),
         Variable("wind_dir", "degree", 0.0, 360.0),
         Variable("total_cloud", "tenths", 0.0, 10.0),
         Variable("opaque_cloud", "tenths", 0.0, 10.0),
-        Variable("visibility", "m", 0.0, 100_000.0),
+        Variable("visibility", "m", 0.0, 100_000.0, typical_median=(200.0, 100_000.0)),
         Variable("precip", "mm", 0.0, 300.0),
     )
 }
 
 #: Rules that flag rows; ``gap`` is counted apart since no row is wrong.
-ROW_RULES: tuple[str, ...] = ("sentinel", "missing", "range", "duplicate_time", "constant_run")
+ROW_RULES: tuple[str, ...] = ("sentinel", "missing", "range", "bad_time", "duplicate_time",
+                              "constant_run")
 QC_RULES: tuple[str, ...] = (*ROW_RULES, "gap")
 
 
@@ -74,9 +90,15 @@ class QCReport:
     by_column: dict[str, dict[str, int]] = field(default_factory=dict)
     gaps: int = 0
     gap_hours_missing: float = 0.0
+    columns_dropped: dict[str, dict[str, Any]] = field(default_factory=dict)
+    messages: list[str] = field(default_factory=list)
+    source: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            "columns_dropped": {k: dict(v) for k, v in self.columns_dropped.items()},
+            "messages": list(self.messages),
+            "source": dict(self.source),
             "rows_in": self.rows_in,
             "rows_out": self.rows_out,
             "action": self.action,
@@ -88,74 +110,221 @@ class QCReport:
 
 
 def apply_qc(
-    frame: pd.DataFrame, columns: list[str], cfg: QCConfig
+    frame: pd.DataFrame, columns: list[str], cfg: QCConfig, *, target: str | None = None
 ) -> tuple[pd.DataFrame, QCReport]:
     """Check ``columns`` of ``frame`` against the rules; drop or mark the flagged rows.
 
-    Sentinel values become NaN in both modes. Returns the cleaned table and the report.
+    Sentinel values become NaN in both modes. With ``target`` given, the other columns
+    are predictors that may be removed whole (module docstring); without it no column
+    is. Returns the cleaned table and the report.
+
+    Raises:
+        DataSourceError: a named column is absent or holds non-numeric values.
+        DataQualityError: a refused predictor, a target flagged beyond repair, or more
+            than ``max_drop_share`` of the rows dropped; the message names column, rule,
+            count and the likely cause.
     """
+    notes = dict(frame.attrs.get("wxops", {}))
+    file_columns: dict[str, str] = dict(notes.get("file_columns", {}))
     absent = [c for c in columns if c not in frame.columns]
     if absent:
+        present = [c for c in frame.columns if c not in ("time", "block")]
         raise DataSourceError(
             f"data lacks the columns {absent} named by the config (present: "
-            f"{[c for c in frame.columns if c not in ('time', 'block')]}); "
-            "rename them with data.columns"
+            f"{[_label(c, file_columns) for c in present]}); "
+            "rename them with data.columns or remove them from features.predictors"
         )
     data = frame.copy()
-    flags: dict[str, pd.Series] = {r: pd.Series(False, index=data.index) for r in ROW_RULES}
-    by_column: dict[str, dict[str, int]] = {r: {} for r in ROW_RULES}
+    n_rows = len(data)
     ranges = {name: (v.low, v.high) for name, v in VARIABLES.items()}
     ranges.update({k: (float(lo), float(hi)) for k, (lo, hi) in cfg.ranges.items()})
 
+    per_column: dict[str, dict[str, pd.Series]] = {}
     for col in columns:
         values = pd.to_numeric(data[col], errors="coerce")
         non_numeric = values.isna() & data[col].notna()
         if non_numeric.any():
             example = data.loc[non_numeric, col].iloc[0]
-            raise DataSourceError(f"column '{col}' holds non-numeric values such as {example!r}")
+            raise DataSourceError(
+                f"column {_label(col, file_columns)} holds non-numeric values such as "
+                f"{example!r} ({int(non_numeric.sum())} cells); if that marks a missing "
+                "value, declare it with data.na_values")
         sentinel = values.isin(cfg.sentinels)
         values = values.mask(sentinel)
-        data[col] = values
+        data[col] = values.astype("float64")
         missing = values.isna()
-        _mark(flags, by_column, "sentinel", col, sentinel)
-        _mark(flags, by_column, "missing", col, missing)
+        hits = {"sentinel": sentinel, "missing": missing}
         if col in ranges:
             low, high = ranges[col]
-            _mark(flags, by_column, "range", col, ~missing & ((values < low) | (values > high)))
+            hits["range"] = ~missing & ((values < low) | (values > high))
         if col in VARIABLES and VARIABLES[col].stuck_check:
-            _mark(flags, by_column, "constant_run", col,
-                  _constant_runs(values, data["time"], cfg.max_constant_hours))
+            hits["constant_run"] = _constant_runs(values, data["time"], cfg.max_constant_hours)
+        per_column[col] = hits
 
-    dup = data["time"].duplicated(keep="first")
+    _check_units_plausible(data, columns, cfg, file_columns)
+    report = QCReport(rows_in=n_rows, rows_out=0, action=cfg.action, source=notes)
+    kept_columns = list(columns)
+    if target is not None and n_rows:
+        for col in columns:
+            if col == target:
+                continue
+            union = pd.concat(list(per_column[col].values()), axis=1).any(axis=1)
+            if union.sum() <= cfg.max_column_share * n_rows:
+                continue
+            rule, count = _worst_rule(per_column[col])
+            why = _cause(rule, col, data[col], ranges)
+            text = (f"{_label(col, file_columns)}: rule {rule} flags {count} of {n_rows} rows"
+                    f"{why}")
+            if cfg.column_action == "refuse":
+                raise DataQualityError(
+                    f"predictor {text}; remove it from features.predictors, fix the file, or "
+                    "set qc.column_action: drop to train without it")
+            report.columns_dropped[col] = {"rule": rule, "rows": count,
+                                           "file_column": file_columns.get(col, col)}
+            report.messages.append(f"predictor {text}: dropped from the predictors "
+                                   "(qc.column_action: drop)")
+            kept_columns.remove(col)
+            data = data.drop(columns=[col])
+
+    flags: dict[str, pd.Series] = {r: pd.Series(False, index=data.index) for r in ROW_RULES}
+    by_column: dict[str, dict[str, int]] = {r: {} for r in ROW_RULES}
+    for col in kept_columns:
+        for rule, hit in per_column[col].items():
+            _mark(flags, by_column, rule, col, hit)
+    bad_time = data["time"].isna()
+    _mark(flags, by_column, "bad_time", "time", bad_time)
+    dup = data["time"].duplicated(keep="first") & ~bad_time
     _mark(flags, by_column, "duplicate_time", "time", dup)
     gaps, gap_hours = _count_gaps(data, cfg.max_gap_hours)
 
     flagged = pd.concat([flags[r] for r in ROW_RULES], axis=1).any(axis=1)
-    report = QCReport(
-        rows_in=len(frame),
-        rows_out=0,
-        action=cfg.action,
-        rows_flagged={r: int(flags[r].sum()) for r in ROW_RULES},
-        by_column={r: c for r, c in by_column.items() if c},
-        gaps=gaps,
-        gap_hours_missing=gap_hours,
-    )
+    report.rows_flagged = {r: int(flags[r].sum()) for r in ROW_RULES}
+    report.by_column = {r: c for r, c in by_column.items() if c}
+    report.gaps = gaps
+    report.gap_hours_missing = gap_hours
+    n_flagged = int(flagged.sum())
+    if n_rows and n_flagged > cfg.max_drop_share * n_rows:
+        col, rule, count = _worst(by_column)
+        values = data[col] if col in data.columns else None
+        text = (f"QC flags {n_flagged} of {n_rows} rows; most by rule {rule} in "
+                f"{_label(col, file_columns)}: {count} rows{_cause(rule, col, values, ranges)}")
+        if cfg.action == "drop":
+            raise DataQualityError(
+                f"{text}; fix the data or the config (data.units, data.na_values, qc.ranges, "
+                "qc.sentinels), or raise qc.max_drop_share if this is expected")
+        report.messages.append(text)
     if cfg.action == "drop":
         data = data.loc[~flagged]
     else:
         names = pd.concat({r: flags[r] for r in ROW_RULES}, axis=1)
         data["qc_flags"] = names.apply(lambda row: ",".join(row.index[row.to_numpy()]), axis=1)
     report.rows_out = len(data)
-    return data.reset_index(drop=True), report
+    data = data.reset_index(drop=True)
+    data.attrs["wxops"] = notes
+    return data, report
 
 
-def check_target(frame: pd.DataFrame, target: str) -> None:
-    """Refuse a table whose target column holds no valid value at all."""
-    if target not in frame.columns or frame[target].notna().sum() == 0:
+def _check_units_plausible(data: pd.DataFrame, columns: list[str], cfg: QCConfig,
+                           file_columns: dict[str, str]) -> None:
+    """Stop when a column's median is implausible in wxops' units (module docstring of
+    :mod:`wxops.data.units`); ``qc.ranges`` for the column switches the check off."""
+    from wxops.data.units import likely_units_by_median
+
+    for col in columns:
+        var = VARIABLES.get(col)
+        if var is None or var.typical_median is None or col in cfg.ranges:
+            continue
+        values = data[col].to_numpy(dtype="float64", na_value=np.nan)
+        if np.isfinite(values).sum() < 24:
+            continue
+        median = float(np.nanmedian(values))
+        low, high = var.typical_median
+        if low <= median <= high:
+            continue
+        units = likely_units_by_median(values, col, var.units, low, high)
+        cause = (f": are the units {' or '.join(units)}? declare them with data.units "
+                 f"({{{col}: {units[0]}}})") if units else "; check data.units and data.columns"
         raise DataQualityError(
-            f"target '{target}' has no valid value after quality control; "
-            "check data.path, data.columns and the qc.sentinels"
+            f"{_label(col, file_columns)}: median {median:g} {var.units} is implausible for a "
+            f"station record (expected within [{low:g}, {high:g}] {var.units}){cause}; if the "
+            f"values are right, set qc.ranges for {col}")
+
+
+def features_after_qc(features: FeaturesConfig, report: QCReport) -> FeaturesConfig:
+    """The features config without the predictors QC dropped, and without derived
+    features that need them (dew-point depression without ``t2m``...)."""
+    dropped = set(report.columns_dropped)
+    if not dropped:
+        return features
+    needs = {"dewpoint_depression": {"t2m", "td2m"}, "wind_components": {"wind_speed", "wind_dir"}}
+    return features.model_copy(update={
+        "predictors": [p for p in features.predictors if p not in dropped],
+        "derived": [d for d in features.derived if not (needs.get(d, set()) & dropped)],
+    })
+
+
+def check_target(frame: pd.DataFrame, target: str, report: QCReport | None = None) -> None:
+    """Refuse a table whose target column holds no valid value at all, naming the rule
+    that removed them."""
+    if target not in frame.columns or frame[target].notna().sum() == 0:
+        cause = ""
+        if report is not None and report.by_column:
+            col, rule, count = _worst(report.by_column)
+            cause = f" (most rows went by rule {rule} in column '{col}': {count} rows)"
+        raise DataQualityError(
+            f"target '{target}' has no valid value after quality control{cause}; "
+            "check data.path, data.columns, data.units, data.na_values and qc.sentinels"
         )
+
+
+def _label(col: str, file_columns: dict[str, str]) -> str:
+    """``'pressure' (file column 'Pressure (mbar)')``: the wxops name and the user's."""
+    original = file_columns.get(col)
+    if original is None or original == col:
+        return f"'{col}'"
+    return f"'{col}' (file column '{original}')"
+
+
+#: Which rule to name when several flag as many rows: the most specific cause first
+#: (a sentinel is also "missing"; a stuck run is a better clue than a range).
+_SPECIFIC = ("constant_run", "range", "sentinel", "bad_time", "duplicate_time", "missing")
+
+
+def _worst_rule(hits: dict[str, pd.Series]) -> tuple[str, int]:
+    counts = {r: int(h.sum()) for r, h in hits.items()}
+    rule = max(counts, key=lambda r: (counts[r], -_SPECIFIC.index(r)))
+    return rule, counts[rule]
+
+
+def _worst(by_column: dict[str, dict[str, int]]) -> tuple[str, str, int]:
+    found = [(count, -_SPECIFIC.index(rule), col, rule)
+             for rule, cols in by_column.items() for col, count in cols.items()]
+    if not found:
+        return "time", "duplicate_time", 0
+    count, _, col, rule = max(found)
+    return col, rule, count
+
+
+def _cause(rule: str, col: str, values: pd.Series | None,
+           ranges: dict[str, tuple[float, float]]) -> str:
+    """The likely cause of a rule flagging many rows, as ``": are the units degF?"``."""
+    if rule == "range" and values is not None and col in VARIABLES and col in ranges:
+        from wxops.data.units import guess_unit
+
+        low, high = ranges[col]
+        unit = guess_unit(values.to_numpy(dtype="float64", na_value=np.nan), col,
+                          VARIABLES[col].units, low, high)
+        if unit is not None:
+            return (f": are the units {unit}? declare them with data.units "
+                    f"({{{col}: {unit}}})")
+        return f": values outside [{low:g}, {high:g}] {VARIABLES[col].units}; check data.units"
+    return {
+        "constant_run": ": the value never changes (a stuck sensor?)",
+        "missing": ": the column is empty or missing (missing markers: data.na_values)",
+        "sentinel": ": missing-value codes (qc.sentinels)",
+        "duplicate_time": ": repeated times (local time with daylight saving? set data.timezone)",
+        "bad_time": ": times missing or not valid local times (data.timezone)",
+    }.get(rule, "")
 
 
 def _mark(

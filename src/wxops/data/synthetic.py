@@ -193,6 +193,7 @@ data:
 features:
   target: t2m
   predictors: [t2m, td2m, pressure, wind_speed, wind_dir, total_cloud]
+  derived: [dewpoint_depression, wind_components, cyclic_time, station_onehot]
 split:
   block: month
   min_rows: 24
@@ -209,7 +210,8 @@ verify:
 gate:
   rules:
     - {{score: rmse, against: climatology, min_skill: 0.0}}
-    - {{score: rmse, against: nwp, min_skill: 0.0}}
+    - {{score: rmse, against: nwp, min_skill: 0.0, alpha: 0.05}}
+    - {{score: rmse, against: champion, max_worse_pct: 2.0, alpha: 0.05}}
 execution:
   executor: {executor}
   workers: {workers}

@@ -174,3 +174,65 @@ def deploy_lock(
     if missing:
         typer.secho(f"not installed here, left unpinned: {', '.join(sorted(missing))}",
                     fg=typer.colors.YELLOW)
+
+
+@deploy_app.command("slurm")
+def deploy_slurm(
+    tracking_uri: Annotated[str, typer.Option(help="The team server (http://…) the job logs to.")],
+    directory: Annotated[Path, typer.Argument(help="The project folder.")] = Path("."),
+    config: Annotated[str, typer.Option(
+        "--config", "-c", help="Config file, relative to the project folder.")] = "wxops.yaml",
+    partition: Annotated[str, typer.Option(help="Slurm partition of the GPU nodes.")] = "",
+    account: Annotated[str, typer.Option(help="Slurm account to charge.")] = "",
+    gpus: Annotated[int, typer.Option(help="GPUs (--gres=gpu:N).")] = 1,
+    cpus: Annotated[int, typer.Option(help="CPU cores (--cpus-per-task).")] = 8,
+    mem: Annotated[str, typer.Option(help="Memory (--mem), e.g. 32G.")] = "32G",
+    time: Annotated[str, typer.Option("--time", help="Wall time, [D-]HH:MM[:SS].")] = "04:00:00",
+    setup: Annotated[list[str] | None, typer.Option(
+        help="Shell line before training (repeatable), e.g. 'module load cuda'.")] = None,
+    wxops_command: Annotated[str, typer.Option(
+        "--wxops", help="wxops on the nodes; default: the one running this command.")] = "",
+    out: Annotated[str, typer.Option("--out", "-o", help="Script path, relative to the project.")]
+        = "deploy/slurm/train.sbatch",
+    force: Annotated[bool, typer.Option(help="Overwrite an existing script.")] = False,
+) -> None:
+    """Write an sbatch script that trains on a GPU node and logs to the team server
+    (offline outbox + wxops sync when the node has no network)."""
+    from wxops.deploy.slurm import SlurmJobOptions, write_slurm_script
+
+    try:
+        path = write_slurm_script(directory, SlurmJobOptions(
+            tracking_uri=tracking_uri, config=config, partition=partition, account=account, gpus=gpus,
+            cpus=cpus, memory=mem, walltime=time, setup=list(setup or []), wxops=wxops_command),
+            out=out, force=force)
+    except WxopsError as exc:
+        _fail(exc)
+        return
+    typer.echo(f"wrote {path}")
+    typer.echo(f"submit it from {directory.resolve()}: sbatch {out}")
+
+
+@deploy_app.command("kubeflow")
+def deploy_kubeflow(
+    directory: Annotated[Path, typer.Argument(help="The project folder.")] = Path("."),
+    config: Annotated[str, typer.Option(
+        "--config", "-c", help="Config file, relative to the project folder.")] = "wxops.yaml",
+    image: Annotated[str, typer.Option(help="Training image of `wxops deploy init`.")]
+        = "registry.example.org/wxops/wxops-train:latest",
+    project_dir: Annotated[str, typer.Option(
+        help="Where the tasks see the project folder (a shared volume).")] = "/opt/wxops/project",
+    out: Annotated[str, typer.Option("--out", "-o", help="IR YAML path, relative to the project.")]
+        = "deploy/kubeflow/pipeline.yaml",
+    force: Annotated[bool, typer.Option(help="Overwrite an existing file.")] = False,
+) -> None:
+    """Compile the pipeline (prepare -> train each configuration -> release) to Kubeflow's IR YAML."""
+    from wxops.deploy.kubeflow import write_kubeflow_pipeline
+
+    try:
+        path = write_kubeflow_pipeline(directory, config=config, image=image, project_dir=project_dir,
+                                       out=out, force=force)
+    except WxopsError as exc:
+        _fail(exc)
+        return
+    typer.echo(f"wrote {path}")
+    typer.echo("upload it in the Kubeflow UI, or: kfp pipeline create -p wxops " + out)

@@ -25,6 +25,7 @@ from wxops.errors import DeployError
 OUTPUTS: dict[str, str] = {
     "gitlab-ci.yml.tmpl": ".gitlab-ci.yml",
     "github-workflow.yml.tmpl": ".github/workflows/wxops.yml",
+    "Jenkinsfile.tmpl": "Jenkinsfile",
     "Dockerfile.train.tmpl": "Dockerfile.train",
     "Dockerfile.serve.tmpl": "Dockerfile.serve",
     "dockerignore.tmpl": ".dockerignore",

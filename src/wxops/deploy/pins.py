@@ -9,6 +9,7 @@ environment proved to work together.
 from __future__ import annotations
 
 import importlib.metadata as metadata
+import re
 import tomllib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -77,8 +78,20 @@ def pyproject_requirements(path: Path, extras: Iterable[str] = ()) -> list[str]:
     project = tomllib.loads(path.read_text(encoding="utf-8")).get("project", {})
     reqs = list(project.get("dependencies", []))
     optional = project.get("optional-dependencies", {})
-    for extra in extras:
-        reqs += optional.get(extra, [])
+    name = str(project.get("name", "")).lower()
+    todo, done = list(extras), set()
+    while todo:
+        extra = todo.pop(0)
+        if extra in done:
+            continue
+        done.add(extra)
+        for req in optional.get(extra, []):
+            # "wxops[remote,slurm]" inside an extra: the project's own extras, expanded
+            own = re.match(rf"^{re.escape(name)}\[([^\]]+)\]$", req.replace(" ", "").lower()) if name else None
+            if own:
+                todo += [e.strip() for e in own.group(1).split(",")]
+            else:
+                reqs.append(req)
     return reqs
 
 

@@ -69,7 +69,7 @@ def run_train_task(task: TrainTask, on_epoch: EpochCallback | None = None) -> Ta
     split = Split(train, validation, validation.iloc[0:0], {})
     tracking.connect(task.tracking_uri, secrets=task.secrets)
     with tracking.start_run(task.experiment_id, task.model.name, parent_run_id=task.parent_run_id,
-                            tags=task.tags) as run_id:
+                            tags={**task.tags, **where_it_runs()}) as run_id:
         log_epoch, flush = tracking.epoch_logger(run_id)
 
         def both(epoch: int, train_loss: float, val_loss: float | None) -> None:
@@ -89,9 +89,19 @@ def run_train_task(task: TrainTask, on_epoch: EpochCallback | None = None) -> Ta
     return TaskOutcome(result, run_id, model_uri)
 
 
+def where_it_runs() -> dict[str, str]:
+    """Tags naming the batch job a task ran in (Slurm), so a run leads to its job's logs."""
+    import os
+
+    job = os.environ.get("SLURM_JOB_ID")
+    return {"wxops.slurm_job_id": job} if job else {}
+
+
 def input_example(frame: pd.DataFrame) -> Any:
     """First rows with naive UTC times (MLflow's schema has no time zones)."""
     example = frame.head(5).copy()
     if "time" in example.columns:
         example["time"] = example["time"].dt.tz_convert("UTC").dt.tz_localize(None)
-    return example
+    # float32 and float64 inputs give one signature type ("double")
+    floats = example.select_dtypes("float32").columns
+    return example.astype(dict.fromkeys(floats, "float64")) if len(floats) else example

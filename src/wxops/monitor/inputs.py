@@ -73,6 +73,10 @@ def explode_requests(raw: pd.DataFrame, *, source: str) -> pd.DataFrame:
         frame["run_id"] = rec.run_id
         parts.append(frame)
     out = pd.concat(parts, ignore_index=True)
+    if "init_time" in out.columns:  # an NWP MOS model: forecasts keyed by init and lead time
+        if "time" not in out.columns:
+            out["time"] = out["init_time"]  # epoch ms, parsed below
+        out["init_time"] = pd.to_datetime(out["init_time"], unit="ms")
     if "time" not in out.columns:
         raise MonitorError(f"{source}: the logged inputs have no 'time' column; the monitor "
                            "joins forecasts to observations by valid time")

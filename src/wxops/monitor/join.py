@@ -40,8 +40,12 @@ def join_forecasts(preds: pd.DataFrame, obs: pd.DataFrame, *, target: str,
         raise MonitorError("the prediction log holds no forecast yet; nothing to verify")
     lead = int(lead_time or 0)
     fc = preds.copy()
-    fc["valid_time"] = fc["time"] + pd.Timedelta(hours=lead)
-    fc["lead_time"] = lead
+    if "init_time" in fc.columns and "lead_time" in fc.columns:  # NWP MOS: a lead per row
+        fc["lead_time"] = pd.to_numeric(fc["lead_time"])
+        fc["valid_time"] = fc["init_time"] + pd.to_timedelta(fc["lead_time"], unit="h")
+    else:
+        fc["valid_time"] = fc["time"] + pd.Timedelta(hours=lead)
+        fc["lead_time"] = lead
     keys = ["valid_time"]
     if "station" in fc.columns and "station" in obs.columns:
         fc["station"] = fc["station"].astype(str)

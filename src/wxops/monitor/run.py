@@ -98,7 +98,8 @@ def load_baseline(cfg: WxopsConfig, project_dir: Path, *, model: str, version: s
     """The season-aware baseline of ``version`` (built once from its training split, cached)."""
     from wxops import tracking
     from wxops.data.lineage import digest_frame
-    from wxops.release.cycle import load_test_data
+    from wxops.errors import StoredDataError
+    from wxops.release.cycle import load_release_data, load_test_data
 
     d = cfg.monitor.drift
     key = f"{model}-v{version}-{window_hours:g}h-{'-'.join(features)}-{d.month_window}-{d.hour_window}" \
@@ -110,11 +111,16 @@ def load_baseline(cfg: WxopsConfig, project_dir: Path, *, model: str, version: s
             cached = pickle.load(fh)  # written by this module below, in the project's own folder
         if cached.get("key") == key:
             return cached["baseline"], cached["notes"]
-    train = load_test_data(cfg).split.train
-    expected = tracking.get_model_version(model, version)["tags"].get("training_data_sha256")
-    if expected and digest_frame(train) != expected:
-        notes.append(f"the training split rebuilt from today's config differs from the one version "
-                     f"{version} was trained on (data or config changed); drift baseline approximate")
+    try:
+        train = load_release_data(model, version).split.train  # what the version trained on
+    except StoredDataError as exc:
+        train = load_test_data(cfg).split.train
+        notes.append(f"{exc} — drift baseline rebuilt from today's config instead")
+        expected = tracking.get_model_version(model, version)["tags"].get("training_data_sha256")
+        if expected and digest_frame(train) != expected:
+            notes.append(f"the training split rebuilt from today's config differs from the one "
+                         f"version {version} was trained on (data or config changed); drift "
+                         "baseline approximate")
     baseline = SeasonalBaseline(features, month_window=d.month_window, hour_window=d.hour_window,
                                 min_rows=d.min_baseline_rows, bins=d.bins)
     baseline.fit(train, window_hours=window_hours, margin=d.training_margin)

@@ -131,8 +131,8 @@ def rollback_cmd(reason: ReasonOpt = "", config: ConfigOpt = None) -> None:
     from wxops.release.cycle import rollback_champion
 
     try:
-        cfg, _ = _setup(config)
-        promo = rollback_champion(cfg, reason=reason)
+        cfg, project_dir = _setup(config)
+        promo = rollback_champion(cfg, reason=reason, project_dir=project_dir)
     except WxopsError as exc:
         _fail(exc)
         return

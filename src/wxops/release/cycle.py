@@ -10,6 +10,7 @@ technical test or an error anywhere before leaves every alias as it was.
 from __future__ import annotations
 
 import json
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,30 +20,29 @@ import pandas as pd
 
 from wxops import notify, tracking
 from wxops.config import WxopsConfig
-from wxops.errors import ReleaseError
-from wxops.features import TARGET, FeatureTable
+from wxops.errors import ReleaseError, StoredDataError
+from wxops.features import TARGET
 from wxops.release.gate import GateResult, evaluate_gate
 from wxops.release.history import HistoryEntry, current_user, now_utc, rollback_target
-from wxops.release.note import bump_version, classify_change, diff_params, release_note
-from wxops.release.replay import replay_cycles
+from wxops.release.note import (
+    bump_version,
+    classify_change,
+    diff_params,
+    diff_signature,
+    release_note,
+)
+from wxops.release.replay import replay_cycles, replay_init_times
+from wxops.release.stored import RELEASE_DIR, TestData, read_release_data
 from wxops.release.technical import TechnicalResult, run_technical_checks
-from wxops.split import Split
-from wxops.verify.evaluate import Verification, json_ready, verify_forecasts
-from wxops.verify.references import Climatology, fit_climatology, nwp_forecast
+from wxops.verify.evaluate import Verification, json_ready, stratify, verify_forecasts
+from wxops.verify.references import Climatology, cap_values, fit_climatology, nwp_forecast
 from wxops.verify.report import write_report
 
 #: Version tag holding the semantic version given at promotion.
 SEMVER_TAG = "wxops.semver"
 CHANGE_TAG = "wxops.change_class"
-
-
-@dataclass
-class TestData:
-    """The observations, feature table and split the verification runs on."""
-
-    obs: pd.DataFrame
-    table: FeatureTable
-    split: Split
+#: Version tag: JSON [input, previous type, new type] of a breaking change (read by serve).
+SIGNATURE_CHANGE_TAG = "wxops.signature_change"
 
 
 @dataclass
@@ -92,19 +92,48 @@ class Promotion:
     evaluation: Evaluation | None = None
 
 
+__all__ = ["Evaluation", "Promotion", "TestData", "evaluate_version", "load_release_data",
+           "load_test_data", "promote_version", "resolve_version", "rollback_champion"]
+
+
+def load_release_data(name: str, version: str) -> TestData:
+    """The tables ``version`` was verified on, as its pipeline run stored them.
+
+    Raises:
+        StoredDataError: the run stored none (made before wxops stored them, or its
+            artifacts were deleted), with the command that recreates them.
+    """
+    info = tracking.get_model_version(name, version)
+    run = info["tags"].get("pipeline_run_id")
+    with tempfile.TemporaryDirectory(prefix="wxops-stored-") as tmp:
+        folder = tracking.download_run_folder(run, RELEASE_DIR, Path(tmp)) if run else None
+        if folder is None:
+            raise StoredDataError(
+                f"{name} version {version} has no stored test table (its pipeline run "
+                f"{run or '?'} was made before wxops stored them, or its artifacts were "
+                f"deleted). Recreate it: check out git commit {info['tags'].get('git_commit', '?')}"
+                f" and run `wxops run --no-cache` with the configuration that made it (config "
+                f"hash {info['tags'].get('config_hash', '?')}); the new version carries its tables")
+        return read_release_data(folder, what=f"{name} version {version}")
+
+
 def load_test_data(cfg: WxopsConfig) -> TestData:
-    """Ingest, QC, build features and split exactly as the pipeline does."""
-    from wxops.data.qc import apply_qc, check_target
+    """Ingest, QC, build features and split exactly as the pipeline does.
+
+    For benchmarks and tests that need the tables without a run; the release cycle
+    itself reads what the pipeline stored (:func:`load_release_data`).
+    """
+    from wxops.data.qc import apply_qc, check_target, features_after_qc
     from wxops.data.sources import read_source
     from wxops.features import build_features
     from wxops.split import assign_blocks, split_by_blocks
 
     used = list(dict.fromkeys([cfg.features.target, *cfg.features.predictors]))
     raw = read_source(cfg.data)
-    clean, _ = apply_qc(raw, used, cfg.data.qc)
-    check_target(clean, cfg.features.target)
+    clean, qc_report = apply_qc(raw, used, cfg.data.qc, target=cfg.features.target)
+    check_target(clean, cfg.features.target, qc_report)
     obs = assign_blocks(clean, cfg.split)
-    table = build_features(obs, cfg.features)
+    table = build_features(obs, features_after_qc(cfg.features, qc_report))
     return TestData(obs, table, split_by_blocks(table.frame, cfg.split))
 
 
@@ -137,22 +166,66 @@ def _naive_time(frame: pd.DataFrame) -> pd.DataFrame:
 def _climatology(cfg: WxopsConfig, data: TestData) -> Climatology:
     """Climatology (mean and event frequencies) from every non-test row, capped alike."""
     seen = pd.concat([data.split.train, data.split.validation], ignore_index=True)
-    return fit_climatology(seen, target=TARGET, valid_offset_hours=cfg.features.lead_time or 0,
+    return fit_climatology(seen, target=TARGET, valid_offset_hours=data.table.lead_time or 0,
                            thresholds=cfg.verify.thresholds, event=cfg.verify.event,
-                           cap=cfg.verify.cap_for(cfg.features.target),
+                           cap=cfg.verify.cap_for(data.table.target),
                            station_column=cfg.verify.station_column)
 
 
 def _references(cfg: WxopsConfig, data: TestData, test: pd.DataFrame) -> dict[str, np.ndarray]:
-    lead = cfg.features.lead_time
+    lead = data.table.lead_time
     clim = _climatology(cfg, data)
     valid = test["time"] + pd.Timedelta(hours=lead or 0)
     refs = {"climatology": clim.predict(valid, test.get(cfg.verify.station_column))}
     if lead is not None:
-        refs["persistence"] = test[cfg.features.target].to_numpy(dtype=float)
-    if cfg.verify.nwp_column:
-        refs["nwp"] = nwp_forecast(test, column=cfg.verify.nwp_column)
+        refs["persistence"] = test[data.table.target].to_numpy(dtype=float)
+    if data.nwp_column:
+        refs["nwp"] = nwp_forecast(test, column=data.nwp_column)
     return refs
+
+
+def _predict(model: Any, frame: pd.DataFrame, inputs: list[str]) -> np.ndarray:
+    return np.asarray(model.predict(_naive_time(frame[inputs])), dtype=float).reshape(-1)
+
+
+def _champion_data(name: str, champion: str, candidate: TestData,
+                   champion_inputs: list[str]) -> TestData:
+    """The champion's own stored tables; the candidate's when it stored none but takes the
+    same inputs (an old champion), else StoredDataError."""
+    try:
+        return load_release_data(name, champion)
+    except StoredDataError:
+        if champion_inputs == candidate.table.inputs:
+            return candidate
+        raise
+
+
+def _replay(cfg: WxopsConfig, data: TestData, test: pd.DataFrame, models: dict[str, Any],
+            forecasts: dict[str, np.ndarray]) -> tuple[Any, float]:
+    """The forecast-cycling replay of ``data`` and the hours one of its rows stands for."""
+    lead = data.table.lead_time
+    clim = _climatology(cfg, data)
+    cycle = cfg.gate.replay_cycle_hours
+    if data.kind == "nwp":
+        rep = replay_init_times(test, forecasts, cycle_hours=cycle, climatology=clim,
+                                nwp_column=data.nwp_column)
+        n_cycles = max(1, rep.frame["issue_time"].nunique())
+        return rep, cycle * n_cycles / len(rep.frame)
+    feats = cfg.features.model_copy(update={"target": data.table.target, "lead_time": lead})
+    rep = replay_cycles(models, data.obs, test, inputs=data.table.inputs, features=feats,
+                        cycle_hours=cycle, climatology=clim, nwp_column=data.nwp_column)
+    return rep, float(cycle)
+
+
+def _crossed_stratum(frame: pd.DataFrame, forecasts: dict[str, np.ndarray],
+                     obs: np.ndarray) -> pd.DataFrame:
+    """RMSE/MAE/bias by lead time × station × hour of the valid time (UTC), for MOS."""
+    ok = np.isfinite(obs) & np.all([np.isfinite(f) for f in forecasts.values()], axis=0)
+    hours = pd.to_datetime(frame["valid_time"], utc=True).dt.hour.to_numpy()
+    lead = pd.to_numeric(frame["lead_time"], errors="coerce").to_numpy()
+    key = pd.Series([f"+{ld:g} h · {st} · {hr:02d} UTC" for ld, st, hr
+                     in zip(lead, frame["station"].astype(str), hours, strict=True)])[ok]
+    return stratify({k: v[ok] for k, v in forecasts.items()}, obs[ok], key.reset_index(drop=True))
 
 
 def verification_summary(v: Verification, gate: GateResult, thresholds: list[float], *,
@@ -256,14 +329,15 @@ def evaluate_version(
     champion = tracking.alias_map(name).get("champion")
     if champion == version:
         champion = None  # verifying the champion itself: nothing to compare against
-    data = data or load_test_data(cfg)
-    test = data.split.test.sort_values("time").reset_index(drop=True)
+    data = data or load_release_data(name, version)
+    keys = data.keys
+    test = data.split.test.sort_values(keys).reset_index(drop=True)
     inputs = data.table.inputs
     uri = tracking.resolve_tracking_uri(cfg.tracking.uri, project_dir)
     model_uri = f"models:/{name}/{version}"
 
     sample = _naive_time(test[inputs].head(cfg.gate.latency_batch_rows))
-    technical = run_technical_checks(uri, model_uri, sample, target=cfg.features.target,
+    technical = run_technical_checks(uri, model_uri, sample, target=data.table.target,
                                      latency_budget_ms=cfg.gate.latency_budget_ms)
     if not technical.passed and not technical.checks[0].passed:
         if reason:
@@ -271,39 +345,80 @@ def evaluate_version(
                     target=version, reason=reason, gate="technical-fail", forced=False)
         raise ReleaseError(f"{name} version {version}: {technical.summary()}")
 
-    models = {"candidate": tracking.load_sklearn_model(model_uri)}
+    # Each model is judged on its own inputs, on the test rows (times, or station/init/lead
+    # for NWP) both have: a changed feature set is a breaking change, not a crash.
+    models = {"candidate": tracking.load_verified_model(name, version)[0]}
+    frame = test.assign(_candidate=_predict(models["candidate"], test, inputs))
+    notes: list[str] = []
+    champ_data: TestData | None = None
     if champion is not None:
-        models["champion"] = tracking.load_sklearn_model(f"models:/{name}/{champion}")
-    x_test = _naive_time(test[inputs])
-    fcst = {k: np.asarray(m.predict(x_test), dtype=float) for k, m in models.items()}
-    fcst.update(_references(cfg, data, test))
-    lead = cfg.features.lead_time
-    valid = test["time"] + pd.Timedelta(hours=lead or 0)
-    station = test.get(cfg.verify.station_column)
+        champ_model, champ_sig = tracking.load_verified_model(name, champion)
+        champ_inputs = [str(c.get("name")) for c in champ_sig.get("inputs", [])]
+        champ_data = _champion_data(name, champion, data, champ_inputs)
+        if champ_data.table.target != data.table.target or champ_data.kind != data.kind:
+            notes.append(f"champion (version {champion}) predicts {champ_data.table.target} "
+                         f"({champ_data.kind}), this version {data.table.target} ({data.kind}): "
+                         "not comparable, rules against the champion are skipped")
+            champ_data = None
+        else:
+            models["champion"] = champ_model
+            ctest = champ_data.split.test
+            right = ctest[keys].assign(_champion=_predict(champ_model, ctest,
+                                                          champ_data.table.inputs))
+            before = len(frame)
+            frame = frame.merge(right, on=keys, how="inner")
+            if len(frame) < before:
+                notes.append(f"{before - len(frame)} of {before} test rows left out: the "
+                             f"champion's own test table (version {champion}) lacks them")
+            if champ_data.table.inputs != inputs:
+                notes.append(f"champion (version {champion}) judged on its own inputs "
+                             f"{champ_data.table.inputs}; this version on {inputs}")
+    if frame.empty:
+        raise ReleaseError(f"version {version} and champion {champion} share no test row")
+    fcst = {"candidate": frame["_candidate"].to_numpy()}
+    if "_champion" in frame:
+        fcst["champion"] = frame["_champion"].to_numpy()
+    fcst.update(_references(cfg, data, frame))
+    lead = data.table.lead_time
+    nwp = data.kind == "nwp"
+    valid = frame["time"] + pd.Timedelta(hours=lead or 0)
+    station = frame.get(cfg.verify.station_column)
     clim = _climatology(cfg, data)
-    cap = cfg.verify.cap_for(cfg.features.target)
+    cap = cfg.verify.cap_for(data.table.target)
     verification = verify_forecasts(
-        fcst, test[TARGET], valid_time=valid, thresholds=cfg.verify.thresholds,
-        event=cfg.verify.event, lead_time=lead, station=station, cap=cap, block=test.get("block"),
+        fcst, frame[TARGET], valid_time=valid, thresholds=cfg.verify.thresholds,
+        event=cfg.verify.event, lead_time=frame["lead_time"] if nwp else lead, station=station,
+        cap=cap, block=frame.get("block"),
         probabilities={t: clim.probability(valid, t, station) for t in cfg.verify.thresholds})
+    verification.notes.extend(notes)
+    if nwp:
+        verification.strata["lead_time × station × hour UTC"] = _crossed_stratum(
+            frame, fcst, frame[TARGET].to_numpy(dtype=float))
 
-    replay = replay_cycles(models, data.obs, test, inputs=inputs, features=cfg.features,
-                           cycle_hours=cfg.gate.replay_cycle_hours, climatology=clim,
-                           nwp_column=cfg.verify.nwp_column)
+    if nwp:
+        replay, hours_per_row = _replay(cfg, data, frame, {}, {
+            k: v for k, v in fcst.items() if k in ("candidate", "champion")})
+    else:
+        replay, hours_per_row = _replay(cfg, data, test, {"candidate": models["candidate"]}, {})
+        if champ_data is not None:
+            theirs, _ = _replay(cfg, champ_data, champ_data.split.test.sort_values("time")
+                                .reset_index(drop=True), {"champion": models["champion"]}, {})
+            replay.frame = replay.frame.merge(theirs.frame[["issue_time", "champion"]],
+                                              on="issue_time", how="inner")
     replay_fc = replay.forecasts()
     rvalid = replay.frame["valid_time"]
+    rstation = replay.frame["station"] if nwp else None
     replayed = verify_forecasts(
         replay_fc, replay.frame["obs"], valid_time=rvalid, thresholds=cfg.verify.thresholds,
-        event=cfg.verify.event, lead_time=lead, cap=cap,
-        probabilities={t: clim.probability(rvalid, t) for t in cfg.verify.thresholds})
-    replayed.notes.extend(replay.notes)
-    from wxops.verify.references import cap_values
-
+        event=cfg.verify.event, lead_time=replay.frame["lead_time"] if nwp else lead,
+        station=rstation, cap=cap,
+        probabilities={t: clim.probability(rvalid, t, rstation) for t in cfg.verify.thresholds})
+    replayed.notes.extend([*replay.notes, *notes])
     gate = evaluate_gate(replayed, cfg.gate,
                          forecasts={k: cap_values(v, cap) for k, v in replay_fc.items()},
                          obs=cap_values(replay.frame["obs"], cap), seed=cfg.seed,
-                         hours_per_row=cfg.gate.replay_cycle_hours,
-                         lead_time=max(1, (lead or 1) // cfg.gate.replay_cycle_hours))
+                         hours_per_row=hours_per_row,
+                         lead_time=max(1, round((lead or 1) / max(hours_per_row, 1e-9))))
 
     out_dir = project_dir / "wxops-out" / "verify" / f"{name}-v{version}"
     histories = {info["tags"].get("config_name", f"version {version}"):
@@ -323,7 +438,10 @@ def evaluate_version(
               "data sha256": info["tags"].get("data_sha256", "?"),
               "configuration": info["tags"].get("config_name", "?"),
               "gate judged on": f"forecast-cycling replay, a cycle every "
-                                f"{cfg.gate.replay_cycle_hours} h ({replayed.n} forecasts)",
+                                f"{cfg.gate.replay_cycle_hours} h ({replayed.n} forecasts"
+                                + (", all stations and lead times of each init time)"
+                                   if nwp else ")"),
+              "test table": "stored with the version's pipeline run (release/)",
               "references": "climatology (mean and event frequency by month and hour) from "
                             "training + validation rows; persistence; raw NWP if configured",
               "time": _time_note(data.obs),
@@ -386,9 +504,12 @@ def promote_version(
 
     old = tracking.get_model_version(name, previous) if previous else None
     old_sig = tracking.model_signature(f"models:/{name}/{previous}") if previous else None
-    change = classify_change(evaluation.signature, old_sig)
+    old_target = _target_of(old)
+    change = classify_change(evaluation.signature, old_sig, old_target=old_target,
+                             new_target=_target_of(tracking.get_model_version(name, version)))
     semver = bump_version(old["tags"].get(SEMVER_TAG) if old else None, change)
     new_info = tracking.get_model_version(name, version)
+    sig_diff = diff_signature(old_sig, evaluation.signature)
     note = release_note(
         model=name, version=version, semver=semver, change=change,
         previous={"version": previous, "semver": old["tags"].get(SEMVER_TAG)} if old else None,
@@ -397,8 +518,15 @@ def promote_version(
         params_diff=diff_params(_params(old), _params(new_info)) if old else [],
         data_diff=diff_params(_digests(old), _digests(new_info)) if old else [],
         scores=_side_by_side(evaluation.replay),
+        signature_diff=sig_diff,
     )
-    tracking.set_version_tags(name, version, {SEMVER_TAG: semver, CHANGE_TAG: change.kind})
+    tags = {SEMVER_TAG: semver, CHANGE_TAG: change.kind}
+    if change.kind == "breaking":  # the service names the change in its 4xx answers
+        rows = list(sig_diff)
+        while len(json.dumps(rows)) > 4800:  # the registry's tag limit
+            rows.pop()
+        tags[SIGNATURE_CHANGE_TAG] = json.dumps(rows)
+    tracking.set_version_tags(name, version, tags)
     tracking.set_version_description(name, version, note)
     tracking.log_text_to_run(new_info["run_id"], note, f"release/release_note_{semver}.md")
     assignments: dict[str, str | None] = {"champion": version}
@@ -414,13 +542,21 @@ def promote_version(
         {"model": name, "version": version, "semver": semver, "change": change.kind,
          "previous": previous or "none", "reason": reason}))
     return Promotion(name, version, True, previous,
-                     f"version {version} is champion ({semver}, {change.kind})"
+                     f"version {version} is champion ({semver}, {change.kind}"
+                     + (": " + "; ".join(change.reasons) if change.kind == "breaking" else "")
+                     + ")"
                      + (" — forced past: " + evaluation.why() if forced else ""),
                      semver, change.kind, evaluation)
 
 
-def rollback_champion(cfg: WxopsConfig, *, reason: str) -> Promotion:
-    """Give ``champion`` back to the version that held it before the current one."""
+def rollback_champion(cfg: WxopsConfig, *, reason: str, project_dir: Path | None = None
+                      ) -> Promotion:
+    """Give ``champion`` back to the version that held it before the current one.
+
+    The version to restore first passes the technical tests in a fresh process (its
+    recorded sha256 included): a damaged or swapped artifact is refused, recorded in the
+    history, and the alias stays where it is.
+    """
     if not reason.strip():
         raise ReleaseError("give a --reason: it goes into the alias history")
     name = cfg.tracking.registered_model
@@ -429,6 +565,12 @@ def rollback_champion(cfg: WxopsConfig, *, reason: str) -> Promotion:
     target = rollback_target(entries, current)
     tracking.get_model_version(name, target)
     notify.check_channels(cfg.notify)
+    technical = _technical_of(cfg, project_dir or Path.cwd(), target)
+    if not technical.passed:
+        _record(name, "rejected", previous=current, target=target, reason=f"rollback: {reason}",
+                gate="technical-fail", forced=False)
+        raise ReleaseError(f"rollback refused: {name} version {target} failed its technical "
+                           f"tests, champion stays version {current}: {technical.summary()}")
     tracking.set_aliases(name, {"champion": target})
     _record(name, "rollback", previous=current, target=target, reason=reason, gate="n/a",
             forced=False)
@@ -438,6 +580,21 @@ def rollback_champion(cfg: WxopsConfig, *, reason: str) -> Promotion:
                               "by": current_user()}))
     return Promotion(name, target, True, current,
                      f"champion rolled back from version {current} to version {target}")
+
+
+def _technical_of(cfg: WxopsConfig, project_dir: Path, version: str) -> TechnicalResult:
+    """The technical tests of ``version`` on a sample of its own stored test table."""
+    name = cfg.tracking.registered_model
+    try:
+        data = load_release_data(name, version)
+        sample = _naive_time(data.split.test[data.table.inputs].head(cfg.gate.latency_batch_rows))
+        target = data.table.target
+    except StoredDataError:  # an old version: a sample of the right shape from its example
+        sample = tracking.model_input_example(f"models:/{name}/{version}")
+        target = cfg.features.target
+    uri = tracking.resolve_tracking_uri(cfg.tracking.uri, project_dir)
+    return run_technical_checks(uri, f"models:/{name}/{version}", sample, target=target,
+                                latency_budget_ms=cfg.gate.latency_budget_ms)
 
 
 def read_history(cfg: WxopsConfig) -> list[HistoryEntry]:
@@ -457,6 +614,14 @@ def _params(info: dict[str, Any] | None) -> dict[str, str]:
         params.update(tracking.get_run_record(parent)["params"])
     params.pop("config_hash", None)
     return params
+
+
+def _target_of(info: dict[str, Any] | None) -> str | None:
+    """The predicted variable of a version (the pipeline run's ``features.target``)."""
+    if info is None:
+        return None
+    run = info["tags"].get("pipeline_run_id")
+    return tracking.get_run_record(run)["params"].get("features.target") if run else None
 
 
 def _digests(info: dict[str, Any] | None) -> dict[str, str]:

@@ -105,7 +105,7 @@ def evaluate_gate(
     forecasts: dict[str, Any] | None = None,
     obs: Any = None,
     seed: int = 0,
-    hours_per_row: int = 1,
+    hours_per_row: float = 1,
     lead_time: int = 1,
 ) -> GateResult:
     """Judge every rule of ``cfg`` on ``verification`` (the candidate's row).
@@ -117,17 +117,18 @@ def evaluate_gate(
             ``verification``, for the bootstrap p-values of rmse/mae rules. Without them
             no p-value is computed and rules with ``alpha`` judge the scores alone.
         seed: seed of the bootstrap.
-        hours_per_row: hours between consecutive rows (the replay's cycle interval), so
-            a fixed ``cfg.bootstrap_block_hours`` still spans that many hours.
+        hours_per_row: hours between consecutive rows (the replay's cycle interval; a
+            fraction of it for NWP tables with several stations and lead times per init
+            time), so a fixed ``cfg.bootstrap_block_hours`` still spans that many hours.
         lead_time: forecast horizon in rows, the shortest Diebold-Mariano lag.
     """
     if "candidate" not in verification.sources:
         raise GateError(
             f"the verification has no 'candidate' forecast (has {verification.sources})")
     block = (None if cfg.bootstrap_block_hours is None
-             else max(1, cfg.bootstrap_block_hours // max(1, hours_per_row)))
+             else max(1, int(cfg.bootstrap_block_hours // max(hours_per_row, 1e-9))))
     ctx = _Context(forecasts, obs, cfg, seed, block, max(1, lead_time), verification,
-                   max(1, hours_per_row))
+                   hours_per_row)
     rows = [_judge(rule, verification, cfg, ctx) for rule in cfg.rules]
     return GateResult(passed=not any(r.status == "fail" for r in rows), rows=rows)
 
@@ -141,7 +142,7 @@ class _Context:
     block: int | None
     lead_time: int
     verification: Verification
-    hours_per_row: int = 1
+    hours_per_row: float = 1.0
 
 
 def _judge(rule: GateRule, v: Verification, cfg: GateConfig, ctx: _Context) -> GateRow:
@@ -173,7 +174,7 @@ def _judge(rule: GateRule, v: Verification, cfg: GateConfig, ctx: _Context) -> G
     test = _significance(rule.score, rule.against, ctx)
     if test is not None:
         values.update(p_value=test.p_value, ci_low=test.ci_low, ci_high=test.ci_high,
-                      test=f"{test.test} (block {test.lag * ctx.hours_per_row} h)")
+                      test=f"{test.test} (block {test.lag * ctx.hours_per_row:.3g} h)")
         if base_score(rule.score) == "rmse" and math.isfinite(ref):
             # the test is on squared errors; report it as an RMSE difference (unit of the
             # target), the reference's mean squared error held fixed

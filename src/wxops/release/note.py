@@ -23,11 +23,19 @@ class ChangeClass:
     reasons: list[str] = field(default_factory=list)
 
 
-def classify_change(new: dict[str, Any], old: dict[str, Any] | None) -> ChangeClass:
-    """Compare two model signatures (``{"inputs": [...], "outputs": [...]}``)."""
+def classify_change(new: dict[str, Any], old: dict[str, Any] | None, *,
+                    new_target: str | None = None,
+                    old_target: str | None = None) -> ChangeClass:
+    """Compare two model signatures (``{"inputs": [...], "outputs": [...]}``) and targets.
+
+    Breaking: inputs added, removed, retyped or reordered, the output schema changed, or
+    another target variable (a unit change renames the wxops variable).
+    """
     if old is None:
         return ChangeClass("initial", ["first champion"])
     reasons = []
+    if new_target and old_target and new_target != old_target:
+        reasons.append(f"target changed: {old_target} -> {new_target}")
     new_in = {c.get("name"): c.get("type") for c in new.get("inputs", [])}
     old_in = {c.get("name"): c.get("type") for c in old.get("inputs", [])}
     added = sorted(set(new_in) - set(old_in), key=str)
@@ -39,6 +47,10 @@ def classify_change(new: dict[str, Any], old: dict[str, Any] | None) -> ChangeCl
     retyped = sorted((k for k in set(new_in) & set(old_in) if new_in[k] != old_in[k]), key=str)
     if retyped:
         reasons.append(f"input types changed: {retyped}")
+    new_order = [c.get("name") for c in new.get("inputs", [])]
+    old_order = [c.get("name") for c in old.get("inputs", [])]
+    if not added and not removed and new_order != old_order:
+        reasons.append("input order changed")
     if new.get("outputs") != old.get("outputs"):
         reasons.append("output schema changed")
     return ChangeClass("breaking" if reasons else "incremental", reasons)
@@ -57,6 +69,24 @@ def bump_version(previous: str | None, change: ChangeClass) -> str:
     if change.kind == "breaking":
         return f"{major + 1}.0.0"
     return f"{major}.{minor + 1}.0"
+
+
+def diff_signature(old: dict[str, Any] | None,
+                   new: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """(input, previous type, new type) for each input added, removed or retyped, then the
+    output when it changed; ``–`` where a side lacks it."""
+    if old is None:
+        return []
+    before = {str(c.get("name")): str(c.get("type")) for c in old.get("inputs", [])}
+    after = {str(c.get("name")): str(c.get("type")) for c in new.get("inputs", [])}
+    rows = [(k, before.get(k, "–"), after.get(k, "–"))
+            for k in [*before, *[k for k in after if k not in before]]
+            if before.get(k) != after.get(k)]
+    if list(before) != list(after) and not rows:
+        rows.append(("(order)", ", ".join(before), ", ".join(after)))
+    if old.get("outputs") != new.get("outputs"):
+        rows.append(("(output)", str(old.get("outputs")), str(new.get("outputs"))))
+    return rows
 
 
 def diff_params(old: dict[str, str], new: dict[str, str]) -> list[tuple[str, str, str]]:
@@ -91,6 +121,7 @@ def release_note(
     params_diff: list[tuple[str, str, str]],
     data_diff: list[tuple[str, str, str]],
     scores: dict[str, dict[str, float]],
+    signature_diff: list[tuple[str, str, str]] | None = None,
 ) -> str:
     """The markdown model card stored as the version's description and as an artifact.
 
@@ -118,6 +149,10 @@ def release_note(
     parts.append(_md_table(["score", *sources],
                            [[name, *[row.get(s) for s in sources]]
                             for name, row in scores.items()]))
+    if change.kind == "breaking":
+        parts += ["", "## Signature changes (clients must change their requests)", ""]
+        parts.append(_md_table(["input", "previous", "new"], signature_diff or [])
+                     if signature_diff else "; ".join(change.reasons))
     parts += ["", "## Configuration changes against the previous champion", ""]
     parts.append(_md_table(["parameter", "previous", "new"], params_diff) if params_diff
                  else "No configuration change." if previous else "First champion.")

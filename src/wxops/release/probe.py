@@ -1,7 +1,7 @@
 """Run in a fresh Python process by :mod:`wxops.release.technical`; not for direct use.
 
 ``python -m wxops.release.probe TRACKING_URI MODEL_URI SAMPLE.parquet RESULT.json`` loads
-the model from the registry as a serving process would, predicts the sample once to
+the model from the registry as a serving process would (checking its recorded sha256), predicts the sample once to
 warm up and once timed, and writes what it saw as JSON. Any failure is written too, so
 the parent reports it instead of a bare exit code.
 """
@@ -29,9 +29,13 @@ def main(argv: list[str]) -> int:
         configure_process()
         tracking.connect(uri)
         started = time.perf_counter()
-        model = tracking.load_sklearn_model(model_uri)
+        name, _, version = model_uri.removeprefix("models:/").rpartition("/")
+        if name and version.isdigit():  # a registered version: its recorded sha256 is checked
+            model, result["signature"] = tracking.load_verified_model(name, version)
+        else:
+            model = tracking.load_sklearn_model(model_uri)
+            result["signature"] = tracking.model_signature(model_uri)
         result["load_seconds"] = time.perf_counter() - started
-        result["signature"] = tracking.model_signature(model_uri)
         sample = pd.read_parquet(sample_path)
         model.predict(sample.head(8))
         started = time.perf_counter()

@@ -33,13 +33,14 @@ class Replay:
     """One row per forecast cycle: issue and valid time, observation, each forecast."""
 
     frame: pd.DataFrame
-    """Columns ``issue_time, valid_time, obs, latest_data_time`` and one per source."""
+    """Columns ``issue_time, valid_time, obs, latest_data_time`` (``station, lead_time`` for
+    NWP tables) and one per source."""
     cycle_hours: int
     notes: list[str] = field(default_factory=list)
 
     def forecasts(self) -> dict[str, np.ndarray]:
         """Source name -> forecast values, in cycle order."""
-        fixed = {"issue_time", "valid_time", "obs", "latest_data_time"}
+        fixed = {"issue_time", "valid_time", "obs", "latest_data_time", "station", "lead_time"}
         return {c: self.frame[c].to_numpy(dtype=float) for c in self.frame.columns
                 if c not in fixed}
 
@@ -140,4 +141,55 @@ def replay_cycles(
     notes = [f"{len(frame)} cycles every {cycle_hours} h replayed in time order"]
     if skipped:
         notes.append(f"{skipped} cycles skipped: no complete input at issue time")
+    return Replay(frame, cycle_hours, notes)
+
+
+def replay_init_times(
+    table: pd.DataFrame,
+    forecasts: dict[str, np.ndarray],
+    *,
+    cycle_hours: int,
+    climatology: Climatology | None = None,
+    nwp_column: str | None = None,
+) -> Replay:
+    """Multi-station forecast cycling of an NWP (MOS) test table, init time by init time.
+
+    A MOS forecast's inputs are the NWP forecast issued at ``init_time`` (and the valid
+    time), all known at the init time, so each row of the table is the forecast
+    operations would have issued then; the replay keeps the init times on the cycle
+    (hour a multiple of ``cycle_hours``) and orders rows by init time, station and lead
+    time, so a bootstrap block of consecutive rows spans whole cycles.
+
+    Args:
+        table: test rows with ``station, init_time, lead_time, valid_time`` and ``y``.
+        forecasts: source name -> forecasts aligned with ``table`` (each model's own).
+        cycle_hours: hours between replayed init times.
+        climatology: adds the climatological forecast for each valid time.
+        nwp_column: the raw NWP forecast column of ``table`` (the ``nwp`` reference).
+    """
+    missing = sorted({"station", "init_time", "lead_time", "valid_time", TARGET} - set(table))
+    if missing:
+        raise VerificationError(f"the NWP test table lacks columns {missing}")
+    on_cycle = (pd.to_datetime(table["init_time"], utc=True).dt.hour % cycle_hours == 0).to_numpy()
+    if not on_cycle.any():
+        raise VerificationError(f"no init time of the test block falls on a {cycle_hours}-hourly "
+                                "cycle (gate.replay_cycle_hours)")
+    rows = table.assign(_row=np.arange(len(table)))[on_cycle].sort_values(
+        ["init_time", "station", "lead_time"], kind="stable")
+    idx = rows["_row"].to_numpy()
+    frame = pd.DataFrame({
+        "issue_time": rows["init_time"].to_numpy(), "valid_time": rows["valid_time"].to_numpy(),
+        "station": rows["station"].to_numpy(), "lead_time": rows["lead_time"].to_numpy(),
+        "obs": rows[TARGET].to_numpy(dtype=float),
+        "latest_data_time": rows["init_time"].to_numpy(),
+    })
+    if nwp_column is not None:
+        frame["nwp"] = rows[nwp_column].to_numpy(dtype=float)
+    for name, values in forecasts.items():
+        frame[name] = np.asarray(values, dtype=float)[idx]
+    if climatology is not None:
+        frame["climatology"] = climatology.predict(pd.Series(frame["valid_time"]))
+    n_init = frame["issue_time"].nunique()
+    notes = [f"{n_init} init times every {cycle_hours} h replayed in time order, "
+             f"{frame['station'].nunique()} stations, {len(frame)} forecasts"]
     return Replay(frame, cycle_hours, notes)

@@ -50,7 +50,8 @@ def expected_schema(sample: pd.DataFrame) -> list[dict[str, str]]:
     """The input columns serving sends: name and MLflow type, from the current features."""
     out = []
     for name in sample.columns:
-        kind = "datetime" if pd.api.types.is_datetime64_any_dtype(sample[name]) else "double"
+        kind = ("datetime" if pd.api.types.is_datetime64_any_dtype(sample[name])
+                else "double" if pd.api.types.is_numeric_dtype(sample[name]) else "string")
         out.append({"name": str(name), "type": kind})
     return out
 

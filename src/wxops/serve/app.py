@@ -20,7 +20,7 @@ import numpy as np
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.openapi.utils import get_openapi
-from starlette.responses import Response
+from starlette.responses import PlainTextResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from wxops.errors import PayloadError, ServeError, TrackingError
@@ -29,7 +29,10 @@ from wxops.serve.metrics import CONTENT_TYPE, ServiceMetrics
 from wxops.serve.model import LoadedModel, ModelHolder
 from wxops.serve.payload import (
     Batch,
+    InputSchema,
     decode_json,
+    split_keys,
+    table_from_csv,
     table_from_invocations,
     table_from_predict,
     validate_table,
@@ -242,10 +245,25 @@ def create_app(
         if model is None:
             return _error(503, f"no model loaded yet ({holder.last_error or 'loading'})")
         received = time.time()
+        is_csv = request.headers.get("content-type", "").split(";")[0].strip().lower() \
+            == "text/csv"
+
+        keyed: dict[str, np.ndarray] = {}
 
         def run(body: bytes) -> tuple[Batch, np.ndarray]:
-            batch = validate_table(parse(decode_json(body), model), model.schema,
-                                   bools_possible=b"true" in body or b"false" in body)
+            if is_csv:  # MLflow's scoring protocol also speaks CSV
+                table = table_from_csv(body)
+                bools = True
+            else:
+                table = parse(decode_json(body), model)
+                bools = b"true" in body or b"false" in body
+            if model.key_columns:  # NWP MOS: station, init_time, lead_time identify a row
+                table, found = split_keys(table, model.schema, model.key_columns)
+                keyed.update(found)
+            batch = validate_table(table, model.schema, bools_possible=bools)
+            for key in model.key_columns:
+                if key in batch.columns:
+                    keyed[key] = batch.columns[key]
             return batch, model.predict(batch)
 
         try:
@@ -255,11 +273,14 @@ def create_app(
             else:
                 batch, result = run(body)
         except PayloadError as exc:
-            return _error(exc.status, str(exc), exc.field)
+            return _error(exc.status, str(exc) + model.change_note(exc.field), exc.field)
         rows_counter[endpoint].inc(batch.n_rows)
         sink.submit(LogEntry(received, endpoint, model.name, model.version, model.run_id,
-                             batch.columns, result))
-        return _json(answer(model, result), headers={
+                             {**batch.columns, **keyed}, result))
+        payload = answer(model, result)
+        if keyed and endpoint == "/predict":
+            payload["keys"] = _keys_json(keyed)
+        return _json(payload, headers={
             "X-Model-Name": model.name, "X-Model-Version": model.version,
             "X-Model-Run-Id": model.run_id})
 
@@ -288,19 +309,23 @@ def create_app(
     async def ping() -> Response:
         return _json({"status": "ok"})
 
-    @app.get("/version", summary="wxops version (MLflow's scoring-server route)")
+    @app.get("/version", summary="wxops version (MLflow's scoring-server route)",
+             response_class=PlainTextResponse)
     async def version() -> Response:
         from wxops import __version__
 
         return Response(__version__, media_type="text/plain")
 
-    @app.get("/ready", summary="Readiness: a model is loaded")
+    @app.get("/ready", summary="Readiness: a model is loaded (and the last reload's error)")
     async def ready() -> Response:
         model = holder.current
         if model is None:
             return _error(503, f"no model loaded yet ({holder.last_error or 'loading'})")
+        # Still ready (the previous model serves), but a failed reload is reported: the
+        # registry points somewhere the service refused to go (e.g. a damaged artifact).
         return _json({"status": "ready", "model_name": model.name,
-                      "model_version": model.version})
+                      "model_version": model.version,
+                      "last_reload_error": holder.last_error})
 
     @app.get("/model", summary="Name, version, run id, signature, data digest, load time",
              openapi_extra={"security": [{"bearer": []}]})
@@ -316,8 +341,9 @@ def create_app(
                      "last_reload_error": holder.last_error})
         return _json(info)
 
-    @app.get("/metrics", summary="Prometheus metrics")
+    @app.get("/metrics", summary="Prometheus metrics", response_class=PlainTextResponse)
     async def metrics_route() -> Response:
+        metrics.reload_failing.set(1 if holder.last_error else 0)
         return Response(metrics.render(), media_type=CONTENT_TYPE)
 
     @app.post("/admin/reload", summary="Load the version the alias points at now (admin)",
@@ -345,15 +371,39 @@ def create_app(
     return app
 
 
+def _keys_json(keyed: dict[str, np.ndarray]) -> dict[str, list[Any]]:
+    """Key columns of an NWP answer: times as ISO strings (UTC), plus the valid time."""
+    out: dict[str, list[Any]] = {}
+    for key, arr in keyed.items():
+        out[key] = ([str(t) + "Z" for t in arr.astype("datetime64[s]")]
+                    if arr.dtype.kind == "M" else arr.tolist())
+    if "init_time" in keyed and "lead_time" in keyed:
+        valid = keyed["init_time"] + (keyed["lead_time"].astype(float) * 3.6e12).astype(
+            "timedelta64[ns]")
+        out["valid_time"] = [str(t) + "Z" for t in valid.astype("datetime64[s]")]
+    return out
+
+
 def _openapi_with_bearer(app: FastAPI) -> Callable[[], dict[str, Any]]:
+    """The document, with request bodies from the served model's signature (rebuilt when
+    the served version changes)."""
+    from wxops.serve.openapi import patch_document
+
+    built: dict[str | None, dict[str, Any]] = {}
+
     def openapi() -> dict[str, Any]:
-        if app.openapi_schema is None:
+        model = app.state.holder.current
+        key = None if model is None else f"{model.name}/{model.version}"
+        if key not in built:
             schema = get_openapi(title=app.title, version="1", description=app.description,
                                  routes=app.routes)
             schema.setdefault("components", {})["securitySchemes"] = {
                 "bearer": {"type": "http", "scheme": "bearer"}}
-            app.openapi_schema = schema
-        return app.openapi_schema
+            model_schema: InputSchema | None = None if model is None else model.schema
+            built.clear()
+            built[key] = patch_document(schema, model_schema)
+        app.openapi_schema = built[key]
+        return built[key]
 
     return openapi
 

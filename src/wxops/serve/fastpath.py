@@ -68,6 +68,8 @@ def synthetic_batch(schema: InputSchema, n_rows: int, *, seed: int = 0) -> Batch
             start = np.datetime64("1980-01-01T00:00", "m").astype(np.int64)
             minutes = rng.integers(0, 60 * 24 * 366 * 60, n_rows)
             columns[col.name] = (start + minutes).astype("datetime64[m]").astype("datetime64[ns]")
+        elif col.type == "string":
+            columns[col.name] = np.asarray([f"S{i % 3}" for i in range(n_rows)], dtype=object)
         elif col.low is not None and col.high is not None:
             columns[col.name] = rng.uniform(col.low, col.high, n_rows)
         else:

@@ -9,6 +9,8 @@ metric                                     type       labels
 ``wxops_predicted_value``                  histogram  (visibility in metres by default)
 ``wxops_model_info``                       gauge=1    name, version, run_id (info metric)
 ``wxops_model_reloads_total``              counter    outcome (swapped, unchanged, failed)
+``wxops_model_reload_failing``             gauge      (1 while the last reload failed: the
+                                                      old model serves, the registry moved)
 ``wxops_prediction_log_dropped_total``     counter    (queue full: entries not logged)
 ``wxops_prediction_log_written_total``     counter    (requests written to the log)
 =========================================  =========  ===================================
@@ -54,6 +56,10 @@ class ServiceMetrics:
                                 multiprocess_mode="max")
         self.reloads = Counter("wxops_model_reloads", "Model reload attempts.", ["outcome"],
                                registry=reg)
+        self.reload_failing = Gauge("wxops_model_reload_failing",
+                                    "1 while the last model reload failed (the previous model "
+                                    "keeps serving), else 0.", registry=reg,
+                                    multiprocess_mode="max")
         self.log_dropped = Counter("wxops_prediction_log_dropped",
                                    "Prediction-log entries dropped because the queue was full.",
                                    registry=reg)

@@ -11,6 +11,7 @@ swap.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import re
 import threading
@@ -26,6 +27,10 @@ from wxops.serve.payload import Batch, InputSchema
 
 log = logging.getLogger(__name__)
 
+#: Version tag (set at promotion) listing [input, previous type, new type] of a breaking change.
+SIGNATURE_CHANGE_TAG = "wxops.signature_change"
+#: Version tag (set at registration of NWP models): the key columns of a request.
+KEY_COLUMNS_TAG = "wxops.key_columns"
 _REF = re.compile(r"^(?:models:/)?(?P<name>[^@/\s]+)(?:@(?P<alias>[\w.-]+)|/(?P<version>\d+))$")
 
 
@@ -68,6 +73,28 @@ class LoadedModel:
     def predict(self, batch: Batch) -> np.ndarray:
         return self.predictor.fn(batch)
 
+    @property
+    def key_columns(self) -> list[str]:
+        """Columns identifying a forecast besides the inputs (NWP MOS: ``station``,
+        ``init_time``, ``lead_time``), echoed in answers and written to the log."""
+        raw = self.tags.get(KEY_COLUMNS_TAG, "")
+        return [k for k in raw.split(",") if k]
+
+    def change_note(self, column: str | None) -> str:
+        """Why ``column`` (sent or left out by a client) changed, from the breaking change
+        recorded at promotion; empty when the version records none for it."""
+        raw = self.tags.get(SIGNATURE_CHANGE_TAG)
+        if not raw or column is None:
+            return ""
+        for name, before, after in json.loads(raw):
+            if name == column:
+                what = ("removed" if after == "–" else "added" if before == "–"
+                        else f"changed from {before} to {after}")
+                return (f" — '{column}' was {what} by the breaking change of version "
+                        f"{self.version} ({self.tags.get('wxops.semver', '?')}); send the inputs "
+                        "GET /model lists")
+        return ""
+
     def describe(self) -> dict[str, Any]:
         return {
             "name": self.name,
@@ -79,6 +106,10 @@ class LoadedModel:
             "training_data_digest": self.tags.get("training_data_sha256"),
             "config_hash": self.tags.get("config_hash"),
             "git_commit": self.tags.get("git_commit"),
+            "key_columns": self.key_columns,
+            "semver": self.tags.get("wxops.semver"),
+            "change_class": self.tags.get("wxops.change_class"),
+            "signature_change": json.loads(self.tags.get(SIGNATURE_CHANGE_TAG) or "[]"),
             "loaded_at": self.loaded_at,
             "predict_path": self.predictor.path,
         }

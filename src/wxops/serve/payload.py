@@ -8,6 +8,8 @@ problem                       status  example message
 ============================  ======  ==================================================
 empty body                    400     ``empty body: send a JSON object ...``
 malformed JSON                400     ``malformed JSON: unexpected character ...``
+JSON nested too deep          400     ``JSON nested deeper than 1024 levels``
+malformed CSV (``text/csv``)  400     ``malformed CSV: ...``
 unknown shape / wrapper key   400     ``expected one of dataframe_split, ...``
 body over the limit           413     (raised by the app before parsing)
 missing column                422     ``t2m: missing column (the model needs ...)``
@@ -16,6 +18,7 @@ wrong type                    422     ``t2m, row 0: expected a number, got strin
 missing value (null)          422     ``t2m, row 2: missing value``
 NaN or infinity               422     ``t2m, row 0: NaN is not a finite number``
 out of physical range         422     ``t2m, row 0: 95.0 degC is outside [-80, 60]``
+time out of range or type     422     ``time, row 0: '99999-01-01' is outside [1900, 2200)``
 no rows                       422     ``no rows to predict``
 ============================  ======  ==================================================
 
@@ -41,6 +44,11 @@ from wxops.errors import PayloadError, ServeError
 MLFLOW_KEYS: tuple[str, ...] = ("dataframe_split", "dataframe_records", "instances", "inputs")
 _NUMERIC = frozenset({"double", "float", "long", "integer"})
 _MISSING: Any = object()
+#: Times outside these years are refused (a typo such as 99999-01-01 or a stray number).
+TIME_MIN = np.datetime64("1900-01-01T00:00:00", "s")
+TIME_MAX = np.datetime64("2200-01-01T00:00:00", "s")
+#: orjson's own nesting limit; deeper bodies are refused with a 400.
+MAX_JSON_DEPTH = 1024
 
 
 @dataclass(frozen=True)
@@ -116,10 +124,41 @@ def decode_json(body: bytes) -> Any:
     try:
         return orjson.loads(body)
     except orjson.JSONDecodeError as fast_exc:
+        if "depth" in str(fast_exc) or "recursion" in str(fast_exc).lower():
+            raise PayloadError(f"JSON nested deeper than {MAX_JSON_DEPTH} levels; a request "
+                               "needs at most 3", status=400) from None
         try:
             return json.loads(body)
+        except RecursionError:
+            raise PayloadError(f"JSON nested deeper than {MAX_JSON_DEPTH} levels; a request "
+                               "needs at most 3", status=400) from None
         except (json.JSONDecodeError, UnicodeDecodeError):
             raise PayloadError(f"malformed JSON: {fast_exc}", status=400) from None
+
+
+def table_from_csv(body: bytes) -> dict[str, list[Any]]:
+    """Columns of a ``text/csv`` body (MLflow's scoring protocol): a header row of column
+    names, then one row per prediction; an empty cell is a missing value."""
+    import csv
+    import io
+
+    import pandas as pd
+
+    if not body or not body.strip():
+        raise PayloadError("empty body: send a header row of column names and data rows",
+                           status=400)
+    try:
+        frame = pd.read_csv(io.BytesIO(body), keep_default_na=False, na_values=[""],
+                            encoding="utf-8")
+    except (ValueError, pd.errors.ParserError, UnicodeDecodeError, csv.Error, OverflowError,
+            IndexError, TypeError) as exc:
+        raise PayloadError(f"malformed CSV: {exc}", status=400) from None
+    dupes = [c for c in frame.columns if isinstance(c, str) and "." in c
+             and c.rsplit(".", 1)[0] in frame.columns and c.rsplit(".", 1)[1].isdigit()]
+    if dupes:
+        raise PayloadError(f"{dupes[0].rsplit('.', 1)[0]}: column given twice", field=dupes[0])
+    return {str(c): [None if (isinstance(v, float) and math.isnan(v)) else v
+                     for v in frame[c].tolist()] for c in frame.columns}
 
 
 # --- shapes ------------------------------------------------------------------------------
@@ -381,20 +420,29 @@ def _numeric(col: Column, values: list[Any]) -> np.ndarray:
 
 
 def _datetime(col: Column, values: list[Any]) -> np.ndarray:
+    """ISO 8601 strings, or epoch milliseconds as pandas' ``to_json()`` writes them (whole
+    seconds); either within [1900, 2200)."""
     kinds = {v.__class__ for v in values}
     if kinds == {str}:
         try:
-            arr = np.array(values, dtype="datetime64[ns]")
+            seconds = np.array(values, dtype="datetime64[s]")
         except ValueError:
             arr = _datetime_slow(col, values)
+        else:
+            _time_range(col, values, seconds)  # in range: no overflow in nanoseconds
+            arr = np.array(values, dtype="datetime64[ns]")
     elif kinds <= {int, float}:
         # pandas' to_json() writes datetimes as epoch milliseconds
         ms = np.array(values, dtype=np.float64)
-        if not np.isfinite(ms).all():
-            i = int(np.argmin(np.isfinite(ms)))
-            raise PayloadError(f"{col.name}, row {i}: {values[i]!r} is not a time",
+        bad = ~np.isfinite(ms) | (np.mod(ms, 1000.0) != 0)
+        if bad.any():
+            i = int(np.argmax(bad))
+            raise PayloadError(f"{col.name}, row {i}: {values[i]!r} is not a time; send ISO "
+                               "8601 text (2024-01-01T06:00:00Z) or pandas' epoch milliseconds",
                                field=col.name)
-        arr = (ms * 1e6).astype("int64").astype("datetime64[ns]")
+        seconds = (ms // 1000).astype("int64").astype("datetime64[s]")
+        _time_range(col, values, seconds)
+        arr = seconds.astype("datetime64[ns]")
     else:
         for i, v in enumerate(values):
             if v is None or v is _MISSING:
@@ -418,15 +466,25 @@ def _datetime_slow(col: Column, values: list[str]) -> np.ndarray:
     for i, v in enumerate(values):
         try:
             ts = pd.Timestamp(v)
-        except (ValueError, OverflowError):
-            raise PayloadError(f"{col.name}, row {i}: cannot read {v!r} as an ISO 8601 time",
-                               field=col.name) from None
+        except (ValueError, OverflowError, TypeError):
+            raise PayloadError(f"{col.name}, row {i}: cannot read {v!r} as an ISO 8601 time "
+                               f"within [{TIME_MIN}, {TIME_MAX})", field=col.name) from None
         if ts is pd.NaT:
             raise PayloadError(f"{col.name}, row {i}: missing value", field=col.name)
         if ts.tzinfo is not None:
             ts = ts.tz_convert("UTC").tz_localize(None)
-        out[i] = np.datetime64(ts.as_unit("ns").to_datetime64())
+        stamp = np.datetime64(ts.as_unit("ns").to_datetime64())
+        _time_range(col, [v], np.array([stamp]).astype("datetime64[s]"), offset=i)
+        out[i] = stamp
     return out
+
+
+def _time_range(col: Column, values: list[Any], seconds: np.ndarray, offset: int = 0) -> None:
+    bad = ~np.isnat(seconds) & ((seconds < TIME_MIN) | (seconds >= TIME_MAX))
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise PayloadError(f"{col.name}, row {i + offset}: {values[i]!r} is outside the years "
+                           f"[{str(TIME_MIN)[:4]}, {str(TIME_MAX)[:4]})", field=col.name)
 
 
 def _typed(col: Column, values: list[Any], types: tuple[type, ...], what: str,
@@ -455,3 +513,35 @@ def _kind(value: Any) -> str:
     if isinstance(value, dict):
         return "an object"
     return type(value).__name__
+
+
+def split_keys(table: dict[str, list[Any]], schema: InputSchema,
+               keys: Sequence[str]) -> tuple[dict[str, list[Any]], dict[str, np.ndarray]]:
+    """Take the key columns of an NWP (MOS) request out of ``table`` and check them.
+
+    A MOS forecast is identified by ``station``, ``init_time`` and ``lead_time``: the
+    keys that are not model inputs are removed from the table (``station`` as strings,
+    ``*_time`` as naive-UTC times); those that are inputs stay and are validated with
+    the others. Returns (the input table, key name -> array).
+
+    Raises:
+        PayloadError: a key column missing or unreadable (422).
+    """
+    rest = dict(table)
+    out: dict[str, np.ndarray] = {}
+    for key in keys:
+        if key not in table:
+            raise PayloadError(f"{key}: missing key column (this model forecasts per "
+                               f"{', '.join(keys)})", field=key)
+        if key in schema.names:
+            continue
+        values = rest.pop(key)
+        if key.endswith("_time"):
+            out[key] = _datetime(Column(key, "datetime"), values)
+        else:
+            for i, v in enumerate(values):
+                if v is None or v is _MISSING or not isinstance(v, str | int):
+                    raise PayloadError(f"{key}, row {i}: expected a station id, got {_kind(v)}",
+                                       field=key)
+            out[key] = np.asarray([str(v) for v in values], dtype=object)
+    return rest, out

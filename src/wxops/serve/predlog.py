@@ -197,6 +197,7 @@ def _row(entry: LogEntry) -> tuple[Any, ...]:
     # orjson writes float64 arrays natively; times go as epoch milliseconds (UTC), as
     # pandas' to_json() writes them (pd.to_datetime(values, unit="ms") reads them back)
     inputs = {name: (arr.astype("datetime64[ms]").astype(np.int64) if arr.dtype.kind == "M"
+                     else arr.tolist() if arr.dtype.kind == "O"  # strings (station ids)
                      else arr) for name, arr in entry.inputs.items()}
     return (received, entry.endpoint, entry.model_name, entry.model_version, entry.run_id,
             len(entry.outputs), orjson.dumps(inputs, option=_NUMPY).decode(),

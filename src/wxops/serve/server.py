@@ -167,12 +167,57 @@ def run_in_thread(app: FastAPI, host: str = "127.0.0.1", port: int = 0) -> Runni
     return RunningServer(server, thread, host, bound_port)
 
 
+#: MLflow error codes that mean the reference names nothing (as opposed to an outage).
+_NOT_FOUND = frozenset({"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND"})
+
+
+def check_model_ref(text: str, *, timeout: float = 20.0) -> None:
+    """Refuse at start a model reference the registry cannot resolve.
+
+    A registry that answers "no such model, alias or version" makes ``wxops serve`` exit
+    with the aliases there are; one that does not answer within ``timeout`` (an outage)
+    lets the service start and keep retrying, ``/ready`` saying why it is not ready.
+
+    Raises:
+        ServeError: the reference names nothing in the registry.
+    """
+    from mlflow.exceptions import MlflowException
+
+    from wxops import tracking
+    from wxops.serve.model import parse_model_ref
+
+    ref = parse_model_ref(text)
+    outcome: dict[str, BaseException] = {}
+
+    def probe() -> None:
+        try:
+            tracking.resolve_model_version(ref.name, alias=ref.alias, version=ref.version)
+        except TrackingError as exc:
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=probe, name="wxops-ref-check", daemon=True)
+    thread.start()
+    thread.join(timeout)
+    exc = outcome.get("error")
+    if exc is None:
+        return
+    cause = exc.__cause__
+    if isinstance(cause, MlflowException) and cause.error_code not in _NOT_FOUND:
+        log.warning("cannot resolve %s yet (will retry): %s", text, exc)
+        return
+    aliases = tracking.alias_map(ref.name)
+    known = ", ".join(f"{a} -> version {v}" for a, v in sorted(aliases.items())) or "none"
+    raise ServeError(f"cannot serve {text}: {exc} (aliases of '{ref.name}': {known}); "
+                     "give --model NAME@ALIAS or NAME/VERSION") from exc
+
+
 def serve(settings: ServeSettings) -> None:
     """Serve until interrupted: in this process (1 worker) or under a supervisor."""
     check_settings(settings)
     if settings.workers == 1:
         configure_serving_process()
         app = build_app(settings)  # fail fast on tokens/model reference before binding
+        check_model_ref(settings.model)
         sock = bind_socket(settings.host, settings.port, reuse_port=False)
         log.info("wxops serve: %s on http://%s:%d", settings.model, settings.host,
                  sock.getsockname()[1])
@@ -190,6 +235,10 @@ def _supervise(settings: ServeSettings) -> None:
     parse_model_ref(settings.model)
     if settings.auth:
         load_tokens(TOKENS_ENV, settings.token_file)
+    from wxops import tracking
+
+    tracking.connect(settings.tracking_uri)
+    check_model_ref(settings.model)
     reserve = bind_socket(settings.host, settings.port, reuse_port=True, listen=False)
     port = reserve.getsockname()[1]
     settings = settings.model_copy(update={"port": port})

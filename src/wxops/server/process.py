@@ -281,10 +281,17 @@ def start_server(settings: ServerSettings, *, wait: float = 120.0) -> ServerInfo
     log = state / "server.log"
     env = {**os.environ, "MLFLOW_AUTH_CONFIG_PATH": str(ini),
            "MLFLOW_FLASK_SERVER_SECRET_KEY": flask_secret(state)}
-    with open(log, "ab") as out:
+    # Everything in the state folder is private (0600): the log, and the auth database
+    # and anything else the server process creates there (umask 077), also files left
+    # by an earlier version.
+    for existing in state.iterdir():
+        if existing.is_file():
+            os.chmod(existing, 0o600)
+    fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    with os.fdopen(fd, "ab") as out:
         proc = subprocess.Popen(server_command(settings, backend_uri), stdout=out,
                                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
-                                start_new_session=True)
+                                start_new_session=True, umask=0o077)
     info = ServerInfo(pid=proc.pid, url=settings.url(), backend=redact_uri(settings.backend),
                       artifacts=settings.artifacts_destination(), log=str(log), started=time.time())
     _write_private(_pid_file(state), json.dumps(asdict(info)))

@@ -54,6 +54,26 @@ def _table(frame: pd.DataFrame, *, index_label: str | Sequence[str] = "source") 
     return f"<table><tr>{head}</tr>{''.join(body)}</table>"
 
 
+def _event_table(frame: pd.DataFrame, label: str) -> str:
+    """A contingency table whose undefined scores say why, e.g. ``undefined: no
+    forecasts of the event``, instead of a bare dash."""
+    from wxops.verify.scoring import undefined_reason
+
+    shown = frame.astype(object).copy()
+    for source, row in frame.iterrows():
+        counts = {k: row.get(f"{k}_{label}") for k in ("hits", "misses", "false_alarms",
+                                                       "correct_negatives")}
+        if any(v is None or v != v for v in counts.values()):
+            continue
+        for col in frame.columns:
+            value = row[col]
+            if isinstance(value, float) and math.isnan(value):
+                why = undefined_reason(col, **{k: float(v) for k, v in counts.items()})
+                if why is not None:
+                    shown.loc[source, col] = f"undefined: {why}"
+    return _table(shown.rename_axis("source"))
+
+
 def _gate_html(passed: bool | None, rows: Sequence[dict[str, Any]]) -> str:
     if passed is None:
         return "<p class='na'>No gate evaluated for this report.</p>"
@@ -138,7 +158,7 @@ def write_report(
                                          "brier")]
         event = "below" if verification.event == "below" else "at or above"
         parts += [f"<h3>Events: {event} {label}</h3>",
-                  _table(scores[[c for c in cols if c in scores.columns]].rename_axis("source"))]
+                  _event_table(scores[[c for c in cols if c in scores.columns]], label)]
     if not verification.skill.empty:
         parts += ["<h2>Skill (1 - score / score of the reference)</h2>",
                   _table(verification.skill)]
