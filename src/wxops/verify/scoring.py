@@ -122,8 +122,10 @@ def undefined_reason(score: str, *, hits: float, misses: float, false_alarms: fl
     forecast = hits + false_alarms
     n = observed + false_alarms + correct_negatives
     base = base_score(score)
-    if base in ("pod", "frequency_bias") and observed == 0:
+    if base in ("pod", "frequency_bias", "pss") and observed == 0:
         return "no observed events"
+    if base == "pss" and false_alarms + correct_negatives == 0:
+        return "every case is an event (no non-event to judge false alarms on)"
     if base == "far" and forecast == 0:
         return "no forecasts of the event"
     if base in ("csi", "ets") and observed + false_alarms == 0:
