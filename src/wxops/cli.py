@@ -60,9 +60,10 @@ def run(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
 ) -> None:
     """Run the pipeline: ingest+QC, features, split, train every config, register the best."""
-    from wxops.startup import configure_process
+    from wxops.startup import apply_thread_budget, configure_process, thread_budget
 
     configure_process()
+    apply_thread_budget(thread_budget(1))  # in-process training: the cores it may use
     cfg = _load(config)
     from wxops.pipeline import run_pipeline
     from wxops.progress import RichReporter, SilentReporter

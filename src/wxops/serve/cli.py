@@ -25,6 +25,15 @@ def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port (0: any free port).")] = 8080,
     workers: Annotated[int, typer.Option(help="Worker processes sharing the port.")] = 1,
+    threads: Annotated[int | None, typer.Option(
+        help="Threads per worker for PyTorch/OpenMP/MKL/OpenBLAS; default: the cores this "
+             "process may use (affinity, cgroup quota) // --workers.", min=1)] = None,
+    queue_limit: Annotated[int, typer.Option(
+        help="Predictions waiting or running off the event loop; more are answered 503 "
+             "with Retry-After.", min=1)] = 32,
+    inline_ms: Annotated[float, typer.Option(
+        help="Predictions measured to take up to this long (ms) run on the event loop; "
+             "longer ones in the bounded prediction pool.", min=0.0)] = 1.0,
     tracking_uri: Annotated[str | None, typer.Option(
         help="MLflow tracking URI; default: the config's, $MLFLOW_TRACKING_URI, else "
              "./mlflow.db.")] = None,
@@ -61,6 +70,7 @@ def serve(
         fmt: Literal["sqlite", "parquet"] = "sqlite" if log_format == "sqlite" else "parquet"
         settings = ServeSettings(
             model=model, tracking_uri=uri, host=host, port=port, workers=workers,
+            threads=threads, queue_limit=queue_limit, inline_ms=inline_ms,
             poll_seconds=poll, max_body_bytes=int(max_body_mb * 1024 * 1024),
             auth=not no_auth, token_file=token_file,
             prediction_log=PredictionLogSettings(path=prediction_log, format=fmt,
