@@ -99,6 +99,10 @@ def run(
         f"pipeline run {result.run_id} in experiment '{result.experiment}' at "
         f"{result.tracking_uri}\noutputs in {result.out_dir}  ({result.wall_seconds:.1f} s)"
     )
+    if result.selection and quiet:
+        typer.echo(f"selection: {result.selection}")
+    for line in result.summary:
+        typer.echo(line)
 
 
 @app.command()
