@@ -5,7 +5,10 @@
    years of hourly valid times (~8.8 M rows), against the in-memory size of the table it writes (target < 0.5).
 2. Preprocessing + training of 6 configurations on a local Dask cluster of 2 worker
    processes vs 1 (one thread each, torch threads 1): speed-up target >= 1.6x.
-3. Preprocessing time for 10 ... 100 stations: exponent of a log-log fit (target ~1).
+3. Preprocessing time for 10 ... 100 stations: exponent of a log-log fit (target ~1), and
+   peak RSS / table size per size: the fixed part (imports, one chunk) dominates small
+   tables, so the script prints the size from which the bound holds (measured and by a
+   linear fit).
 
 ``--quick`` runs a smaller archive. Every figure comes from this run; the load average
 is printed because this machine is shared.
@@ -167,7 +170,10 @@ def main() -> None:
         # 3. growth with the number of stations (first year only keeps it short)
         sizes = [10, 25, 50, 100] if n_stations >= 100 else [5, 10, 20, 30]
         # Best of two runs each, sizes interleaved: the machine is shared and noisy.
-        times = [min(_preprocess(root / "big", n, CHUNK)["seconds"] for _ in range(2)) for n in sizes]
+        runs = [[_preprocess(root / "big", n, CHUNK) for _ in range(2)] for n in sizes]
+        times = [min(r["seconds"] for r in pair) for pair in runs]
+        _memory_by_size(sizes, [max(pair, key=lambda r: r["peak_kib"]) for pair in runs],
+                        n_stations, mem)
         slope = _loglog_slope(sizes, times)
         print("preprocessing time by stations: " + ", ".join(f"{n}: {t:.1f} s" for n, t in zip(sizes, times,
                                                                                                  strict=True)))
@@ -188,6 +194,50 @@ def main() -> None:
               f"; preprocess {p1 / p2:.2f}x, train {t1 / t2:.2f}x")
         print(f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} on {os.cpu_count()} cores "
               f"(before this step: {load_before[0]:.2f})")
+
+
+def _memory_by_size(sizes: list[int], runs: list[dict[str, Any]], full: int,
+                    full_run: dict[str, Any], bound: float = 0.5) -> None:
+    """Peak RSS / table size per table size, and the size from which ``bound`` holds.
+
+    Peak RSS is a fixed part (interpreter, imports, one chunk's transient arrays) plus a
+    part that grows with the table; small tables are dominated by the fixed part, so the
+    ratio only falls below the bound from some size on. A least-squares line
+    ``peak = fixed + slope * table`` over the measured sizes gives that size,
+    ``fixed / (bound - slope)``, when the slope is below the bound.
+    """
+    points = [(r["nbytes"] / 2**20, r["peak_kib"] / 1024) for r in runs]
+    if full not in sizes:
+        sizes, points = [*sizes, full], [*points, (full_run["nbytes"] / 2**20,
+                                                   full_run["peak_kib"] / 1024)]
+    print("peak RSS / table size by stations:")
+    for n, (table, peak) in zip(sizes, points, strict=True):
+        print(f"  {n:>4} stations: table {table:8,.0f} MiB, peak {peak:7,.0f} MiB, ratio "
+              f"{peak / table:6.2f}{'  < ' + str(bound) if peak / table < bound else ''}")
+    holds = [n for i, n in enumerate(sizes)
+             if all(p / t < bound for t, p in points[i:])]
+    tables = [t for t, _ in points]
+    # Below one chunk of stations the chunk's own transient arrays still grow with the
+    # table; fit from a full chunk on (when two such sizes exist), where only the result
+    # grows.
+    fitted = [pt for n, pt in zip(sizes, points, strict=True) if n >= CHUNK]
+    fitted = fitted if len(fitted) >= 2 else points
+    ft, fp = [t for t, _ in fitted], [p for _, p in fitted]
+    mt, mp = sum(ft) / len(ft), sum(fp) / len(fp)
+    slope = (sum((t - mt) * (p - mp) for t, p in fitted)
+             / max(sum((t - mt) ** 2 for t in ft), 1e-12))
+    fixed = mp - slope * mt
+    print(f"  fit over {len(fitted)} sizes: peak = {fixed:,.0f} MiB fixed + {slope:.3f} x table")
+    if holds:
+        first = holds[0]
+        print(f"  the bound (ratio < {bound}) holds from {first} stations "
+              f"({tables[sizes.index(first)]:,.0f} MiB of table) on, in this run")
+    else:
+        print(f"  the bound (ratio < {bound}) holds at none of these sizes")
+    if slope < bound:
+        print(f"  by the fit it holds from a table of {fixed / (bound - slope):,.0f} MiB on")
+    else:
+        print(f"  by the fit it never holds (the growing part alone is {slope:.2f} x table)")
 
 
 def _mkdir(path: Path) -> Path:

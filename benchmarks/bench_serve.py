@@ -1,28 +1,30 @@
-"""wxops serve vs `mlflow models serve` vs a bare FastAPI endpoint, same model, same run.
+"""wxops serve vs `mlflow models serve`, a user-style endpoint and LitServe, same model, same run.
 
 Usage::
 
-    PYTHONPATH=src python benchmarks/bench_serve.py [--project DIR] [--seconds 5]
+    pip install -e '.[bench]'        # LitServe, for its baseline (skipped without it)
+    PYTHONPATH=src python benchmarks/bench_serve.py [--quick] [--project DIR]
 
-Without ``--project`` a temporary project is built with a ridge-only pipeline (~10 s);
-with it, that project's ``visibility@champion`` is served. Every server gets the same
-request bytes (MLflow's ``dataframe_split``, one row or 100 rows) on ``/invocations``:
+Without ``--project`` a temporary project is built with the reference champion's
+configuration (the PyTorch MLP ``mlp-small`` of the default config) registered as
+``visibility`` and a ridge model as ``visibility-ridge``; with ``--project``, that
+project's ``visibility@champion`` is served as the MLP. Every server gets the same request
+bytes (MLflow's ``dataframe_split``, 1 row or 100 rows) on ``/invocations``:
 
+* ``wxops``     ``wxops serve`` with everything on (bearer auth, validation, metrics,
+                prediction log), 1 worker; ``wxops-2w`` the same with 2 workers
 * ``mlflow``    ``mlflow models serve --env-manager local`` (MLflow's scoring server)
-* ``wxops``     ``wxops serve`` with everything on: bearer auth, validation, metrics,
-                prediction log (SQLite)
-* ``bare``      a FastAPI endpoint doing json -> numpy -> predict (wxops' compiled
-                predictor) and nothing else, under the same uvicorn settings
-* ``bare-df``   the same endpoint calling the model's own ``predict`` on a DataFrame
-                (shows how much of the gain is the compiled predictor)
+* ``bare``      what a user writes: FastAPI, orjson -> DataFrame -> ``pipeline.predict``
+                on the model from ``mlflow.sklearn.load_model``, plain ``uvicorn.run``
+* ``litserve``  LitServe with the same model and the same DataFrame -> predict
 
-Peak throughput: ``wrk`` (16 connections) if installed, else a Python closed-loop
-generator. Tail latency: an open-loop Python generator at a fixed rate (half of MLflow's
-single-row peak, so every server can keep up), latency counted from the scheduled send
-time. Delayed-ACK check: p50 at one connection, 1 vs 2 workers, for ``wxops serve`` and
-for ``uvicorn --workers 2`` on the bare app. All servers run side by side and the load
-tests alternate between them in rounds (medians reported), so a noisy neighbour slows
-every server alike. Total run time is about 2-3 minutes.
+Load: ``wrk -t1 -c16`` (apt-get install wrk) if installed, else a Python closed-loop
+generator with 16 connections. Each test runs in rounds that alternate between the
+servers, so a noisy neighbour slows them alike; ratios are taken per round and printed as
+the median with the spread (min-max) over the rounds. Two conditions: quiet, and with a
+bounded background CPU load (two busy processes for the condition's whole duration).
+The load average before and during the run is printed: the machine may be shared.
+``--quick`` runs only the MLP with shorter tests (~3 minutes); the full run ~10 minutes.
 """
 
 from __future__ import annotations
@@ -51,43 +53,40 @@ from starlette.responses import Response
 
 TOKEN = "bench-token-0123456789abcdef"
 ROOT = Path(__file__).resolve().parents[1]
+ROWS = {"1 row": 1, "100 rows": 100}
 
 
-# --- the bare endpoint (also run by this file: --bare) --------------------------------------
+# --- baselines run by this file (--bare PORT, --litserve PORT) --------------------------------
+
+
+def _user_model() -> Any:
+    """The model as a user loads it: ``mlflow.sklearn.load_model``, nothing else."""
+    import mlflow.sklearn
+
+    mlflow.set_tracking_uri(os.environ["WXOPS_BENCH_URI"])
+    return mlflow.sklearn.load_model(f"models:/{os.environ['WXOPS_BENCH_MODEL']}")
+
+
+def _frame(split: dict[str, Any]) -> Any:
+    import pandas as pd
+
+    frame = pd.DataFrame(split["data"], columns=split["columns"])
+    frame["time"] = pd.to_datetime(frame["time"])
+    return frame
 
 
 def make_bare_app() -> Any:
-    """FastAPI app: json -> numpy -> predict, nothing else. Configured by environment."""
-    import numpy as np
+    """A user-style endpoint: orjson -> DataFrame -> pipeline.predict, default settings."""
     import orjson
     from fastapi import FastAPI
 
-    from wxops import tracking
-    from wxops.serve.fastpath import build_predictor, to_frame
-    from wxops.serve.payload import Batch, InputSchema
-    from wxops.serve.server import configure_serving_process
-
-    configure_serving_process()
-    tracking.connect(os.environ["WXOPS_BENCH_URI"])
-    name, _, alias = os.environ["WXOPS_BENCH_MODEL"].partition("@")
-    servable = tracking.load_servable_model(name, tracking.resolve_model_version(name,
-                                                                                 alias=alias))
-    schema = InputSchema.from_signature(servable.inputs)
-    use_frame = os.environ.get("WXOPS_BENCH_PATH") == "dataframe"
-    predict = build_predictor(servable.model, schema).fn
-    model = servable.model
+    model = _user_model()
     app = FastAPI()
 
     @app.post("/invocations")
     async def invocations(request: Request) -> Response:
-        split = orjson.loads(await request.body())["dataframe_split"]
-        cols = dict(zip(split["columns"], zip(*split["data"], strict=True), strict=True))
-        columns = {c.name: np.array(cols[c.name], dtype="datetime64[ns]" if c.type == "datetime"
-                                    else np.float64) for c in schema.columns}
-        batch = Batch(columns, len(split["data"]))
-        result = (np.asarray(model.predict(to_frame(batch, schema)), dtype=np.float64)
-                  if use_frame else predict(batch))
-        return Response(orjson.dumps({"predictions": result}, option=orjson.OPT_SERIALIZE_NUMPY),
+        frame = _frame(orjson.loads(await request.body())["dataframe_split"])
+        return Response(orjson.dumps({"predictions": model.predict(frame).tolist()}),
                         media_type="application/json")
 
     @app.get("/ping")
@@ -100,10 +99,49 @@ def make_bare_app() -> Any:
 def _run_bare(port: int) -> None:
     import uvicorn
 
-    from wxops.serve.server import bind_socket, uvicorn_config
+    uvicorn.run(make_bare_app(), host="127.0.0.1", port=port, log_level="warning")
 
-    sock = bind_socket("127.0.0.1", port, reuse_port=False)
-    uvicorn.Server(uvicorn_config(make_bare_app())).run(sockets=[sock])
+
+try:  # the LitServe baseline (pip install -e '.[bench]'); its API must be picklable
+    import litserve as _ls
+except ImportError:  # pragma: no cover - optional
+    _ls = None
+
+if _ls is not None:
+
+    class VisibilityAPI(_ls.LitAPI):  # type: ignore[misc]
+        """The same DataFrame -> predict as the user-style endpoint, in LitServe."""
+
+        def setup(self, device: str) -> None:
+            self.model = _user_model()
+
+        def decode_request(self, request):  # type: ignore[no-untyped-def]
+            # no annotation: LitServe then parses the JSON body (an annotation would be
+            # taken for the request model or, with Any, for a query parameter)
+            return _frame(request["dataframe_split"])
+
+        def predict(self, x: Any) -> Any:
+            return self.model.predict(x)
+
+        def encode_response(self, output: Any) -> Any:
+            return {"predictions": output.tolist()}
+
+
+def _run_litserve(port: int) -> None:
+    import inspect
+
+    assert _ls is not None, "pip install -e '.[bench]'"
+    api_kwargs: dict[str, Any] = {}
+    server_kwargs: dict[str, Any] = {"accelerator": "cpu", "workers_per_device": 1}
+    if "api_path" in inspect.signature(_ls.LitAPI.__init__).parameters:
+        api_kwargs["api_path"] = "/invocations"
+    else:  # older LitServe: the path is the server's
+        server_kwargs["api_path"] = "/invocations"
+    server = _ls.LitServer(VisibilityAPI(**api_kwargs), **server_kwargs)
+    run_kwargs: dict[str, Any] = {"host": "127.0.0.1", "port": port, "log_level": "warning"}
+    if "generate_client_file" in inspect.signature(server.run).parameters:
+        run_kwargs["generate_client_file"] = False
+    server.run(**run_kwargs)
 
 
 # --- servers -------------------------------------------------------------------------------
@@ -118,30 +156,26 @@ def _free_port() -> int:
 @contextlib.contextmanager
 def _server(cmd: list[str], env: dict[str, str], port: int, ready: str) -> Iterator[str]:
     with tempfile.TemporaryFile() as log:
-        yield from _run_server(cmd, env, port, ready, log)
-
-
-def _run_server(cmd: list[str], env: dict[str, str], port: int, ready: str,
-                log: Any) -> Iterator[str]:
-    proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT,
-                            start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while not _get_ok(url + ready):
-            if proc.poll() is not None or time.monotonic() > deadline:
-                log.seek(0)
-                raise RuntimeError(f"{cmd[:4]} did not start:\n{log.read().decode()[-3000:]}")
-            time.sleep(0.2)
-        yield url
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
+        proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True, cwd=tempfile.gettempdir())
+        url = f"http://127.0.0.1:{port}"
         try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+            deadline = time.monotonic() + 180
+            while not _get_ok(url + ready):
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    log.seek(0)
+                    raise RuntimeError(f"{cmd[:5]} did not start:\n"
+                                       f"{log.read().decode()[-3000:]}")
+                time.sleep(0.3)
+            yield url
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
 
 
 def _get_ok(url: str) -> bool:
@@ -152,6 +186,21 @@ def _get_ok(url: str) -> bool:
             return bool(resp.status == 200)
     except OSError:
         return False
+
+
+@contextlib.contextmanager
+def _background_load(processes: int = 2) -> Iterator[None]:
+    """``processes`` busy loops at normal priority for the duration of the block."""
+    busy = [subprocess.Popen([sys.executable, "-c", "while True: pass"],
+                             start_new_session=True) for _ in range(processes)]
+    try:
+        time.sleep(1.0)
+        yield
+    finally:
+        for proc in busy:
+            proc.kill()
+        for proc in busy:
+            proc.wait()
 
 
 # --- load generators -------------------------------------------------------------------------
@@ -193,53 +242,26 @@ async def _closed_loop(port: int, request: bytes, connections: int, seconds: flo
 
     started = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(connections)))
-    return _summary(latencies, time.perf_counter() - started, errors)
-
-
-async def _open_loop(port: int, request: bytes, rate: float, seconds: float) -> dict[str, float]:
-    """Fixed arrival rate; latency from the scheduled time (no coordinated omission)."""
-    idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
-    latencies: list[float] = []
-    errors = 0
-
-    async def one(scheduled: float) -> None:
-        nonlocal errors
-        conn = idle.pop() if idle else await asyncio.open_connection("127.0.0.1", port)
-        if await _roundtrip(*conn, request) != 200:
-            errors += 1
-        latencies.append(time.perf_counter() - scheduled)
-        idle.append(conn)
-
-    tasks = []
-    start = time.perf_counter() + 0.05
-    for i in range(int(rate * seconds)):
-        scheduled = start + i / rate
-        await asyncio.sleep(max(0.0, scheduled - time.perf_counter()))
-        tasks.append(asyncio.create_task(one(scheduled)))
-    await asyncio.gather(*tasks)
-    for _, writer in idle:
-        writer.close()
-    return _summary(latencies, seconds, errors)
-
-
-def _summary(latencies: list[float], elapsed: float, errors: int) -> dict[str, float]:
-    ordered = sorted(latencies)
-    return {"rps": len(ordered) / elapsed, "p50": ordered[len(ordered) // 2] * 1e3,
+    ordered = sorted(latencies) or [float("nan")]
+    return {"rps": len(latencies) / (time.perf_counter() - started),
+            "p50": ordered[len(ordered) // 2] * 1e3,
             "p99": ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1e3,
             "errors": float(errors)}
 
 
-def _wrk(url: str, body: bytes, headers: dict[str, str], seconds: float) -> dict[str, float]:
+def _wrk(url: str, body: bytes, headers: dict[str, str], seconds: int) -> dict[str, float]:
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
         script.write('wrk.method = "POST"\n')
         script.write(f"wrk.body = {json.dumps(body.decode())}\n")
         script.write('wrk.headers["Content-Type"] = "application/json"\n')
         for key, value in headers.items():
             script.write(f'wrk.headers["{key}"] = "{value}"\n')
-    out = subprocess.run(["wrk", "-t2", "-c16", f"-d{seconds:g}s", "--latency", "-s",
-                          script.name, url + "/invocations"], capture_output=True, text=True,
-                         check=True).stdout
-    os.unlink(script.name)
+    try:
+        out = subprocess.run(["wrk", "-t1", "-c16", f"-d{seconds}s", "--timeout", "10s",
+                              "--latency", "-s", script.name, url + "/invocations"],
+                             capture_output=True, text=True, check=True).stdout
+    finally:
+        os.unlink(script.name)
 
     def ms(label: str) -> float:
         m = re.search(rf"^\s+{label}%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
@@ -249,15 +271,15 @@ def _wrk(url: str, body: bytes, headers: dict[str, str], seconds: float) -> dict
 
     rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
     bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    sock_errors = re.search(r"Socket errors: .*", out)
+    sock = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
     errors = float(bad.group(1)) if bad else 0.0
-    if sock_errors and "timeout 0" not in sock_errors.group(0):
-        errors += 1
+    if sock:
+        errors += sum(float(g) for g in sock.groups())
     return {"rps": float(rps.group(1)) if rps else 0.0, "p50": ms("50"), "p99": ms("99"),
             "errors": errors}
 
 
-def _peak(url: str, body: bytes, headers: dict[str, str], seconds: float) -> dict[str, float]:
+def _load(url: str, body: bytes, headers: dict[str, str], seconds: int) -> dict[str, float]:
     if shutil.which("wrk"):
         return _wrk(url, body, headers, seconds)
     port = int(url.rsplit(":", 1)[1])
@@ -265,28 +287,10 @@ def _peak(url: str, body: bytes, headers: dict[str, str], seconds: float) -> dic
                                     seconds))
 
 
-def _one_connection_p50(url: str, body: bytes, headers: dict[str, str], n: int = 300) -> float:
-    port = int(url.rsplit(":", 1)[1])
-
-    async def run() -> float:
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        request = _request_bytes("/invocations", body, headers)
-        times = []
-        for _ in range(n):
-            start = time.perf_counter()
-            await _roundtrip(reader, writer, request)
-            times.append(time.perf_counter() - start)
-        writer.close()
-        return statistics.median(times[min(20, n // 2):]) * 1e3
-
-    return asyncio.run(run())
-
-
 # --- the benchmark -----------------------------------------------------------------------------
 
 
-def _bodies(project: Path, uri: str) -> dict[str, bytes]:
-    sys.path.insert(0, str(ROOT / "src"))
+def _bodies() -> dict[str, bytes]:
     from wxops.config import DataConfig
     from wxops.data.sources import read_source
 
@@ -295,154 +299,197 @@ def _bodies(project: Path, uri: str) -> dict[str, bytes]:
     obs = read_source(DataConfig()).dropna(subset=names).head(100)
     rows = obs[["time", *names]].astype({n: float for n in names})
     rows["time"] = rows["time"].dt.strftime("%Y-%m-%dT%H:%M:%S")
-
-    def split(n: int) -> bytes:
-        return json.dumps({"dataframe_split": rows.head(n).to_dict(orient="split")}).encode()
-
-    return {"1 row": split(1), "100 rows": split(100)}
+    return {label: json.dumps({"dataframe_split": rows.head(n).to_dict(orient="split")}).encode()
+            for label, n in ROWS.items()}
 
 
 def _build_project(project: Path) -> str:
+    """The reference champion's configuration (mlp-small) and a ridge model, registered."""
     from wxops.config import parse_config
     from wxops.pipeline import run_pipeline
     from wxops.startup import configure_process
 
     configure_process()
     uri = f"sqlite:///{project / 'mlflow.db'}"
-    cfg = parse_config({"models": [{"name": "ridge", "type": "linear"}],
-                        "tracking": {"uri": uri}})
-    run_pipeline(cfg, project_dir=project)
+    reference = parse_config({})  # the default config: the reference pipeline
+    mlp = next(m for m in reference.models if m.name == "mlp-small")
+    for name, model in (("visibility", mlp.model_dump(mode="json")),
+                        ("visibility-ridge", {"name": "ridge", "type": "linear"})):
+        cfg = parse_config({"models": [model],
+                            "tracking": {"uri": uri, "registered_model": name}})
+        run_pipeline(cfg, project_dir=project)
     return uri
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--project", type=Path, help="project with mlflow.db (default: build one)")
-    parser.add_argument("--seconds", type=float, default=2.0, help="per load test and round")
-    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds")
-    parser.add_argument("--bare", type=int, help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    if args.bare:
-        _run_bare(args.bare)
-        return
-    sys.path.insert(0, str(ROOT / "src"))
-    tmp = Path(tempfile.mkdtemp(prefix="wxops-bench-"))
-    project = args.project.resolve() if args.project else tmp
-    t0 = time.perf_counter()
-    uri = f"sqlite:///{project / 'mlflow.db'}" if args.project else _build_project(project)
-    bodies = _bodies(project, uri)
-    model = "visibility@champion"
-    env = {**os.environ, "PYTHONPATH": f"{ROOT / 'src'}{os.pathsep}{ROOT / 'benchmarks'}",
-           "MLFLOW_TRACKING_URI": uri, "WXOPS_BENCH_URI": uri, "WXOPS_BENCH_MODEL": model,
-           "WXOPS_SERVE_TOKENS": f"predict,admin:{TOKEN}", "NO_PROXY": "127.0.0.1",
-           # mlflow models serve execs `uvicorn` from PATH: use this interpreter's
-           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+def _servers(model: str, uri: str, tmp: Path, env: dict[str, str], litserve: bool
+             ) -> dict[str, tuple[list[str], dict[str, str], str, dict[str, str]]]:
     auth = {"Authorization": f"Bearer {TOKEN}"}
-    wxops_cmd = [sys.executable, "-c", "import typer; from wxops.serve.cli import register; "
-                 "app = typer.Typer(); register(app); app.command('x')(lambda: None); app()",
-                 "serve", "--tracking-uri", uri, "--model", model, "--poll", "0",
-                 "--prediction-log", str(tmp / "predictions.db")]
-    servers: dict[str, tuple[list[str], dict[str, str], str, dict[str, str]]] = {
-        "mlflow": ([sys.executable, "-m", "mlflow", "models", "serve", "-m", f"models:/{model}",
-                    "--env-manager", "local", "--host", "127.0.0.1", "--port", "{port}"],
-                   env, "/ping", {}),
-        "wxops": ([*wxops_cmd, "--port", "{port}"], env, "/health", auth),
-        "bare": ([sys.executable, str(Path(__file__).resolve()), "--bare", "{port}"], env,
-                 "/ping", {}),
-        "bare-df": ([sys.executable, str(Path(__file__).resolve()), "--bare", "{port}"],
-                    {**env, "WXOPS_BENCH_PATH": "dataframe"}, "/ping", {}),
+    me = str(Path(__file__).resolve())
+    wxops = [sys.executable, "-m", "wxops.cli", "serve", "--tracking-uri", uri, "--model",
+             f"{model}@champion", "--poll", "0", "--port", "{port}"]
+    menv = {**env, "WXOPS_BENCH_MODEL": f"{model}@champion"}
+    servers = {
+        "wxops": ([*wxops, "--prediction-log", str(tmp / f"{model}-1.db")], menv, "/ready",
+                  auth),
+        "wxops-2w": ([*wxops, "--workers", "2", "--prediction-log", str(tmp / f"{model}-2.db")],
+                     menv, "/ready", auth),
+        "mlflow": ([sys.executable, "-m", "mlflow", "models", "serve", "-m",
+                    f"models:/{model}@champion", "--env-manager", "local", "--host",
+                    "127.0.0.1", "--port", "{port}", "--workers", "1"], menv, "/ping", {}),
+        "bare": ([sys.executable, me, "--bare", "{port}"], menv, "/ping", {}),
     }
-    # All servers up at once; rounds alternate between them so that load from other
-    # processes on a shared machine hits every server alike; medians over the rounds.
-    rounds: dict[str, dict[str, list[dict[str, float]]]] = {n: {} for n in servers}
+    if litserve:
+        servers["litserve"] = ([sys.executable, me, "--litserve", "{port}"], menv, "/health",
+                               {})
+    return servers
+
+
+def _measure(servers: dict[str, Any], urls: dict[str, str], bodies: dict[str, bytes],
+             rounds: int, seconds: float) -> dict[str, dict[str, list[dict[str, float]]]]:
+    """{server: {test: [one result per round]}}, rounds alternating between servers."""
+    results: dict[str, dict[str, list[dict[str, float]]]] = {n: {} for n in urls}
+    for i in range(rounds):
+        for label, body in bodies.items():
+            for name, url in urls.items():
+                results[name].setdefault(label, []).append(
+                    _load(url, body, servers[name][3], seconds))
+        print(f"    round {i + 1}/{rounds} (load average {os.getloadavg()[0]:.1f})",
+              file=sys.stderr, flush=True)
+    return results
+
+
+def _bench_model(model: str, uri: str, tmp: Path, env: dict[str, str], bodies: dict[str, bytes],
+                 args: argparse.Namespace, litserve: bool) -> dict[str, Any]:
+    servers = _servers(model, uri, tmp, env, litserve)
+    out: dict[str, Any] = {}
     with contextlib.ExitStack() as stack:
         urls = {}
         for name, (cmd, server_env, ready, _) in servers.items():
             port = _free_port()
+            print(f"  starting {name} ({model})", file=sys.stderr, flush=True)
             urls[name] = stack.enter_context(_server(
                 [c.replace("{port}", str(port)) for c in cmd], server_env, port, ready))
-        while not _get_ok(urls["wxops"] + "/ready"):
-            time.sleep(0.1)
-        for name, url in urls.items():
-            _one_connection_p50(url, bodies["1 row"], servers[name][3], n=50)  # warm-up
-        for i in range(args.rounds):
-            for name, url in urls.items():
-                for label, body in bodies.items():
-                    rounds[name].setdefault(label, []).append(
-                        _peak(url, body, servers[name][3], args.seconds))
-            print(f"  round {i + 1}/{args.rounds} done", file=sys.stderr, flush=True)
-        rate = max(10.0, 0.5 * statistics.median(r["rps"] for r in rounds["mlflow"]["1 row"]))
-        for name, url in urls.items():
-            port = int(url.rsplit(":", 1)[1])
-            rounds[name]["fixed rate"] = [asyncio.run(_open_loop(
-                port, _request_bytes("/invocations", bodies["1 row"], servers[name][3]), rate,
-                2 * args.seconds))]
-    results = {name: {label: {key: statistics.median(r[key] for r in runs) for key in runs[0]}
-                      for label, runs in tests.items()} for name, tests in rounds.items()}
-    for name in results:
-        for label, runs in rounds[name].items():
-            results[name][label]["errors"] = sum(r["errors"] for r in runs)
-
-    # delayed-ACK check: one connection, 1 vs 2 workers
-    p50: dict[str, float] = {}
-    with contextlib.ExitStack() as stack:
-        single: dict[str, str] = {}
-        for label, extra in (("wxops 1 worker", []), ("wxops 2 workers", ["--workers", "2"])):
-            port = _free_port()
-            single[label] = stack.enter_context(
-                _server([*wxops_cmd, "--port", str(port), *extra], env, port, "/ready"))
-        time.sleep(2.0)  # let the second worker load its model too
-        samples: dict[str, list[float]] = {label: [] for label in single}
-        for _ in range(2 * args.rounds):  # alternate, as above
-            for label, url in single.items():
-                samples[label].append(_one_connection_p50(url, bodies["1 row"], auth, n=150))
-        p50 = {label: statistics.median(values) for label, values in samples.items()}
-    port = _free_port()
-    uvicorn_cmd = [sys.executable, "-m", "uvicorn", "--factory", "bench_serve:make_bare_app",
-                   "--app-dir", str(ROOT / "benchmarks"), "--port", str(port), "--workers", "2",
-                   "--no-access-log", "--log-level", "warning"]
-    with _server(uvicorn_cmd, env, port, "/ping") as url:
-        time.sleep(1.0)
-        p50["bare, uvicorn --workers 2"] = _one_connection_p50(url, bodies["1 row"], {})
-
-    _report(results, rate, p50, time.perf_counter() - t0)
-    shutil.rmtree(tmp, ignore_errors=True)
+        time.sleep(2.0)  # the second wxops worker loads its model too
+        for name, url in urls.items():  # warm-up
+            _load(url, bodies["100 rows"], servers[name][3], 1)
+        for condition in ("quiet", "loaded"):
+            print(f"  {model}: {condition}", file=sys.stderr, flush=True)
+            with _background_load() if condition == "loaded" else contextlib.nullcontext():
+                load = os.getloadavg()[0]
+                out[condition] = _measure(servers, urls, bodies, args.rounds, args.seconds)
+                out[f"{condition} load"] = max(load, os.getloadavg()[0])
+    return out
 
 
-def _report(results: dict[str, dict[str, dict[str, float]]], rate: float,
-            p50: dict[str, float], wall: float) -> None:
-    generator = "wrk -t2 -c16" if shutil.which("wrk") else "python closed loop, 16 connections"
-    print(f"\nPeak throughput ({generator}); tail latency at a fixed {rate:.0f} req/s, 1 row")
-    print(f"{'server':<9} {'test':<11} {'req/s':>9} {'rows/s':>10} {'p50 ms':>8} {'p99 ms':>8} "
-          f"{'errors':>6}")
-    for name, tests in results.items():
-        for test, r in tests.items():
-            rows = r["rps"] * (100 if test == "100 rows" else 1)
-            print(f"{name:<9} {test:<11} {r['rps']:>9.0f} {rows:>10.0f} {r['p50']:>8.2f} "
-                  f"{r['p99']:>8.2f} {int(r['errors']):>6}")
-    w, m, b = results["wxops"], results["mlflow"], results["bare"]
-    checks: list[tuple[str, float, str, float]] = [
-        ("throughput vs mlflow, 1 row", w["1 row"]["rps"] / m["1 row"]["rps"], ">=", 10),
-        ("rows/s vs mlflow, 100 rows", w["100 rows"]["rps"] / m["100 rows"]["rps"], ">=", 5),
-        ("p99 vs mlflow, fixed rate", w["fixed rate"]["p99"] / m["fixed rate"]["p99"], "<=", 0.2),
-        ("p99 vs mlflow, peak 1 row", w["1 row"]["p99"] / m["1 row"]["p99"], "<=", 0.2),
-        ("throughput vs bare, 1 row", w["1 row"]["rps"] / b["1 row"]["rps"], ">=", 0.7),
-        ("throughput vs bare, 100 rows", w["100 rows"]["rps"] / b["100 rows"]["rps"], ">=", 0.7),
-    ]
-    print("\nRatios (wxops serve / baseline)")
-    for label, value, op, target in checks:
-        met = value >= target if op == ">=" else value <= target
-        print(f"  {label:<32} {value:>7.2f}x   target {op} {target:g}"
-              f"{'  ok' if met else '  MISSED'}")
-    info = b["1 row"]["rps"] / results["bare-df"]["1 row"]["rps"]
-    print(f"  {'(bare numpy / bare-df, 1 row)':<32} {info:>7.2f}x   the compiled predictor's share")
-    print("\np50 at one connection (delayed-ACK check)")
-    for label, value in p50.items():
-        print(f"  {label:<28} {value:>7.2f} ms")
-    ratio = p50["wxops 2 workers"] / p50["wxops 1 worker"]
-    print(f"  2 workers / 1 worker          {ratio:>7.2f}x   target <= 1.2"
-          f"{'  ok' if ratio <= 1.2 else '  MISSED'}")
-    print(f"\nwall time {wall:.0f} s")
+def _ratio(a: list[dict[str, float]], b: list[dict[str, float]], key: str = "rps"
+           ) -> tuple[float, float, float]:
+    """Median, min and max over rounds of a[round][key] / b[round][key]."""
+    values = [x[key] / y[key] if y[key] else float("inf") for x, y in zip(a, b, strict=True)]
+    return statistics.median(values), min(values), max(values)
+
+
+def _med(runs: list[dict[str, float]], key: str) -> float:
+    return statistics.median(r[key] for r in runs)
+
+
+def _report(model: str, res: dict[str, Any], goals: bool) -> list[tuple[str, float, float]]:
+    print(f"\n== {model}: requests/s, p50 and p99 (ms), median of rounds; errors summed")
+    print(f"{'condition':<8} {'server':<9} {'test':<9} {'req/s':>8} {'rows/s':>9} {'p50':>8} "
+          f"{'p99':>8} {'err':>5}")
+    for condition in ("quiet", "loaded"):
+        for name, tests in res[condition].items():
+            for test, runs in tests.items():
+                rps = _med(runs, "rps")
+                print(f"{condition:<8} {name:<9} {test:<9} {rps:>8.0f} {rps * ROWS[test]:>9.0f} "
+                      f"{_med(runs, 'p50'):>8.2f} {_med(runs, 'p99'):>8.2f} "
+                      f"{int(sum(r['errors'] for r in runs)):>5}")
+        print(f"  (load average during {condition}: {res[condition + ' load']:.1f})")
+    q, busy = res["quiet"], res["loaded"]
+    rows: list[tuple[str, tuple[float, float, float], str, float]] = []
+    for test in ROWS:
+        rows.append((f"2 workers / 1 worker, {test}", _ratio(q["wxops-2w"][test],
+                                                              q["wxops"][test]), ">=", 1.6))
+    rows.append(("loaded: vs mlflow, 100 rows", _ratio(busy["wxops"]["100 rows"],
+                                                       busy["mlflow"]["100 rows"]), ">=", 5))
+    rows.append(("loaded p99 / quiet p99, 100 rows", _ratio(busy["wxops"]["100 rows"],
+                                                           q["wxops"]["100 rows"], "p99"),
+                 "<=", 10))
+    for test in ROWS:
+        rows.append((f"quiet: vs mlflow, {test}", _ratio(q["wxops"][test], q["mlflow"][test]),
+                     ">=", 25))
+    for test in ROWS:
+        rows.append((f"quiet: vs bare, {test}", _ratio(q["wxops"][test], q["bare"][test]),
+                     ">=", 10))
+    if "litserve" in q:
+        for test in ROWS:
+            rows.append((f"quiet: vs litserve, {test}",
+                         _ratio(q["wxops"][test], q["litserve"][test]), ">=", 3))
+    for test in ROWS:
+        rows.append((f"loaded: 2 workers / 1 worker, {test}",
+                     _ratio(busy["wxops-2w"][test], busy["wxops"][test]), "", 0))
+    print(f"\n{model}: ratios (wxops serve, 1 worker unless said), median [min-max] over rounds")
+    summary = []
+    for label, (med, lo, hi), op, target in rows:
+        verdict = ""
+        if goals and op:
+            met = med >= target if op == ">=" else med <= target
+            verdict = f"goal {op} {target:g}: {'met' if met else 'MISSED'}"
+        print(f"  {label:<36} {med:>8.2f}x [{lo:.2f}-{hi:.2f}]  {verdict}")
+        summary.append((label, med, lo))
+    return summary
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
+    parser.add_argument("--project", type=Path,
+                        help="project with mlflow.db whose visibility@champion is served")
+    parser.add_argument("--quick", action="store_true", help="MLP only, shorter tests")
+    parser.add_argument("--seconds", type=int, help="per load test and round (whole seconds)")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds")
+    parser.add_argument("--bare", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--litserve", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.bare:
+        _run_bare(args.bare)
+        return
+    if args.litserve:
+        _run_litserve(args.litserve)
+        return
+    args.seconds = args.seconds or (1 if args.quick else 2)
+    sys.path.insert(0, str(ROOT / "src"))
+    litserve = _ls is not None
+    t0 = time.perf_counter()
+    load_before = os.getloadavg()
+    tmp = Path(tempfile.mkdtemp(prefix="wxops-bench-"))
+    try:
+        if args.project:
+            uri = f"sqlite:///{args.project.resolve() / 'mlflow.db'}"
+            models = ["visibility"]
+        else:
+            print("building the project (mlp-small and ridge) ...", file=sys.stderr, flush=True)
+            uri = _build_project(tmp)
+            models = ["visibility"] if args.quick else ["visibility", "visibility-ridge"]
+        bodies = _bodies()
+        env = {**os.environ,
+               "PYTHONPATH": f"{ROOT / 'src'}{os.pathsep}{ROOT / 'benchmarks'}",
+               "MLFLOW_TRACKING_URI": uri, "WXOPS_BENCH_URI": uri,
+               "WXOPS_SERVE_TOKENS": f"predict,admin:{TOKEN}", "NO_PROXY": "127.0.0.1",
+               # mlflow models serve execs `uvicorn` from PATH: use this interpreter's
+               "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+        results = {m: _bench_model(m, uri, tmp, env, bodies, args, litserve) for m in models}
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    generator = "wrk -t1 -c16" if shutil.which("wrk") else "python closed loop, 16 connections"
+    print(f"\nLoad: {generator}, {args.seconds:g} s per test, {args.rounds} rounds; "
+          f"background load: 2 busy processes; {os.cpu_count()} cores; load average "
+          f"{load_before[0]:.1f} before the run")
+    if not litserve:
+        print("LitServe not installed (pip install -e '.[bench]'): its baseline is skipped")
+    for model, res in results.items():
+        _report(f"{model} ({'MLP champion' if model == 'visibility' else 'ridge'})", res,
+                goals=model == "visibility")
+    print(f"\nwall time {time.perf_counter() - t0:.0f} s; load average now "
+          f"{os.getloadavg()[0]:.1f}")
 
 
 if __name__ == "__main__":

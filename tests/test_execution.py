@@ -40,7 +40,12 @@ def _worker_threads(_: int) -> tuple[int, str]:
 
 
 @pytest.mark.slow
-def test_local_cluster_workers_run_single_threaded() -> None:
-    with open_executor(ExecutionConfig(executor="dask", workers=2)) as executor:
+@pytest.mark.parametrize("workers", [1, 2])
+def test_local_cluster_workers_share_the_cores(workers: int) -> None:
+    """Each worker of a local cluster gets cores // workers threads (read from torch)."""
+    from wxops.startup import available_cores
+
+    want = max(1, available_cores() // workers)
+    with open_executor(ExecutionConfig(executor="dask", workers=workers)) as executor:
         assert not executor.in_process
-        assert executor.map(_worker_threads, [0, 1]) == [(1, "1"), (1, "1")]
+        assert executor.map(_worker_threads, list(range(workers))) == [(want, str(want))] * workers

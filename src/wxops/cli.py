@@ -60,9 +60,10 @@ def run(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
 ) -> None:
     """Run the pipeline: ingest+QC, features, split, train every config, register the best."""
-    from wxops.startup import configure_process
+    from wxops.startup import apply_thread_budget, configure_process, thread_budget
 
     configure_process()
+    apply_thread_budget(thread_budget(1))  # in-process training: the cores it may use
     cfg = _load(config)
     from wxops.pipeline import run_pipeline
     from wxops.progress import RichReporter, SilentReporter
@@ -98,6 +99,10 @@ def run(
         f"pipeline run {result.run_id} in experiment '{result.experiment}' at "
         f"{result.tracking_uri}\noutputs in {result.out_dir}  ({result.wall_seconds:.1f} s)"
     )
+    if result.selection and quiet:
+        typer.echo(f"selection: {result.selection}")
+    for line in result.summary:
+        typer.echo(line)
     if result.gate_passed is False:  # a scheduler acts on it: see wxops.exit_codes
         from wxops.exit_codes import EXIT_GATE_REJECTED
 

@@ -305,6 +305,9 @@ class SplitConfig(_Section):
 
 class _ModelBase(_Section):
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    target_transform: Literal["none", "log"] = "none"
+    """``log``: train on log(1 + target) and predict in the target's unit, so fog (100 m)
+    weighs as much as a clear day (see ``wxops.models.target``); ``none``: the target."""
 
 
 class MLPConfig(_ModelBase):
@@ -344,7 +347,8 @@ ModelConfig = Annotated[
 
 
 def _default_models() -> list[ModelConfig]:
-    # The classic three-configuration MLP example plus two scikit-learn baselines.
+    # The classic three-configuration MLP example, two scikit-learn baselines and one
+    # configuration on a log target.
     return [
         MLPConfig(name="mlp-small", type="mlp", hidden_dim=32, learning_rate=1e-3,
                   batch_size=64, epochs=15),
@@ -354,6 +358,9 @@ def _default_models() -> list[ModelConfig]:
                   batch_size=256, epochs=15),
         GradientBoostingConfig(name="gbm", type="gradient_boosting"),
         LinearConfig(name="ridge", type="linear"),
+        # trained on log(1 + visibility): fog weighs as much as a clear day, so the
+        # gate (not the squared error in metres) decides whether it is the better model
+        GradientBoostingConfig(name="gbm-log", type="gradient_boosting", target_transform="log"),
     ]
 
 
@@ -373,7 +380,8 @@ class TrackingConfig(_Section):
 #: Continuous scores the verification computes (negatively oriented except correlation).
 CONTINUOUS_SCORES: tuple[str, ...] = ("mae", "rmse", "bias", "correlation")
 #: Categorical scores at each threshold, named ``<score>_<threshold>`` (e.g. ``ets_1000``).
-CATEGORICAL_SCORES: tuple[str, ...] = ("pod", "far", "csi", "ets", "frequency_bias")
+CATEGORICAL_SCORES: tuple[str, ...] = ("pod", "far", "csi", "ets", "pss", "frequency_bias",
+                                       "brier")
 #: Forecasts a gate rule can compare the candidate with.
 GATE_REFERENCES: tuple[str, ...] = ("climatology", "persistence", "nwp", "champion")
 
@@ -394,6 +402,19 @@ class VerifyConfig(_Section):
     """Column holding a raw NWP forecast of the target; it becomes a reference forecast."""
     station_column: str = "station"
     """Scores are stratified by this column when the data has several stations."""
+    cap: float | Literal["auto"] | None = "auto"
+    """Common maximum applied alike to observations, every forecast and the climatology
+    before verification: visibility is reported up to caps that changed over the years
+    (16, 24, 32 km in one TMY3 year). ``auto``: 16000 m (10 statute miles, what METAR/ASOS
+    report at most) for a ``visibility`` target, none otherwise; null: no cap."""
+
+    def cap_for(self, target: str) -> float | None:
+        """The cap in force for ``target`` (resolves ``auto``)."""
+        if self.cap == "auto":
+            from wxops.verify.references import VISIBILITY_CAP
+
+            return VISIBILITY_CAP if target == "visibility" else None
+        return self.cap
 
     @field_validator("thresholds")
     @classmethod
@@ -420,7 +441,12 @@ class GateRule(_Section):
     alpha: float | None = Field(default=None, gt=0, lt=1)
     """Significance level: a ``min_skill`` rule then also needs p < alpha that the candidate
     is better, and a ``max_worse_pct`` rule fails only when it is significantly worse.
-    Only rmse and mae have a per-sample loss to test; other scores ignore it."""
+    rmse/mae: Diebold-Mariano (HLN); ETS, PSS...: block bootstrap (see
+    ``wxops.release.significance``)."""
+    min_events: int | None = Field(default=None, ge=1)
+    """Categorical scores: fewest observed events (``gate.min_events`` when unset) for the
+    rule to decide; with fewer it says "too few events (n=...)" and neither passes nor
+    fails."""
 
     @model_validator(mode="after")
     def _one_criterion(self) -> GateRule:
@@ -440,11 +466,17 @@ class GateRule(_Section):
 
 
 def _default_rules() -> list[GateRule]:
+    # Fog and low visibility decide as much as the error in metres: the categorical rules
+    # ask for skill over persistence (lead-time mode) and no significant loss against the
+    # champion, each only where the test block has enough events to judge.
     return [
-        GateRule(score="rmse", against="climatology", min_skill=0.0),
+        GateRule(score="rmse", against="climatology", min_skill=0.0, alpha=0.05),
         GateRule(score="rmse", against="persistence", min_skill=0.0),
+        GateRule(score="ets_1000", against="persistence", min_skill=0.0),
+        GateRule(score="ets_5000", against="persistence", min_skill=0.0),
         GateRule(score="rmse", against="champion", max_worse_pct=2.0, alpha=0.05),
-        GateRule(score="ets_1000", against="champion", max_worse_pct=10.0),
+        GateRule(score="ets_1000", against="champion", max_worse_pct=10.0, alpha=0.05),
+        GateRule(score="ets_5000", against="champion", max_worse_pct=10.0, alpha=0.05),
     ]
 
 
@@ -452,11 +484,15 @@ class GateConfig(_Section):
     """The quality gate between a registered version and the ``champion`` alias."""
 
     rules: list[GateRule] = Field(default_factory=_default_rules)
-    bootstrap_block_hours: int = Field(default=24, ge=1)
-    """Block length of the moving-block bootstrap (keeps autocorrelation within a block)."""
+    bootstrap_block_hours: int | None = Field(default=None, ge=1)
+    """Block length of the block bootstrap in hours; None (default): chosen from the data
+    (twice the Politis-White automatic length, see ``wxops.release.significance``)."""
     bootstrap_samples: int = Field(default=1000, ge=100, le=100_000)
-    replay_cycle_hours: int = Field(default=6, ge=1, le=24)
-    """Forecast-cycling replay: one forecast cycle every this many hours (00/06/12/18 UTC)."""
+    replay_cycle_hours: int = Field(default=1, ge=1, le=24)
+    """Forecast-cycling replay: one forecast cycle every this many hours. 1: every hour of
+    the test block (rare events need every case); 6: 00/06/12/18 UTC."""
+    min_events: int = Field(default=10, ge=1)
+    """Fewest observed events a categorical rule needs to decide (rules may override)."""
     latency_budget_ms: float = Field(default=2000.0, gt=0)
     """Technical test: most milliseconds one batch prediction may take."""
     latency_batch_rows: int = Field(default=256, ge=1)

@@ -1,11 +1,12 @@
 """Executors for the heavy steps: in this process, or as Dask tasks.
 
 ``execution.executor: local`` runs tasks one after another here; ``dask`` starts a local
-cluster of worker processes (one thread each, so two workers use two cores without
-oversubscribing BLAS or PyTorch); ``tcp://host:port`` connects to a running scheduler
-(HPC through dask-jobqueue, Kubernetes...). Tasks are coarse (a station chunk, a model
-configuration) and carry paths, not data, so scheduling and serialisation stay cheap.
-Workers there need the files at the same paths (a shared file system) and wxops installed.
+cluster of worker processes (one task at a time each, with cores // workers threads for
+BLAS and PyTorch, so two workers on two cores do not oversubscribe them);
+``tcp://host:port`` connects to a running scheduler (HPC through dask-jobqueue,
+Kubernetes...). Tasks are coarse (a station chunk, a model configuration) and carry
+paths, not data, so scheduling and serialisation stay cheap. Workers there need the files
+at the same paths (a shared file system) and wxops installed.
 """
 
 from __future__ import annotations
@@ -79,6 +80,9 @@ class DaskExecutor:
                 future.release()
 
 
+#: How many worker processes of a local cluster share this host (their thread budget).
+WORKERS_ENV = "WXOPS_WORKERS"
+
 #: Imported once when a worker starts, not inside its first task (several seconds each
 #: on a loaded machine; a long-lived cluster pays it once for all runs).
 WORKER_PRELOAD: tuple[str, ...] = ("wxops", "mlflow", "sklearn.ensemble", "sklearn.linear_model",
@@ -86,18 +90,28 @@ WORKER_PRELOAD: tuple[str, ...] = ("wxops", "mlflow", "sklearn.ensemble", "sklea
                                    "wxops.data.nwp_table", "wxops.tracking")
 
 
-def setup_worker_process() -> None:
-    """Process-wide settings of a worker: one PyTorch thread, quiet logs, preloaded imports."""
+def setup_worker_process(processes: int | None = None) -> None:
+    """Process-wide settings of a worker: a thread budget, quiet logs, preloaded imports.
+
+    The budget gives each of ``processes`` workers on this host ``cores // processes``
+    threads for PyTorch/OpenMP/MKL/OpenBLAS (the cores this process may use: affinity and
+    cgroup quota). ``processes`` defaults to ``$WXOPS_WORKERS`` (set for a local cluster),
+    else 1; a worker of a remote cluster runs its tasks in its own Dask threads, counted
+    by the plugin.
+    """
     import importlib
 
     for key, value in WORKER_ENV.items():
         os.environ.setdefault(key, value)
-    from wxops.startup import configure_process
+    from wxops.startup import apply_thread_budget, configure_process, thread_budget
 
+    if processes is None:
+        processes = int(os.environ.get(WORKERS_ENV, "1") or 1)
+    apply_thread_budget(thread_budget(max(1, processes)))
     configure_process()
     import torch
 
-    torch.set_num_threads(1)
+    torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
     for module in WORKER_PRELOAD:
         importlib.import_module(module)
 
@@ -167,8 +181,13 @@ def open_executor(cfg: ExecutionConfig, project_dir: Path | None = None) -> Iter
     cluster: Any = None
     try:
         if cfg.executor == "dask":
+            from wxops.startup import THREAD_ENV_VARS, thread_budget
+
+            threads = str(thread_budget(cfg.workers).threads)
+            env = {**WORKER_ENV, **dict.fromkeys(THREAD_ENV_VARS, threads),
+                   WORKERS_ENV: str(cfg.workers)}
             cluster = LocalCluster(n_workers=cfg.workers, threads_per_worker=1, processes=True,
-                                   dashboard_address=None, env=dict(WORKER_ENV))
+                                   dashboard_address=None, env=env)
             client = Client(cluster, set_as_default=False)
         elif cfg.executor == "slurm":
             logs = cfg.slurm.log_directory or (project_dir or Path.cwd()) / ".wxops" / "slurm"
@@ -194,9 +213,23 @@ def open_executor(cfg: ExecutionConfig, project_dir: Path | None = None) -> Iter
         raise ExecutorError(f"cannot reach the Dask scheduler at {cfg.executor}: {exc}; "
                             "start it (dask scheduler) or set execution.executor: local") from exc
     try:
-        client.register_plugin(WorkerSetup())
+        client.register_plugin(WorkerSetup(_tasks_per_host(client)))
         yield DaskExecutor(client)
     finally:
         client.close()
         if cluster is not None:
             cluster.close()
+
+
+def _tasks_per_host(client: Any) -> dict[str, int]:
+    """Task threads of the cluster's workers per host (their thread budgets share it)."""
+    from collections import Counter
+
+    try:
+        info = client.scheduler_info(n_workers=-1)
+    except TypeError:  # older distributed lists every worker without the argument
+        info = client.scheduler_info()
+    per_host: Counter[str] = Counter()
+    for worker in info.get("workers", {}).values():
+        per_host[str(worker.get("host"))] += int(worker.get("nthreads", 1))
+    return dict(per_host)

@@ -50,6 +50,10 @@ class PipelineResult:
     """What the release step did and why (e.g. which gate rule failed)."""
     report: str = ""
     """The new version's verification report (HTML)."""
+    summary: tuple[str, ...] = ()
+    """Five lines: test-block scores against the references and the gate's rules."""
+    selection: str = ""
+    """Why this configuration was registered (the gate's reference rules on validation)."""
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -340,9 +344,10 @@ def _run_stages(
 
         metrics = {name: res.metrics for name, res in results.items()}
         selection = cfg.tracking.selection_metric
-        best = min(metrics, key=lambda n: metrics[n][selection])
+        best, selection_note = _select(cfg, results, metrics, logged, table, split)
+        report.info(selection_note)
         tracking.log_metrics({f"{n}.{selection}": m[selection] for n, m in metrics.items()})
-        tracking.set_tags({"wxops.best_config": best})
+        tracking.set_tags({"wxops.best_config": best, "wxops.selection": selection_note[:4000]})
 
         from wxops.verify.plots import plot_loss_curves
 
@@ -394,10 +399,34 @@ def _run_stages(
         result.gate_passed = release.gate_passed
         result.release_message = release.message
         result.report = release.report
+        result.summary = release.summary
+    result.selection = selection_note
     (out_dir / "result.json").write_text(json.dumps(result.to_dict(), indent=2))
     if not tracking.is_offline():  # a rerun after `wxops sync` must talk to the server
         cache.put("pipeline", whole_key, result)
     return result
+
+
+def _select(cfg: WxopsConfig, results: dict[str, Any], metrics: dict[str, dict[str, float]],
+            logged: dict[str, dict[str, str]], table: Any, split: Any) -> tuple[str, str]:
+    """The configuration to register: the gate's reference rules on validation decide,
+    then the selection metric (``wxops.release.select``); NWP tables: the metric alone."""
+    from wxops import tracking
+
+    selection = cfg.tracking.selection_metric
+    if cfg.data.is_nwp or split.validation.empty:
+        best = min(metrics, key=lambda n: metrics[n][selection])
+        return best, f"{best} registered: best {selection}"
+    from wxops.release.select import select_configuration
+
+    x_val = _input_example_frame(split.validation[table.inputs])
+    predictions = {n: r.model.predict(x_val) for n, r in results.items()}
+    chosen = select_configuration(cfg, predictions, metrics, train=split.train,
+                                  validation=split.validation)
+    for name, scores in chosen.scores.items():
+        if scores and name in logged:
+            tracking.log_metrics_to_run(logged[name]["run_id"], scores)
+    return chosen.best, chosen.message
 
 
 def _partial(cfg: WxopsConfig, uri: str, project_dir: Path, cached: list[str], started: float,
@@ -548,12 +577,20 @@ def _write_split(split: Any, inputs: list[str], digests: dict[str, str], task_di
     return paths
 
 
+def _input_example_frame(frame: Any) -> Any:
+    out = frame.copy()
+    if "time" in out.columns:
+        out["time"] = out["time"].dt.tz_convert("UTC").dt.tz_localize(None)
+    return out
+
+
 @dataclass
 class _ReleaseOutcome:
     registration: Any
     gate_passed: bool | None
     message: str
     report: str = ""
+    summary: tuple[str, ...] = ()
 
 
 def _store_release_data(cfg: WxopsConfig, obs: Any, table: Any, split: Any) -> Any:
@@ -593,6 +630,7 @@ def _release(cfg: WxopsConfig, project_dir: Path, registration: Any, stored: Any
         evaluation.passed if evaluation else None,
         promo.message,
         str(evaluation.report) if evaluation else "",
+        tuple(evaluation.summary(cfg.verify.thresholds)) if evaluation else (),
     )
 
 

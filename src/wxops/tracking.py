@@ -894,6 +894,20 @@ def log_text_to_run(run_id: str, text: str, artifact_file: str) -> None:
     _client().log_text(run_id, redact.redact_text(text), artifact_file)
 
 
+def log_metrics_to_run(run_id: str, metrics: dict[str, float]) -> None:
+    """Log metrics (e.g. a version's test-block scores) to an existing, finished run."""
+    from mlflow.entities import Metric
+    from mlflow.exceptions import MlflowException
+
+    now = int(time.time() * 1000)
+    batch = [Metric(k, float(v), now, 0) for k, v in metrics.items()]
+    try:
+        for i in range(0, len(batch), 1000):
+            _client().log_batch(run_id, metrics=batch[i:i + 1000])
+    except MlflowException as exc:
+        raise TrackingError(f"cannot log metrics to run {run_id}: {exc}") from exc
+
+
 def set_version_tags(name: str, version: str, tags: dict[str, str]) -> None:
     client = _client()
     for key, value in tags.items():

@@ -31,6 +31,10 @@ def table_and_split():  # type: ignore[no-untyped-def]
     MLPConfig(name="m", type="mlp", hidden_dim=16, epochs=4, batch_size=128),
     GradientBoostingConfig(name="g", type="gradient_boosting", max_iter=20),
     LinearConfig(name="r", type="linear"),
+    MLPConfig(name="m-log", type="mlp", hidden_dim=16, epochs=4, batch_size=128,
+              target_transform="log"),
+    GradientBoostingConfig(name="g-log", type="gradient_boosting", max_iter=20,
+                           target_transform="log"),
 ])
 def test_each_model_learns_and_records_losses(cfg, table_and_split) -> None:  # type: ignore[no-untyped-def]
     table, split = table_and_split

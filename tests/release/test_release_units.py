@@ -35,7 +35,9 @@ def test_bootstrap_pvalue_separates_better_from_equal():
     with pytest.raises(GateError, match="equal length"):
         block_bootstrap_pvalue([1.0, 2.0], [1.0], block_length=2)
     with pytest.raises(GateError, match="block_length must be"):
-        block_bootstrap_pvalue([1.0, 2.0], [1.0, 3.0], block_length=0)
+        block_bootstrap_pvalue(ref[:10], ref[10:20], block_length=0)
+    with pytest.raises(GateError, match="at least 8 paired losses"):
+        block_bootstrap_pvalue([1.0, 2.0], [1.0, 3.0])
 
 
 def _verification(cand_noise: float, champ_noise: float = 300.0):
@@ -201,3 +203,66 @@ def test_replay_batch_equals_one_predict_per_cycle():
         row = assemble_inputs(obs[obs["time"] <= t], t, table.inputs, "visibility")
         one_by_one.append(float(model.predict(row)[0]))
     np.testing.assert_allclose(rep.frame["candidate"], one_by_one)
+
+
+def _foggy(n_fog_spells: int = 12, seed: int = 0):
+    """Ten weeks of hourly visibility with fog spells (< 1000 m, 4-8 h each)."""
+    rng = np.random.default_rng(seed)
+    n = 24 * 70
+    t = pd.date_range("2024-01-01", periods=n, freq="h", tz="UTC")
+    obs = np.clip(12000 + 3000 * np.sin(np.arange(n) / 17) + rng.normal(0, 800, n), 1500, None)
+    for start in rng.choice(np.arange(10, n - 10), n_fog_spells, replace=False):
+        obs[start:start + rng.integers(4, 9)] = rng.uniform(150, 900)
+    persistence = np.concatenate([obs[:3], obs[:-3]])
+    return t, obs, persistence, rng
+
+
+def test_fog_blind_candidate_is_rejected_by_a_named_event_rule_with_evidence():
+    t, obs, persistence, rng = _foggy()
+    blind = np.clip(obs, 4000, None) + rng.normal(0, 300, len(obs))  # good rmse, never fog
+    fc = {"candidate": blind, "persistence": persistence}
+    v = verify_forecasts(fc, obs, valid_time=t, thresholds=[1000.0, 5000.0])
+    cfg = parse_config({"features": {"lead_time": 3}, "gate": {"bootstrap_samples": 300}}).gate
+    result = evaluate_gate(v, cfg, forecasts=fc, obs=obs, lead_time=3)
+    assert not result.passed
+    assert "ets_1000 vs persistence: skill > 0" in result.failed_rules
+    row = next(r for r in result.rows if r.rule == "ets_1000 vs persistence: skill > 0")
+    assert row.n == len(obs) and row.events is not None and row.events >= 10
+    assert "events hit: candidate 0/" in row.why
+    assert row.effect is not None and row.effect < 0 and row.p_value is not None
+    assert row.ci_low is not None and row.ci_high is not None and row.ci_low <= row.ci_high
+    assert row.test is not None and row.test.startswith("block-bootstrap")
+    # every judged rule carries n, an effect and a p-value or interval
+    judged = [r for r in result.rows if r.status in ("pass", "fail")]
+    assert judged and all(r.n and r.effect is not None and r.p_value is not None
+                          for r in judged)
+    rmse = next(r for r in result.rows if r.score == "rmse" and r.against == "persistence")
+    assert rmse.test is not None and rmse.test.startswith("dm-hln")
+    # the rmse rule's effect and interval are in metres (tested on squared errors)
+    assert rmse.effect == pytest.approx(rmse.candidate - rmse.reference)
+    assert rmse.ci_low is not None and rmse.ci_high is not None
+    assert rmse.ci_low <= rmse.effect <= rmse.ci_high
+    # a candidate that sees the fog passes the event rules
+    good = obs + rng.normal(0, 100, len(obs))
+    fc = {"candidate": good, "persistence": persistence}
+    v = verify_forecasts(fc, obs, valid_time=t, thresholds=[1000.0, 5000.0])
+    assert evaluate_gate(v, cfg, forecasts=fc, obs=obs, lead_time=3).passed
+
+
+def test_event_rule_with_too_few_events_neither_passes_nor_fails():
+    t, obs, persistence, _rng = _foggy(n_fog_spells=1)
+    fc = {"candidate": np.full(len(obs), 9000.0), "persistence": persistence}
+    v = verify_forecasts(fc, obs, valid_time=t, thresholds=[1000.0, 5000.0])
+    cfg = parse_config({"gate": {"rules": [
+        {"score": "ets_1000", "against": "persistence", "min_skill": 0.0},
+        {"score": "pss_1000", "against": "persistence", "min_skill": 0.0, "min_events": 3}]}}).gate
+    result = evaluate_gate(v, cfg, forecasts=fc, obs=obs)
+    few = result.rows[0]
+    assert few.status == "too few events" and few.events is not None and few.events < 10
+    assert few.why == f"too few events (n={few.events} < 10 observed)"
+    assert result.rows[1].status == "fail"  # min_events 3 per rule: judged, and blind
+    assert "too few events" in evaluate_gate(v, cfg.model_copy(
+        update={"rules": cfg.rules[:1]})).summary()
+    with pytest.raises(ConfigError, match="min_events"):
+        parse_config({"gate": {"rules": [{"score": "ets_1000", "against": "persistence",
+                                          "min_skill": 0.0, "min_events": 0}]}})

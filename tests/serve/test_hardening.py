@@ -91,7 +91,8 @@ def test_openapi_describes_the_model_and_every_status(server: RunningServer) -> 
 
 def test_schemathesis_finds_no_5xx_and_no_contract_violation(
         server: RunningServer, auth: dict[str, str]) -> None:
-    """A bounded property-based run of the served schema (loopback, ~30 cases a route)."""
+    """A bounded property-based run of the served schema (loopback, ~30 valid and ~30
+    invalid cases a route; WXOPS_FUZZ_EXAMPLES raises the count)."""
     schemathesis = pytest.importorskip("schemathesis")
     from hypothesis import HealthCheck, given, settings
     from schemathesis.checks import not_a_server_error
@@ -107,10 +108,13 @@ def test_schemathesis_finds_no_5xx_and_no_contract_violation(
     operations = [result.ok() for result in schema.get_all_operations()]
     assert {op.path for op in operations} >= {"/predict", "/invocations", "/model", "/ready"}
     calls: list[int] = []
-    for op in operations:
-        @settings(max_examples=30, deadline=None, database=None,
+    modes = [schemathesis.GenerationMode.POSITIVE, schemathesis.GenerationMode.NEGATIVE]
+    bodies = ("/predict", "/invocations")  # invalid cases need a body to be invalid in
+    for op, mode in ((op, mode) for op in operations for mode in modes
+                     if op.path in bodies or mode is modes[0]):
+        @settings(max_examples=int(os.environ.get("WXOPS_FUZZ_EXAMPLES", "30")), deadline=None, database=None,
                   suppress_health_check=list(HealthCheck))
-        @given(case=op.as_strategy())
+        @given(case=op.as_strategy(generation_mode=mode))
         def run(case: object) -> None:
             response = case.call_and_validate(base_url=server.url, headers=auth,  # type: ignore[attr-defined]
                                               checks=checks, timeout=10)

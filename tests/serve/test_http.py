@@ -405,12 +405,12 @@ def test_model_not_loaded_is_503_not_500(registry: Registry) -> None:
 
 
 def test_big_batch_runs_off_the_event_loop(registry: Registry, auth: dict[str, str]) -> None:
-    """A batch over inline_rows goes to a worker thread and still answers correctly."""
+    """With an inline bound of 0 every prediction goes to the pool, and answers correctly."""
     import mlflow.sklearn
 
     from tests.serve.conftest import start_server
 
-    srv = start_server(registry, inline_rows=10)
+    srv = start_server(registry, inline_ms=0.0)
     try:
         frame = example_frame(500)
         resp = post(srv, "/predict", {"data": frame.to_json()}, auth)
@@ -418,5 +418,7 @@ def test_big_batch_runs_off_the_event_loop(registry: Registry, auth: dict[str, s
         want = mlflow.sklearn.load_model("models:/visibility/1").predict(frame)
         np.testing.assert_allclose(resp.json()["result"], want, rtol=1e-9)
         assert pd.Series(resp.json()["result"]).notna().all()
+        metrics = requests.get(f"{srv.url}/metrics", timeout=5).text
+        assert 'wxops_predictions_total{where="pool"} 1.0' in metrics
     finally:
         srv.stop()

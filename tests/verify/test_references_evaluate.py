@@ -97,3 +97,43 @@ def test_verify_forecasts_bad_input(kwargs, match):
     args.update(kwargs)
     with pytest.raises(VerificationError, match=match):
         verify_forecasts(args.pop("fcst"), args.pop("obs"), **args)
+
+
+def test_climatology_caps_alike_and_holds_event_frequencies_per_station():
+    time = pd.to_datetime(["2024-01-01 00:00", "2024-01-02 00:00", "2024-01-03 00:00",
+                           "2024-01-01 00:00"], utc=True)
+    train = pd.DataFrame({"time": time, "y": [32200.0, 16000.0, 500.0, 800.0],
+                          "station": ["A", "A", "A", "B"]})
+    clim = fit_climatology(train, thresholds=[1000.0], cap=16000.0, station_column="station")
+    at = pd.Series(pd.to_datetime(["2024-01-09 00:00"] * 2, utc=True))
+    # 32.2 km counted as the common 16 km cap, not as a longer-range era's report
+    np.testing.assert_allclose(clim.predict(at, ["A", "B"]), [(16000 + 16000 + 500) / 3, 800])
+    np.testing.assert_allclose(clim.probability(at, 1000.0, ["A", "B"]), [1 / 3, 1.0])
+    assert clim.stations["A"].at[(1, 0), "n"] == 3
+    with pytest.raises(VerificationError, match="no event frequency at 5000"):
+        clim.probability(at, 5000.0)
+    with pytest.raises(VerificationError, match="event must be 'below' or 'above'"):
+        fit_climatology(train, thresholds=[1000.0], event="under")
+
+
+def test_verification_caps_every_source_and_scores_probabilistic_climatology(hourly):
+    t = hourly["time"]
+    obs = hourly["y"].to_numpy().copy()
+    obs[:5] = 30000.0
+    prob = np.full(len(obs), 0.1)
+    v = verify_forecasts({"candidate": hourly["good"] + 20000, "climatology": hourly["bad"]},
+                         obs, valid_time=t, thresholds=[5000.0], cap=16000.0,
+                         probabilities={5000.0: prob},
+                         block=np.where(t.dt.day < 5, "2023-12", "2024-01"))
+    assert any("capped at 16000" in n for n in v.notes)
+    assert v.score("candidate", "bias") < 16000 - np.mean(np.minimum(obs, 16000)) + 1
+    events = (np.minimum(obs, 16000) < 5000).astype(float)
+    assert v.score("climatology", "brier_5000") == pytest.approx(np.mean((0.1 - events) ** 2))
+    assert v.score("candidate", "brier_5000") == pytest.approx(events.mean())  # never forecast
+    assert "pss_5000" in v.scores.columns
+    # the month stratum follows the blocks (local-time months), every row counts n
+    months = v.strata["month"]
+    assert set(months["group"]) == {12, 1} and months["n"].gt(0).all()
+    hours = v.strata["hour"]
+    assert {"ets_5000", "pod_5000", "events_5000"} <= set(hours.columns)
+    assert hours.groupby("source")["events_5000"].sum()["candidate"] == int(events.sum())

@@ -22,7 +22,12 @@ def verification(hourly):
 
 def _report(verification, tmp_path):
     rows = [{"rule": "rmse vs climatology: skill > 0", "candidate": 300.0, "reference": 2000.0,
-             "skill": 0.85, "worse_pct": -85.0, "p_value": 0.001, "status": "pass", "why": "ok"},
+             "skill": 0.85, "worse_pct": -85.0, "p_value": 0.001, "status": "pass", "why": "ok",
+             "n": 240, "effect": -1700.0, "ci_low": -1800.0, "ci_high": -1600.0,
+             "test": "dm-hln (block 9 h)"},
+            {"rule": "ets_9000 vs persistence: skill > 0", "candidate": 0.5, "reference": 0.4,
+             "n": 240, "events": 4, "status": "too few events",
+             "why": "too few events (n=4 < 10 observed)"},
             {"rule": "ets_5000 vs champion: at most 0 % worse", "candidate": 0.5,
              "reference": 0.6, "skill": None, "worse_pct": 16.7, "p_value": None,
              "status": "fail", "why": "16.7 % worse"}]
@@ -41,6 +46,12 @@ def test_report_writes_page_and_plots(verification, tmp_path):
         assert f"src='{png}.png'" in text
     assert "FAIL" in text and "ets_5000 vs champion" in text
     assert "Events: below 9000" in text and "RMSE by season" in text
+    # categorical scores by season, hour and lead time, with n and events on every row
+    for heading in ("ETS 5000 by season", "ETS 9000 by hour (UTC)", "ETS 5000 by lead time",
+                    "RMSE by hour (UTC)"):
+        assert f"<h3>{heading}</h3>" in text, heading
+    assert "<th>events</th>" in text and "<th>95 % CI</th>" in text
+    assert "[-1800, -1600]" in text and "too few events (n=4 &lt; 10 observed)" in text
 
 
 def _chromium() -> str | None:
@@ -60,6 +71,7 @@ def test_report_renders_in_headless_browser(verification, tmp_path):
                          text=True, timeout=120, check=True).stdout
     assert "<h1>visibility version 3</h1>" in dom
     assert 'id="gate-verdict"' in dom
+    assert "ETS 5000 by season" in dom and "too few events (n=4" in dom
     images = re.findall(r"<img [^>]*>", dom)
     assert len(images) == 5
     # each plot loaded in the browser (onload marks data-ok="1"; a missing file, "0")

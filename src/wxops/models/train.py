@@ -87,18 +87,28 @@ def train_model(
     x_val = features.transform(split.validation[table.inputs])
     y_train = split.train[TARGET].to_numpy(dtype=float)
     y_val = split.validation[TARGET].to_numpy(dtype=float)
-    var = float(np.var(y_train)) or 1.0
     estimator = build_estimator(cfg, seed=seed)
+    log = cfg.target_transform == "log"
+    if log:
+        from wxops.models.target import LogTargetRegressor
+
+        estimator = LogTargetRegressor(estimator)
+    # loss curves on the scale the estimator is fitted on
+    fit_train, fit_val = (np.log1p(y_train), np.log1p(y_val)) if log else (y_train, y_val)
+    var = float(np.var(fit_train)) or 1.0
     history: list[dict[str, float | None]] = []
     device = "cpu"
     try:
+        inner = estimator
         if isinstance(cfg, MLPConfig):
             estimator.fit(x_train, y_train, X_val=x_val, y_val=y_val, on_epoch=on_epoch)
-            history = estimator.history_
-            device = estimator.device_
+            inner = estimator.regressor_ if log else estimator
+            history = inner.history_
+            device = inner.device_
         else:
             estimator.fit(x_train, y_train)
-            history = _staged_losses(estimator, x_train, y_train, x_val, y_val, var)
+            inner = estimator.regressor_ if log else estimator
+            history = _staged_losses(inner, x_train, fit_train, x_val, fit_val, var)
             if on_epoch is not None:
                 for epoch, point in enumerate(history):
                     on_epoch(epoch, float(point["train_loss"] or 0.0), point["val_loss"])

@@ -82,13 +82,17 @@ def window_ends(valid_time: pd.Series, *, window: pd.Timedelta, step: pd.Timedel
 
 def score_windows(joined: pd.DataFrame, *, window: pd.Timedelta, step: pd.Timedelta,
                   max_windows: int, min_samples: int, thresholds: list[float],
-                  event: str) -> pd.DataFrame:
+                  event: str, cap: float | None = None) -> pd.DataFrame:
     """Scores of each rolling window ``(end - window, end]`` of joined pairs.
 
     One row per window end (index ``window_end``) and ``model_version`` (the version with
     the most pairs in the window). Windows with fewer than ``min_samples`` pairs are kept
     with ``n`` only, so a gap in the observations shows as a gap, not as a score.
+    ``cap`` (``verify.cap``) is applied to forecasts and observations alike, as at
+    promotion, so live and promotion scores compare like with like.
     """
+    from wxops.verify.references import cap_values
+
     rows: list[dict[str, Any]] = []
     times = joined["valid_time"]
     for end in window_ends(times, window=window, step=step, max_windows=max_windows):
@@ -97,8 +101,8 @@ def score_windows(joined: pd.DataFrame, *, window: pd.Timedelta, step: pd.Timede
         part = part[part["model_version"] == version]
         row: dict[str, Any] = {"window_end": end, "model_version": version, "n": float(len(part))}
         if len(part) >= min_samples:
-            f = part["forecast"].to_numpy(dtype=float)
-            o = part["obs"].to_numpy(dtype=float)
+            f = cap_values(part["forecast"], cap)
+            o = cap_values(part["obs"], cap)
             try:
                 row.update(continuous_scores(f, o))
                 row.update(categorical_scores(f, o, thresholds=thresholds, event=event))

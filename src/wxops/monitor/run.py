@@ -213,7 +213,7 @@ def monitor_once(cfg: WxopsConfig, *, project_dir: Path, observations: list[Path
                             features=features)
     scores = score_windows(joined, window=win, step=step, max_windows=m.max_windows,
                            min_samples=m.min_samples, thresholds=cfg.verify.thresholds,
-                           event=cfg.verify.event)
+                           event=cfg.verify.event, cap=cfg.verify.cap_for(cfg.features.target))
     tracking.connect(tracking.resolve_tracking_uri(cfg.tracking.uri, project_dir), secrets=cfg.tracking.secrets)
     promoted = promotion_scores(tracking.read_run_json(str(latest["run_id"]),
                                                        "verification/verification.json"))

@@ -12,7 +12,13 @@ if TYPE_CHECKING:
     from wxops.release.gate import GateResult, GateRow, evaluate_gate
     from wxops.release.history import HistoryEntry, champion_at, rollback_target
     from wxops.release.note import ChangeClass, bump_version, classify_change, release_note
-    from wxops.release.significance import block_bootstrap_pvalue
+    from wxops.release.select import Selection, select_configuration
+    from wxops.release.significance import (
+        TestResult,
+        block_bootstrap_pvalue,
+        block_bootstrap_test,
+        dm_hln_test,
+    )
 
 _EXPORTS: dict[str, str] = {
     "ChangeClass": "wxops.release.note",
@@ -20,6 +26,11 @@ _EXPORTS: dict[str, str] = {
     "GateRow": "wxops.release.gate",
     "HistoryEntry": "wxops.release.history",
     "block_bootstrap_pvalue": "wxops.release.significance",
+    "block_bootstrap_test": "wxops.release.significance",
+    "dm_hln_test": "wxops.release.significance",
+    "TestResult": "wxops.release.significance",
+    "Selection": "wxops.release.select",
+    "select_configuration": "wxops.release.select",
     "bump_version": "wxops.release.note",
     "champion_at": "wxops.release.history",
     "classify_change": "wxops.release.note",
@@ -33,13 +44,18 @@ __all__ = [
     "GateResult",
     "GateRow",
     "HistoryEntry",
+    "Selection",
+    "TestResult",
     "block_bootstrap_pvalue",
+    "block_bootstrap_test",
     "bump_version",
     "champion_at",
     "classify_change",
+    "dm_hln_test",
     "evaluate_gate",
     "release_note",
     "rollback_target",
+    "select_configuration",
 ]
 
 

@@ -67,7 +67,8 @@ def verify_cmd(
         return
     console = Console()
     console.print(_gate_table(ev))
-    cols = ["rmse", "mae", "bias", "correlation"]
+    cols = ["n", "rmse", "mae", "bias", "correlation",
+            *[f"{s}_{t:g}" for t in cfg.verify.thresholds for s in ("hits", "misses", "ets")]]
     scores = ev.replay.scores[[c for c in cols if c in ev.replay.scores]]
     console.print(scores.to_string(float_format=lambda v: f"{v:.3g}"))
     verdict = "[green]PASS[/]" if ev.passed else "[red]FAIL[/]"
@@ -83,7 +84,8 @@ def _gate_table(ev: Evaluation) -> Table:
     from rich.table import Table
 
     table = Table(title="quality gate (forecast-cycling replay)")
-    for col in ("rule", "candidate", "reference", "p-value", "result"):
+    for col in ("rule", "n", "events", "candidate", "reference", "effect", "95 % CI",
+                "p-value", "result"):
         table.add_column(col)
 
     def f(v: float | None) -> str:
@@ -91,10 +93,12 @@ def _gate_table(ev: Evaluation) -> Table:
 
     for r in ev.gate.rows:
         color = {"pass": "green", "fail": "red"}.get(r.status, "dim")
-        table.add_row(r.rule, f(r.candidate), f(r.reference), f(r.p_value),
+        ci = "–" if r.ci_low is None else f"[{f(r.ci_low)}, {f(r.ci_high)}]"
+        table.add_row(r.rule, str(r.n or "–"), str(r.events if r.events is not None else "–"),
+                      f(r.candidate), f(r.reference), f(r.effect), ci, f(r.p_value),
                       f"[{color}]{r.status}[/]: {r.why}")
     for c in ev.technical.checks:
-        table.add_row(f"technical: {c.name}", "", "", "",
+        table.add_row(f"technical: {c.name}", "", "", "", "", "", "", "",
                       f"[{'green' if c.passed else 'red'}]{'pass' if c.passed else 'fail'}[/]:"
                       f" {c.detail}")
     return table

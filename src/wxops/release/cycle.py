@@ -35,7 +35,7 @@ from wxops.release.replay import replay_cycles, replay_init_times
 from wxops.release.stored import RELEASE_DIR, TestData, read_release_data
 from wxops.release.technical import TechnicalResult, run_technical_checks
 from wxops.verify.evaluate import Verification, json_ready, stratify, verify_forecasts
-from wxops.verify.references import fit_climatology, nwp_forecast
+from wxops.verify.references import Climatology, cap_values, fit_climatology, nwp_forecast
 from wxops.verify.report import write_report
 
 #: Version tag holding the semantic version given at promotion.
@@ -70,6 +70,12 @@ class Evaluation:
         if not self.technical.passed:
             return self.technical.summary()
         return self.gate.summary()
+
+    def summary(self, thresholds: list[float]) -> list[str]:
+        """Five lines: what was judged, rmse and ETS (with event counts) of the candidate
+        against every reference, and which gate rules passed or failed."""
+        return verification_summary(self.replay, self.gate, thresholds,
+                                    title=f"version {self.version}")
 
 
 @dataclass
@@ -168,11 +174,20 @@ def _naive_time(frame: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def _references(data: TestData, test: pd.DataFrame) -> dict[str, np.ndarray]:
+def _climatology(cfg: WxopsConfig, data: TestData) -> Climatology:
+    """Climatology (mean and event frequencies) from every non-test row, capped alike."""
+    seen = pd.concat([data.split.train, data.split.validation], ignore_index=True)
+    return fit_climatology(seen, target=TARGET, valid_offset_hours=data.table.lead_time or 0,
+                           thresholds=cfg.verify.thresholds, event=cfg.verify.event,
+                           cap=cfg.verify.cap_for(data.table.target),
+                           station_column=cfg.verify.station_column)
+
+
+def _references(cfg: WxopsConfig, data: TestData, test: pd.DataFrame) -> dict[str, np.ndarray]:
     lead = data.table.lead_time
-    clim = fit_climatology(data.split.train, target=TARGET, valid_offset_hours=lead or 0)
+    clim = _climatology(cfg, data)
     valid = test["time"] + pd.Timedelta(hours=lead or 0)
-    refs = {"climatology": clim.predict(valid)}
+    refs = {"climatology": clim.predict(valid, test.get(cfg.verify.station_column))}
     if lead is not None:
         refs["persistence"] = test[data.table.target].to_numpy(dtype=float)
     if data.nwp_column:
@@ -200,7 +215,7 @@ def _replay(cfg: WxopsConfig, data: TestData, test: pd.DataFrame, models: dict[s
             forecasts: dict[str, np.ndarray]) -> tuple[Any, float]:
     """The forecast-cycling replay of ``data`` and the hours one of its rows stands for."""
     lead = data.table.lead_time
-    clim = fit_climatology(data.split.train, target=TARGET, valid_offset_hours=lead or 0)
+    clim = _climatology(cfg, data)
     cycle = cfg.gate.replay_cycle_hours
     if data.kind == "nwp":
         rep = replay_init_times(test, forecasts, cycle_hours=cycle, climatology=clim,
@@ -222,6 +237,81 @@ def _crossed_stratum(frame: pd.DataFrame, forecasts: dict[str, np.ndarray],
     key = pd.Series([f"+{ld:g} h · {st} · {hr:02d} UTC" for ld, st, hr
                      in zip(lead, frame["station"].astype(str), hours, strict=True)])[ok]
     return stratify({k: v[ok] for k, v in forecasts.items()}, obs[ok], key.reset_index(drop=True))
+
+
+def verification_summary(v: Verification, gate: GateResult, thresholds: list[float], *,
+                         title: str) -> list[str]:
+    """Five lines for the end of ``wxops run`` (see :meth:`Evaluation.summary`)."""
+    refs = [s for s in v.sources if s != "candidate"]
+
+    def row(score: str, fmt: str, counts: str | None) -> str:
+        parts = []
+        for src in ["candidate", *refs]:
+            value = v.score(src, score)
+            text = "n/a" if not np.isfinite(value) else format(round(value, 3) + 0.0, fmt)
+            if counts is not None:
+                hits = int(v.score(src, f"hits_{counts}"))
+                text += f" ({hits}/{hits + int(v.score(src, f'misses_{counts}'))} events hit)"
+            parts.append(f"{src} {text}")
+        return f"  {score:<9} " + " | ".join(parts)
+
+    lines = [f"verification of {title} on the test block ({v.n} forecasts, gate replay):",
+             row("rmse", ".4g", None)]
+    for t in thresholds[:2]:
+        label = f"{t:g}"
+        if f"ets_{label}" in v.scores.columns:
+            lines.append(row(f"ets_{label}", ".3f", label))
+    while len(lines) < 4:
+        lines.append(row("mae", ".4g", None))
+    status = [r.status for r in gate.rows]
+    failed = [r.rule for r in gate.rows if r.status == "fail"]
+    few = [f"{r.rule} (n={r.events})" for r in gate.rows if r.status == "too few events"]
+    text = (f"  gate {'PASSED' if gate.passed else 'FAILED'}: {status.count('pass')} rule(s) "
+            f"passed, {len(failed)} failed" + (f" [{'; '.join(failed)}]" if failed else ""))
+    if few:
+        text += f", too few events: {'; '.join(few)}"
+    if status.count("skipped"):
+        text += f", {status.count('skipped')} skipped"
+    return [*lines[:4], text]
+
+
+def _time_note(obs: pd.DataFrame) -> str:
+    """Strata are in UTC; say in which local time the blocks (months) were cut.
+
+    Inferred from the observations: the UTC hour most blocks begin at (a block whose first
+    hours failed QC is outvoted).
+    """
+    if "block" not in obs.columns or obs.empty:
+        return "hours and months in UTC"
+    first = obs.groupby("block")["time"].min()
+    starts = pd.to_datetime(pd.Series(first.index.str.slice(0, 7) + "-01", index=first.index),
+                            errors="coerce", utc=True)
+    offsets = ((first - starts).dt.total_seconds() / 3600).round().dropna()
+    if offsets.empty:
+        return "hours in UTC; the month stratum follows the blocks"
+    common = offsets.mode().iloc[0]
+    if (offsets == common).mean() > 0.5 and 0 < abs(common) < 24:
+        return (f"hours in UTC; blocks (months) are cut in the data's local time: most "
+                f"begin with the row of {int(common) % 24:02d}:00 UTC (TMY3: hour-ending local "
+                f"standard time); the month stratum follows the blocks, not UTC months")
+    return "hours in UTC; the month stratum follows the blocks"
+
+
+def score_metrics(verification: Verification, replay: Verification) -> dict[str, float]:
+    """The version's test-block scores as flat MLflow metrics, e.g. ``test_ets_1000``,
+    ``test_ets_1000_persistence``, ``gate_rmse`` (the replay the gate judged)."""
+    out: dict[str, float] = {}
+    wanted = [c for c in verification.scores.columns if c == "n" or not c.startswith(
+        ("correct_negatives",))]
+    for prefix, v in (("test", verification), ("gate", replay)):
+        for source in v.sources:
+            suffix = "" if source == "candidate" else f"_{source}"
+            for col in wanted:
+                if col in v.scores.columns:
+                    value = float(v.scores.at[source, col])
+                    if np.isfinite(value):
+                        out[f"{prefix}_{col}{suffix}"] = value
+    return out
 
 
 def _record(name: str, action: str, *, previous: str | None, target: str | None, reason: str,
@@ -299,15 +389,18 @@ def evaluate_version(
     fcst = {"candidate": frame["_candidate"].to_numpy()}
     if "_champion" in frame:
         fcst["champion"] = frame["_champion"].to_numpy()
-    fcst.update(_references(data, frame))
+    fcst.update(_references(cfg, data, frame))
     lead = data.table.lead_time
     nwp = data.kind == "nwp"
     valid = frame["time"] + pd.Timedelta(hours=lead or 0)
     station = frame.get(cfg.verify.station_column)
-    verification = verify_forecasts(fcst, frame[TARGET], valid_time=valid,
-                                    thresholds=cfg.verify.thresholds, event=cfg.verify.event,
-                                    lead_time=frame["lead_time"] if nwp else lead,
-                                    station=station)
+    clim = _climatology(cfg, data)
+    cap = cfg.verify.cap_for(data.table.target)
+    verification = verify_forecasts(
+        fcst, frame[TARGET], valid_time=valid, thresholds=cfg.verify.thresholds,
+        event=cfg.verify.event, lead_time=frame["lead_time"] if nwp else lead, station=station,
+        cap=cap, block=frame.get("block"),
+        probabilities={t: clim.probability(valid, t, station) for t in cfg.verify.thresholds})
     verification.notes.extend(notes)
     if nwp:
         verification.strata["lead_time × station × hour UTC"] = _crossed_stratum(
@@ -324,14 +417,19 @@ def evaluate_version(
             replay.frame = replay.frame.merge(theirs.frame[["issue_time", "champion"]],
                                               on="issue_time", how="inner")
     replay_fc = replay.forecasts()
-    replayed = verify_forecasts(replay_fc, replay.frame["obs"],
-                                valid_time=replay.frame["valid_time"],
-                                thresholds=cfg.verify.thresholds, event=cfg.verify.event,
-                                lead_time=replay.frame["lead_time"] if nwp else lead,
-                                station=replay.frame["station"] if nwp else None)
+    rvalid = replay.frame["valid_time"]
+    rstation = replay.frame["station"] if nwp else None
+    replayed = verify_forecasts(
+        replay_fc, replay.frame["obs"], valid_time=rvalid, thresholds=cfg.verify.thresholds,
+        event=cfg.verify.event, lead_time=replay.frame["lead_time"] if nwp else lead,
+        station=rstation, cap=cap,
+        probabilities={t: clim.probability(rvalid, t, rstation) for t in cfg.verify.thresholds})
     replayed.notes.extend([*replay.notes, *notes])
-    gate = evaluate_gate(replayed, cfg.gate, forecasts=replay_fc, obs=replay.frame["obs"],
-                         seed=cfg.seed, hours_per_row=hours_per_row)
+    gate = evaluate_gate(replayed, cfg.gate,
+                         forecasts={k: cap_values(v, cap) for k, v in replay_fc.items()},
+                         obs=cap_values(replay.frame["obs"], cap), seed=cfg.seed,
+                         hours_per_row=hours_per_row,
+                         lead_time=max(1, round((lead or 1) / max(hours_per_row, 1e-9))))
 
     out_dir = project_dir / "wxops-out" / "verify" / f"{name}-v{version}"
     histories = {info["tags"].get("config_name", f"version {version}"):
@@ -342,7 +440,8 @@ def evaluate_version(
         gate_rows = [*gate_rows, *({"rule": f"technical: {c.name}", "status": "fail",
                                     "why": c.detail} for c in technical.checks if not c.passed)]
     replay_cols = ["n", "rmse", "mae", "bias", "correlation",
-                   *[f"ets_{t:g}" for t in cfg.verify.thresholds]]
+                   *[f"{s}_{t:g}" for t in cfg.verify.thresholds
+                     for s in ("hits", "misses", "ets", "pss", "brier")]]
     page = write_report(
         verification, out_dir, title=f"{name} version {version}",
         meta={"model": name, "version": version, "compared with champion":
@@ -354,6 +453,9 @@ def evaluate_version(
                                 + (", all stations and lead times of each init time)"
                                    if nwp else ")"),
               "test table": "stored with the version's pipeline run (release/)",
+              "references": "climatology (mean and event frequency by month and hour) from "
+                            "training + validation rows; persistence; raw NWP if configured",
+              "time": _time_note(data.obs),
               "technical tests": technical.summary()},
         gate_passed=gate.passed and technical.passed, gate_rows=gate_rows, histories=histories,
         extra_sections={"Replay scores (what the gate judges)":
@@ -366,6 +468,7 @@ def evaluate_version(
     (out_dir / "verification.json").write_text(json.dumps(json_ready(summary), indent=2,
                                                           default=str))
     tracking.log_folder_to_run(info["run_id"], out_dir, "verification")
+    tracking.log_metrics_to_run(info["run_id"], score_metrics(verification, replayed))
     return Evaluation(name, version, champion, technical, verification, replayed, gate, page,
                       technical.probe.get("signature", {}))
 
@@ -540,7 +643,8 @@ def _digests(info: dict[str, Any] | None) -> dict[str, str]:
 
 
 def _side_by_side(v: Verification) -> dict[str, dict[str, float]]:
-    cols = ["rmse", "mae", "bias", "correlation", *[f"{s}_{t:g}" for t in v.thresholds
-                                                  for s in ("pod", "far", "ets")]]
+    cols = ["n", "rmse", "mae", "bias", "correlation",
+            *[f"{s}_{t:g}" for t in v.thresholds
+              for s in ("hits", "misses", "false_alarms", "pod", "far", "ets", "pss")]]
     return {c: {s: float(v.scores.at[s, c]) for s in v.sources} for c in cols
             if c in v.scores.columns}

@@ -1,9 +1,9 @@
 """The FastAPI application: routes, body limit, auth, validation, metrics, prediction log.
 
 Handlers read raw bytes and answer with orjson-encoded bytes: no pydantic models on the
-hot path (the request schemas are documented in OpenAPI all the same). Small requests
-are predicted on the event loop, avoiding a thread hop that costs more than the
-prediction; large ones go to a worker thread so they do not stall the loop.
+hot path (the request schemas are documented in OpenAPI all the same). Cheap predictions
+run on the event loop, avoiding a thread hop that costs more than the prediction; those
+whose measured cost is higher go to a bounded pool (:mod:`wxops.serve.executor`).
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from wxops.errors import PayloadError, ServeError, TrackingError
 from wxops.serve.auth import TokenSet
+from wxops.serve.executor import Overloaded, attach_runner, model_key
 from wxops.serve.metrics import CONTENT_TYPE, ServiceMetrics
 from wxops.serve.model import LoadedModel, ModelHolder
 from wxops.serve.payload import (
@@ -42,8 +43,6 @@ from wxops.serve.settings import ServeSettings
 
 log = logging.getLogger(__name__)
 
-#: Bodies larger than this are decoded and predicted in a worker thread.
-_THREAD_BODY_BYTES = 256 * 1024
 _JSON = "application/json"
 _ENDPOINTS = frozenset({"/predict", "/invocations", "/health", "/ping", "/ready", "/model",
                         "/metrics", "/admin/reload", "/version"})
@@ -88,7 +87,8 @@ def _doc(examples: dict[str, Any], ok: dict[str, Any]) -> dict[str, Any]:
             "403": {"description": "Token lacks the 'predict' scope"},
             "413": {"description": "Body over the configured limit"},
             "422": {"description": "Missing/extra column, wrong type, NaN/inf, out of range"},
-            "503": {"description": "No model loaded yet"},
+            "503": {"description": "No model loaded yet, or the prediction queue is full "
+                                   "(Retry-After says when to retry)"},
         },
         "security": [{"bearer": []}],
     }
@@ -176,6 +176,8 @@ def create_app(
 
     holder.subscribe(on_swap=on_swap,
                      on_error=lambda _reason: metrics.reloads.labels("failed").inc())
+    runner = attach_runner(holder, metrics, inline_seconds=settings.inline_ms / 1000,
+                           queue_limit=settings.queue_limit)
 
     def initial_load() -> None:
         try:
@@ -194,6 +196,7 @@ def create_app(
         finally:
             holder.stop()
             loader.join(timeout=60)
+            runner.shutdown()
             sink.stop()
 
     app = FastAPI(
@@ -250,7 +253,7 @@ def create_app(
 
         keyed: dict[str, np.ndarray] = {}
 
-        def run(body: bytes) -> tuple[Batch, np.ndarray]:
+        def decode(body: bytes) -> Batch:
             if is_csv:  # MLflow's scoring protocol also speaks CSV
                 table = table_from_csv(body)
                 bools = True
@@ -264,14 +267,14 @@ def create_app(
             for key in model.key_columns:
                 if key in batch.columns:
                     keyed[key] = batch.columns[key]
-            return batch, model.predict(batch)
+            return batch
 
         try:
             body = await read_body(request)
-            if len(body) > _THREAD_BODY_BYTES or len(body) // 80 > settings.inline_rows:
-                batch, result = await anyio.to_thread.run_sync(run, body)
-            else:
-                batch, result = run(body)
+            batch, result = await runner.run(model_key(model), body, decode,
+                                             lambda b: b.n_rows, model.predict)
+        except Overloaded as exc:
+            return _error(503, str(exc), headers={"Retry-After": str(exc.retry_after)})
         except PayloadError as exc:
             return _error(exc.status, str(exc) + model.change_note(exc.field), exc.field)
         rows_counter[endpoint].inc(batch.n_rows)

@@ -29,6 +29,17 @@ def serve(
         help="Port (0: any free port). [env WXOPS_SERVE_PORT; default 8080]")] = None,
     workers: Annotated[int | None, typer.Option(
         help="Worker processes sharing the port. [env WXOPS_SERVE_WORKERS; default 1]")] = None,
+    threads: Annotated[int | None, typer.Option(
+        help="Threads per worker for PyTorch/OpenMP/MKL/OpenBLAS; default: the cores this "
+             "process may use (affinity, cgroup quota) // --workers. [env WXOPS_SERVE_THREADS]",
+        min=1)] = None,
+    queue_limit: Annotated[int | None, typer.Option(
+        help="Predictions waiting or running off the event loop; more are answered 503 "
+             "with Retry-After. [env WXOPS_SERVE_QUEUE_LIMIT; default 32]", min=1)] = None,
+    inline_ms: Annotated[float | None, typer.Option(
+        help="Predictions measured to take up to this long (ms) run on the event loop; "
+             "longer ones in the bounded prediction pool. [env WXOPS_SERVE_INLINE_MS; default 1]",
+        min=0.0)] = None,
     tracking_uri: Annotated[str | None, typer.Option(
         help="MLflow tracking URI [env WXOPS_SERVE_TRACKING_URI]; default: the config's, "
              "$MLFLOW_TRACKING_URI, else ./mlflow.db.")] = None,
@@ -82,6 +93,7 @@ def serve(
         project = (config.resolve().parent if config is not None else Path.cwd()).resolve()
         given: dict[str, object] = {
             "model": model, "host": host, "port": port, "workers": workers,
+            "threads": threads, "queue_limit": queue_limit, "inline_ms": inline_ms,
             "poll_seconds": poll, "token_file": token_file,
             "max_body_bytes": None if max_body_mb is None else int(max_body_mb * 1024 * 1024),
             "auth": False if no_auth else None,

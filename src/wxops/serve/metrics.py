@@ -13,6 +13,11 @@ metric                                     type       labels
                                                       old model serves, the registry moved)
 ``wxops_prediction_log_dropped_total``     counter    (queue full: entries not logged)
 ``wxops_prediction_log_written_total``     counter    (requests written to the log)
+``wxops_predictions_total``                counter    where (inline: on the event loop, pool)
+``wxops_predictions_rejected_total``       counter    (queue full: answered 503 + Retry-After)
+``wxops_prediction_queue``                 gauge      (predictions waiting/running in the pool)
+``wxops_worker_threads``                   gauge      library (torch, openmp, blas), pid
+``wxops_thread_budget``                    gauge      quantity (cores, processes, threads), pid
 =========================================  =========  ===================================
 
 With several workers, ``PROMETHEUS_MULTIPROC_DIR`` is set by the supervisor and every
@@ -65,6 +70,34 @@ class ServiceMetrics:
                                    registry=reg)
         self.log_written = Counter("wxops_prediction_log_written",
                                    "Requests written to the prediction log.", registry=reg)
+
+        self.predictions = Counter("wxops_predictions",
+                                   "Predictions by where they ran (inline or pool).", ["where"],
+                                   registry=reg)
+        self.rejected = Counter("wxops_predictions_rejected",
+                                "Predictions refused with 503 because the queue was full.",
+                                registry=reg)
+        self.queue = Gauge("wxops_prediction_queue",
+                           "Predictions waiting or running in the prediction pool.",
+                           registry=reg, multiprocess_mode="livesum")
+        self.threads = Gauge("wxops_worker_threads",
+                             "Threads of each numerical library in this worker, read from it.",
+                             ["library"], registry=reg, multiprocess_mode="liveall")
+        self.budget = Gauge("wxops_thread_budget",
+                            "The worker's thread budget: cores it may use, processes sharing "
+                            "them, threads per process.", ["quantity"], registry=reg,
+                            multiprocess_mode="liveall")
+
+    def report_threads(self) -> None:
+        """Set the thread gauges from the libraries themselves and the applied budget."""
+        from wxops.startup import thread_settings
+
+        for library, n in thread_settings().items():
+            self.threads.labels(library).set(n)
+        for quantity in ("cores", "processes", "threads"):
+            value = os.environ.get(f"WXOPS_BUDGET_{quantity.upper()}")
+            if value is not None:
+                self.budget.labels(quantity).set(float(value))
 
     def set_model(self, old: tuple[str, str, str] | None, new: tuple[str, str, str]) -> None:
         """Point the info metric at ``new`` (name, version, run_id)."""

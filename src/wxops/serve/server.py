@@ -56,17 +56,22 @@ class NoDelayHttpToolsProtocol(_BaseProtocol):  # type: ignore[misc,valid-type]
         super().connection_made(transport)
 
 
-def configure_serving_process() -> None:
+def configure_serving_process(workers: int = 1, threads: int | None = None) -> None:
     """Process-wide settings of a serving process, applied once at its start.
 
-    Inputs are validated as finite before they reach scikit-learn, so its per-call
-    finiteness check is skipped; the compiled predictor hands estimators plain arrays, so
-    the feature-name warning they would raise on every call is silenced.
+    The thread budget comes first, before a model brings PyTorch and its OpenMP pool:
+    ``workers`` processes x their threads stay within the cores this process may use, so
+    two workers on two cores do not run four spinning OpenMP threads (``threads``
+    overrides, from ``--threads``). Inputs are validated as finite before they reach
+    scikit-learn, so its per-call finiteness check is skipped; the compiled predictor
+    hands estimators plain arrays, so the feature-name warning they would raise on every
+    call is silenced.
     """
+    from wxops.startup import apply_thread_budget, configure_process, thread_budget
+
+    apply_thread_budget(thread_budget(workers, threads))  # before sklearn loads its OpenMP
     import prometheus_client
     import sklearn
-
-    from wxops.startup import configure_process
 
     configure_process()
     prometheus_client.disable_created_metrics()
@@ -215,7 +220,7 @@ def serve(settings: ServeSettings) -> None:
     """Serve until interrupted: in this process (1 worker) or under a supervisor."""
     check_settings(settings)
     if settings.workers == 1:
-        configure_serving_process()
+        configure_serving_process(1, settings.threads)
         app = build_app(settings)  # fail fast on tokens/model reference before binding
         check_model_ref(settings.model)
         sock = bind_socket(settings.host, settings.port, reuse_port=False)
@@ -283,7 +288,7 @@ def _supervise(settings: ServeSettings) -> None:
 
 def _worker_main(settings: ServeSettings, generation: Any) -> None:
     """One worker: own SO_REUSEPORT socket, own model; follows reload broadcasts."""
-    configure_serving_process()
+    configure_serving_process(settings.workers, settings.threads)
 
     def broadcast() -> None:
         with generation.get_lock():

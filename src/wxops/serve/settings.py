@@ -64,8 +64,13 @@ class ServeSettings(BaseSettings):
     token_file: Path | None = None
     """A file of ``scopes:token`` lines, readable by its owner only (mode 0600)."""
     prediction_log: PredictionLogSettings = Field(default_factory=PredictionLogSettings)
-    inline_rows: int = Field(default=2000, ge=0)
-    """Requests up to this many rows are predicted on the event loop (no thread hop)."""
+    inline_ms: float = Field(default=1.0, ge=0)
+    """Predictions expected (by measurement) to take up to this long run on the event loop;
+    longer ones in the prediction pool, so they never stall other connections."""
+    queue_limit: int = Field(default=32, ge=1)
+    """Predictions waiting or running in the pool; the next one is answered 503."""
+    threads: int | None = Field(default=None, ge=1)
+    """Threads per worker for PyTorch/OpenMP/MKL/OpenBLAS; None: cores // workers."""
 
 
 def unknown_env(environ: dict[str, str] | None = None) -> list[str]:

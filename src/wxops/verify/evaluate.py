@@ -15,6 +15,7 @@ import pandas as pd
 
 from wxops.errors import VerificationError
 from wxops.verify.scoring import (
+    brier,
     categorical_scores,
     continuous_scores,
     skill,
@@ -38,7 +39,8 @@ class Verification:
     """Index: (source, reference); columns: score names with a defined skill."""
     strata: dict[str, pd.DataFrame]
     """Dimension (``hour``, ``month``, ``season``, ``lead_time``, ``station``) ->
-    long table with columns ``group, source, mae, rmse, bias, n``."""
+    long table with columns ``group, source, mae, rmse, bias, n`` and, per threshold,
+    ``ets_<t>``, ``pod_<t>``, ``far_<t>`` and ``events_<t>`` (observed events)."""
     thresholds: list[float]
     event: str
     n: int
@@ -92,6 +94,9 @@ def verify_forecasts(
     event: str = "below",
     lead_time: Any = None,
     station: Any = None,
+    cap: float | None = None,
+    probabilities: dict[float, Any] | None = None,
+    block: Any = None,
 ) -> Verification:
     """Score every forecast in ``fcst`` against ``obs`` on the rows all of them have.
 
@@ -104,14 +109,24 @@ def verify_forecasts(
         event: ``below`` (e.g. low visibility) or ``above`` the threshold.
         lead_time: hours ahead per row (a scalar for one lead time), for stratification.
         station: station id per row; stratified when it has several values.
+        cap: common maximum applied to the observations and every forecast alike
+            (visibility: the reporting cap, see ``wxops.verify.references``).
+        probabilities: threshold -> the climatological event frequency per row; adds
+            ``brier_<t>`` for every source (a deterministic forecast as 0/1 probability,
+            climatology as its frequency), so skill against probabilistic climatology.
+        block: block label per row (``1988-01``: the data's local-time month); the
+            ``month`` stratum then follows the blocks instead of the UTC month.
     """
     if not fcst:
         raise VerificationError("no forecast to verify")
-    o = np.asarray(obs, dtype=float)
+    from wxops.verify.references import cap_values
+    from wxops.verify.scoring import event_operator
+
+    o = cap_values(obs, cap)
     n = o.shape[0]
     arrays = {}
     for name, values in fcst.items():
-        a = np.asarray(values, dtype=float)
+        a = cap_values(values, cap)
         if a.shape != (n,):
             raise VerificationError(
                 f"forecast '{name}' has shape {a.shape}; observations have ({n},)"
@@ -129,12 +144,25 @@ def verify_forecasts(
     o = o[common]
     arrays = {k: v[common] for k, v in arrays.items()}
     times = times[common].reset_index(drop=True)
+    if cap is not None:
+        notes.append(f"observations and every forecast capped at {cap:g} (common reporting "
+                     "maximum)")
     order = [s for s in SOURCE_ORDER if s in arrays] + sorted(set(arrays) - set(SOURCE_ORDER))
 
     rows = {}
     for name in order:
         rows[name] = {**continuous_scores(arrays[name], o),
                       **categorical_scores(arrays[name], o, thresholds=thresholds, event=event)}
+    if probabilities:
+        op = event_operator(event)
+        for threshold, prob in probabilities.items():
+            p = np.asarray(prob, dtype=float)[common]
+            observed = op(o, threshold).astype(float)
+            keep = np.isfinite(p)
+            for name in order:
+                f = p if name == "climatology" else op(arrays[name], threshold).astype(float)
+                rows[name][f"brier_{threshold:g}"] = (brier(f[keep], observed[keep])
+                                                      if keep.any() else float("nan"))
     table = pd.DataFrame.from_dict(rows, orient="index")
 
     skill_rows = {}
@@ -149,9 +177,12 @@ def verify_forecasts(
     if not skill_table.empty:
         skill_table.index = skill_table.index.set_names(["source", "reference"])
 
+    months = times.dt.month
+    if block is not None:
+        labels = pd.Series(np.asarray(block)[common]).astype(str)
+        months = pd.to_numeric(labels.str[5:7], errors="coerce").fillna(months).astype(int)
     groups: dict[str, pd.Series] = {
-        "hour": times.dt.hour, "month": times.dt.month,
-        "season": times.dt.month.map(SEASONS),
+        "hour": times.dt.hour, "month": months, "season": months.map(SEASONS),
     }
     if lead_time is not None:
         lead = np.broadcast_to(np.asarray(lead_time), (n,))[common]
@@ -160,19 +191,38 @@ def verify_forecasts(
         st = pd.Series(np.asarray(station)[common])
         if st.nunique() > 1:
             groups["station"] = st
-    strata = {dim: stratify(arrays, o, key) for dim, key in groups.items()}
+    strata = {dim: stratify(arrays, o, key, thresholds=thresholds, event=event)
+              for dim, key in groups.items()}
     return Verification(table, skill_table, strata, list(thresholds), event, int(o.size), notes)
 
 
-def stratify(fcst: dict[str, np.ndarray], obs: np.ndarray, key: pd.Series) -> pd.DataFrame:
-    """MAE, RMSE and bias of each source within each group of ``key``."""
+def stratify(
+    fcst: dict[str, np.ndarray],
+    obs: np.ndarray,
+    key: pd.Series,
+    *,
+    thresholds: list[float] | None = None,
+    event: str = "below",
+) -> pd.DataFrame:
+    """MAE, RMSE, bias (and ETS, POD, FAR, event count per threshold) of each source
+    within each group of ``key``; ``n`` rows per group."""
     rows = []
     values = key.to_numpy()
     for group in pd.unique(values):
         mask = values == group
         for name, f in fcst.items():
             s = continuous_scores(f[mask], obs[mask])
-            rows.append({"group": group, "source": name, "mae": s["mae"], "rmse": s["rmse"],
-                         "bias": s["bias"], "n": int(s["n"])})
+            row = {"group": group, "source": name, "mae": s["mae"], "rmse": s["rmse"],
+                   "bias": s["bias"], "n": int(s["n"])}
+            if thresholds:
+                c = categorical_scores(f[mask], obs[mask], thresholds=thresholds, event=event)
+                for t in thresholds:
+                    label = f"{t:g}"
+                    row.update({f"ets_{label}": c[f"ets_{label}"],
+                                f"pod_{label}": c[f"pod_{label}"],
+                                f"far_{label}": c[f"far_{label}"],
+                                f"events_{label}": int(c[f"hits_{label}"]
+                                                       + c[f"misses_{label}"])})
+            rows.append(row)
     frame = pd.DataFrame(rows)
     return frame.sort_values(["group", "source"], kind="stable").reset_index(drop=True)

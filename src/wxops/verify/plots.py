@@ -105,9 +105,13 @@ def plot_performance_diagram(
     lines = ax.contour(sr, pod, csi, levels=np.arange(0.1, 1.0, 0.1), colors="grey",
                        linewidths=0.6)
     ax.clabel(lines, fmt="%.1f", fontsize=7)
-    for b in (0.5, 1.0, 2.0):
+    for b in (0.25, 0.5, 1.0, 2.0, 4.0):
         x = np.linspace(0, 1, 50)
-        ax.plot(x, b * x, ls="--", color="lightgrey", lw=0.8)
+        ax.plot(x, b * x, ls="--", color="darkgrey", lw=0.8)
+        # frequency bias = POD / SR: label each line where it leaves the square
+        lx, ly = (1.0, b) if b <= 1 else (1.0 / b, 1.0)
+        ax.annotate(f"bias {b:g}", (lx, ly), xytext=(-2, -2), textcoords="offset points",
+                    ha="right", va="top", fontsize=7, color="dimgrey")
     markers = "osD^v<>"
     for j, threshold in enumerate(thresholds):
         label = f"{threshold:g}"

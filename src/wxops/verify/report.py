@@ -78,16 +78,21 @@ def _gate_html(passed: bool | None, rows: Sequence[dict[str, Any]]) -> str:
     if passed is None:
         return "<p class='na'>No gate evaluated for this report.</p>"
     verdict = "<span class='pass'>PASS</span>" if passed else "<span class='fail'>FAIL</span>"
-    head = ("<tr><th class='l'>rule</th><th>candidate</th><th>reference</th><th>skill</th>"
-            "<th>worse by %</th><th>p-value</th><th class='l'>result</th></tr>")
+    head = ("<tr><th class='l'>rule</th><th>n</th><th>events</th><th>candidate</th>"
+            "<th>reference</th><th>skill</th><th>effect (cand. - ref.)</th><th>95 % CI</th>"
+            "<th>p-value</th><th class='l'>test</th><th class='l'>result</th></tr>")
     body = []
     for r in rows:
         status = r["status"]
         css = {"pass": "pass", "fail": "fail"}.get(status, "na")
+        ci = (f"[{_fmt(r.get('ci_low'))}, {_fmt(r.get('ci_high'))}]"
+              if r.get("ci_low") is not None else "–")
         body.append(
-            f"<tr><td class='l'>{html.escape(r['rule'])}</td><td>{_fmt(r.get('candidate'))}</td>"
+            f"<tr><td class='l'>{html.escape(r['rule'])}</td><td>{_fmt(r.get('n'))}</td>"
+            f"<td>{_fmt(r.get('events'))}</td><td>{_fmt(r.get('candidate'))}</td>"
             f"<td>{_fmt(r.get('reference'))}</td><td>{_fmt(r.get('skill'))}</td>"
-            f"<td>{_fmt(r.get('worse_pct'))}</td><td>{_fmt(r.get('p_value'))}</td>"
+            f"<td>{_fmt(r.get('effect'))}</td><td>{ci}</td><td>{_fmt(r.get('p_value'))}</td>"
+            f"<td class='l'>{_fmt(r.get('test'))}</td>"
             f"<td class='l {css}'>{html.escape(status)}: {html.escape(r.get('why', ''))}</td></tr>"
         )
     return f"<p id='gate-verdict'>Gate: {verdict}</p><table id='gate'>{head}{''.join(body)}</table>"
@@ -149,7 +154,8 @@ def write_report(
               _table(scores[continuous].rename_axis("source"))]
     for label in labels:
         cols = [f"{s}_{label}" for s in ("hits", "misses", "false_alarms", "correct_negatives",
-                                         "pod", "far", "csi", "ets", "frequency_bias")]
+                                         "pod", "far", "csi", "ets", "pss", "frequency_bias",
+                                         "brier")]
         event = "below" if verification.event == "below" else "at or above"
         parts += [f"<h3>Events: {event} {label}</h3>",
                   _event_table(scores[[c for c in cols if c in scores.columns]], label)]
@@ -158,10 +164,20 @@ def write_report(
                   _table(verification.skill)]
     for heading, frame in (extra_sections or {}).items():
         parts += [f"<h2>{html.escape(heading)}</h2>", _table(frame)]
+    unit = {"hour": " (UTC)", "month": " (block month)"}
     for dim, frame in verification.strata.items():
         wide = frame.pivot(index="group", columns="source", values="rmse")
-        parts += [f"<h3>RMSE by {html.escape(dim.replace('_', ' '))}</h3>",
-                  _table(wide.rename_axis(dim))]
+        wide.insert(0, "n", frame.groupby("group")["n"].first())
+        name = html.escape(dim.replace("_", " ")) + unit.get(dim, "")
+        parts += [f"<h3>RMSE by {name}</h3>", _table(wide.rename_axis(dim))]
+        for label in labels:
+            if f"ets_{label}" not in frame.columns or dim not in ("season", "hour", "lead_time",
+                                                                  "month"):
+                continue
+            ets = frame.pivot(index="group", columns="source", values=f"ets_{label}")
+            ets.insert(0, "events", frame.groupby("group")[f"events_{label}"].first())
+            ets.insert(0, "n", frame.groupby("group")["n"].first())
+            parts += [f"<h3>ETS {label} by {name}</h3>", _table(ets.rename_axis(dim))]
     for heading, path in plots:
         parts.append(f"<h2>{html.escape(heading)}</h2><img src='{path.name}' "
                      f"alt='{html.escape(heading)}' onload=\"this.dataset.ok='1'\" "

@@ -21,11 +21,11 @@ from wxops.errors import VerificationError
 #: Value of a perfect forecast, for the skill formula (None: no skill defined).
 PERFECT: dict[str, float | None] = {
     "mae": 0.0, "rmse": 0.0, "bias": None, "correlation": 1.0,
-    "pod": 1.0, "far": 0.0, "csi": 1.0, "ets": 1.0, "frequency_bias": None,
+    "pod": 1.0, "far": 0.0, "csi": 1.0, "ets": 1.0, "pss": 1.0, "frequency_bias": None,
     "crps": 0.0, "brier": 0.0,
 }
 #: Scores where a larger value is better.
-POSITIVE: frozenset[str] = frozenset({"correlation", "pod", "csi", "ets"})
+POSITIVE: frozenset[str] = frozenset({"correlation", "pod", "csi", "ets", "pss"})
 #: Contingency counts reported next to the categorical scores, in table order.
 COUNTS: tuple[str, ...] = ("hits", "misses", "false_alarms", "correct_negatives")
 
@@ -81,7 +81,8 @@ def event_operator(event: str) -> Callable[[Any, Any], Any]:
 def categorical_scores(
     fcst: Any, obs: Any, *, thresholds: list[float], event: str = "below"
 ) -> dict[str, float]:
-    """POD, FAR, CSI, ETS, frequency bias and the contingency counts at each threshold.
+    """POD, FAR, CSI, ETS, Peirce skill score (PSS), frequency bias and the contingency
+    counts at each threshold.
 
     Names carry the threshold, e.g. ``pod_1000``, ``hits_1000``. A score whose
     denominator is zero (no event observed or forecast) is NaN, as ``scores`` gives it.
@@ -101,9 +102,10 @@ def categorical_scores(
             "far": manager.false_alarm_ratio(),
             "csi": manager.threat_score(),
             "ets": manager.equitable_threat_score(),
+            "pss": manager.peirce_skill_score(),
             "frequency_bias": manager.frequency_bias(),
         }
-        for name in CATEGORICAL_SCORES:
+        for name in (c for c in CATEGORICAL_SCORES if c in values):
             out[f"{name}_{label}"] = float(values[name])
         out[f"hits_{label}"] = float(counts["tp_count"])
         out[f"misses_{label}"] = float(counts["fn_count"])
@@ -120,8 +122,10 @@ def undefined_reason(score: str, *, hits: float, misses: float, false_alarms: fl
     forecast = hits + false_alarms
     n = observed + false_alarms + correct_negatives
     base = base_score(score)
-    if base in ("pod", "frequency_bias") and observed == 0:
+    if base in ("pod", "frequency_bias", "pss") and observed == 0:
         return "no observed events"
+    if base == "pss" and false_alarms + correct_negatives == 0:
+        return "every case is an event (no non-event to judge false alarms on)"
     if base == "far" and forecast == 0:
         return "no forecasts of the event"
     if base in ("csi", "ets") and observed + false_alarms == 0:
