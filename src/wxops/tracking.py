@@ -86,6 +86,8 @@ class _Session:
     stack: list[_Frame] = field(default_factory=list)
     lock: threading.RLock = field(default_factory=threading.RLock)
     writer: _Writer | None = None
+    ended: dict[str, _Frame] = field(default_factory=dict)
+    """Runs of this session that ended (on the server), for a later write offline."""
 
 
 class _Writer:
@@ -348,7 +350,10 @@ def start_run(
         return str(client.create_run(exp, start_time=start_ms, tags=all_tags, run_name=run_name).info.run_id)
 
     run_id = _write(create)
-    _session.stack.append(_Frame(run_id, experiment_id, run_name, parent_run_id, clean, start_ms))
+    frame = _Frame(run_id, experiment_id, run_name, parent_run_id, clean, start_ms)
+    _session.stack.append(frame)
+    if not _session.offline:  # a server run (an outbox run needs no mirror)
+        _session.ended[run_id] = frame
     try:
         yield run_id
     except BaseException:
@@ -901,11 +906,34 @@ def log_metrics_to_run(run_id: str, metrics: dict[str, float]) -> None:
 
     now = int(time.time() * 1000)
     batch = [Metric(k, float(v), now, 0) for k, v in metrics.items()]
-    try:
+    _drain()
+
+    def write(client: Any) -> None:
+        target = _rid(run_id)
+        if _session.offline and target == run_id and run_id in _session.ended:
+            target = _mirror_ended(client, _session.ended[run_id])
         for i in range(0, len(batch), 1000):
-            _client().log_batch(run_id, metrics=batch[i:i + 1000])
+            client.log_batch(target, metrics=batch[i:i + 1000])
+
+    try:
+        _write(write)
     except MlflowException as exc:
         raise TrackingError(f"cannot log metrics to run {run_id}: {exc}") from exc
+
+
+def _mirror_ended(client: Any, frame: _Frame) -> str:
+    """An outbox run continuing a run that ended on the server before it went away."""
+    from wxops.outbox import REMOTE_RUN_TAG, TARGET_TAG, outbox_artifacts
+
+    assert _session.outbox is not None
+    exp = _local_experiment(client, frame.experiment_id, outbox_artifacts(_session.outbox))
+    tags = {**frame.tags, TARGET_TAG: _session.uri, REMOTE_RUN_TAG: frame.run_id}
+    if frame.parent is not None:
+        tags["mlflow.parentRunId"] = _session.local_run.get(frame.parent, frame.parent)
+    run = client.create_run(exp, start_time=frame.start_ms, tags=tags, run_name=frame.name)
+    client.set_terminated(run.info.run_id, "FINISHED")
+    _session.local_run[frame.run_id] = run.info.run_id
+    return str(run.info.run_id)
 
 
 def set_version_tags(name: str, version: str, tags: dict[str, str]) -> None:
