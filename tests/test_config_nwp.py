@@ -33,11 +33,11 @@ def test_nwp_section_is_validated(bad: dict[str, object]) -> None:
         parse_config({"data": {**NWP, "nwp": {**NWP["nwp"], **bad}}})
 
 
-@pytest.mark.parametrize("executor", ["local", "dask", "tcp://10.0.0.1:8786"])
+@pytest.mark.parametrize("executor", ["local", "dask", "slurm", "tcp://10.0.0.1:8786"])
 def test_executors(executor: str) -> None:
     assert parse_config({"execution": {"executor": executor}}).execution.executor == executor
 
 
 def test_unknown_executor_is_refused() -> None:
     with pytest.raises(ConfigError, match=r"execution\.executor"):
-        parse_config({"execution": {"executor": "slurm"}})
+        parse_config({"execution": {"executor": "pbs"}})

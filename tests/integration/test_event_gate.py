@@ -19,6 +19,8 @@ import pytest
 import yaml
 from mlflow import MlflowClient
 
+from wxops.exit_codes import EXIT_GATE_REJECTED
+
 pytestmark = pytest.mark.slow
 
 
@@ -32,7 +34,8 @@ def test_fog_blind_model_is_rejected_by_a_named_event_rule(tmp_path: Path) -> No
                            "wxops.yaml"], cwd=tmp_path, capture_output=True, text=True,
                           timeout=600, env=env)
     out = done.stdout
-    assert done.returncode in (0, 2), done.stderr[-3000:]
+    # The gate rejects the version: the distinct code schedulers act on (wxops.exit_codes).
+    assert done.returncode == EXIT_GATE_REJECTED, done.stderr[-3000:]
     lines = out.strip().splitlines()
     summary = lines[-5:]
     assert summary[0].startswith("verification of version 1 on the test block"), out
