@@ -7,8 +7,11 @@ served model is the real wxops model type: a Pipeline of MeteoFeatures + estimat
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -85,6 +88,31 @@ def wait_ready(url: str, timeout: float = 60.0) -> dict[str, str]:
             return dict(resp.json())
         time.sleep(0.05)
     raise TimeoutError(f"{url} not ready: {resp.text}")
+
+
+@contextmanager
+def ready_process(proc: subprocess.Popen[str], url: str, *, within: float) -> Iterator[str]:
+    """Wait until the ``wxops serve`` process ``proc`` answers ``/ready``; SIGTERM it on exit."""
+    try:
+        deadline = time.monotonic() + within
+        while True:
+            if proc.poll() is not None:
+                raise AssertionError(f"server exited: {proc.stdout.read() if proc.stdout else ''}")
+            try:
+                wait_ready(url, timeout=0.5)
+                break
+            except (requests.ConnectionError, TimeoutError):
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+        yield url
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 def start_server(registry: Registry, **overrides: object) -> RunningServer:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import signal
 import socket
 import statistics
 import subprocess
@@ -18,7 +17,7 @@ import requests
 import typer
 from typer.testing import CliRunner
 
-from tests.serve.conftest import ADMIN_TOKEN, PREDICT_TOKEN, Registry, example_frame, wait_ready
+from tests.serve.conftest import ADMIN_TOKEN, PREDICT_TOKEN, Registry, example_frame, ready_process
 from wxops.serve.cli import register
 
 _LAUNCH = ("import sys, typer; from wxops.serve.cli import register; app = typer.Typer(); "
@@ -40,27 +39,8 @@ def serving(registry: Registry, *args: str, env: dict[str, str] | None = None) -
         [sys.executable, "-c", _LAUNCH, "serve", "--tracking-uri", registry.uri,
          "--port", str(port), "--token-file", str(registry.token_file), *args],
         env=environ, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if proc.poll() is not None:
-                raise AssertionError(f"server exited: {proc.stdout.read() if proc.stdout else ''}")
-            try:
-                wait_ready(url, timeout=0.5)
-                break
-            except (requests.ConnectionError, TimeoutError):
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.2)
+    with ready_process(proc, f"http://127.0.0.1:{port}", within=60) as url:
         yield url
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def _p50(url: str, n: int = 60) -> float:

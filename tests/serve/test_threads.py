@@ -11,7 +11,6 @@ the event loop while small requests are answered, and a full queue answers 503 w
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import threading
@@ -25,7 +24,7 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.serve.conftest import PREDICT_TOKEN, Registry, example_frame, start_server, wait_ready
+from tests.serve.conftest import PREDICT_TOKEN, Registry, example_frame, ready_process, start_server
 from tests.serve.test_cli import _LAUNCH, _free_port
 from wxops.config import parse_config
 from wxops.pipeline import run_pipeline
@@ -104,27 +103,8 @@ def _pinned_serve(registry: Registry, cores: set[int], *args: str) -> Iterator[s
          "--token-file", str(registry.token_file), *args],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         preexec_fn=lambda: os.sched_setaffinity(0, cores))
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            if proc.poll() is not None:
-                raise AssertionError(f"server exited: {proc.stdout.read() if proc.stdout else ''}")
-            try:
-                wait_ready(url, timeout=0.5)
-                break
-            except (requests.ConnectionError, TimeoutError):
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.2)
+    with ready_process(proc, f"http://127.0.0.1:{port}", within=90) as url:
         yield url
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def _worker_threads(url: str, workers: int) -> dict[str, dict[str, float]]:
