@@ -18,14 +18,21 @@ from typing import Any
 
 
 def code_version(*modules: str) -> str:
-    """sha256 of the source files of ``modules`` (read from disk, not imported)."""
+    """sha256 of the source files of ``modules`` (read from disk, not imported); a
+    package counts with every module in it."""
     sha = hashlib.sha256()
     for name in sorted(modules):
         spec = importlib.util.find_spec(name)
         if spec is None or spec.origin is None:
             raise ModuleNotFoundError(name)
+        origin = Path(spec.origin)
         sha.update(name.encode())
-        sha.update(Path(spec.origin).read_bytes())
+        if not spec.submodule_search_locations:
+            sha.update(origin.read_bytes())
+            continue
+        for path in sorted(origin.parent.rglob("*.py")):
+            sha.update(path.relative_to(origin.parent).as_posix().encode())
+            sha.update(path.read_bytes())
     return sha.hexdigest()
 
 

@@ -143,14 +143,18 @@ def ui(
     port: Annotated[int, typer.Option(help="Port.")] = 5000,
 ) -> None:
     """Open the MLflow UI on this project's tracking store."""
-    from wxops.tracking import resolve_tracking_uri
+    from wxops import tracking
+    from wxops.startup import configure_process
 
+    configure_process()
     cfg = _load(config)
-    uri = resolve_tracking_uri(cfg.tracking.uri, _project_dir(config))
+    uri = tracking.resolve_tracking_uri(cfg.tracking.uri, _project_dir(config))
     if not uri.startswith(("sqlite:", "postgresql", "mysql", "file:", "/")):
         typer.echo(f"tracking store is a server ({uri}): open it in a browser")
         raise typer.Exit(0)
-    typer.echo(f"MLflow UI for {uri} on http://{host}:{port}  (Ctrl+C stops it)")
+    tracking.connect(uri)
+    link = tracking.ui_link(f"http://{host}:{port}", cfg.tracking.experiment)
+    typer.echo(f"MLflow UI for {uri} on {link}  (Ctrl+C stops it)")
     cmd = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri,
            "--host", host, "--port", str(port)]
     # Replace this process, so Ctrl+C and kill reach the MLflow server directly instead of

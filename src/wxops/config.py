@@ -375,6 +375,11 @@ class TrackingConfig(_Section):
     secrets: list[str] = Field(default_factory=list)
     """Values never logged: replaced by ``***`` in params, tags, artifacts and log text
     (keys that look like password/token/secret/api_key/credential are redacted anyway)."""
+    system_metrics: bool = True
+    """Log CPU, memory (and GPU, with ``nvidia-ml-py``) of each configuration run as
+    ``system/...`` metrics (MLflow's system metrics)."""
+    system_metrics_interval: float = Field(1.0, gt=0, le=3600)
+    """Seconds between system-metrics samples (short: configuration runs last seconds)."""
 
 
 #: Continuous scores the verification computes (negatively oriented except correlation).

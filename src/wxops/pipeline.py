@@ -534,6 +534,7 @@ def _train_all(
             pip_requirements=_requirements(model_cfg.type), code_paths=[_package_dir()],
             tags={"wxops.kind": "config", "wxops.train_key": train_key},
             secrets=tuple(cfg.tracking.secrets),
+            system_metrics=cfg.tracking.system_metrics_interval if cfg.tracking.system_metrics else None,
         ) for model_cfg, train_key, _ in todo]
         runner = executor.get()
         if runner.in_process:

@@ -22,6 +22,13 @@ def configure_process(*, verbose: bool = False) -> None:
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
     level = logging.INFO if verbose else logging.WARNING
+    # MLflow sets its loggers from MLFLOW_LOGGING_LEVEL (default INFO) when it is first
+    # imported, which is after this: without it "Creating initial MLflow database tables"
+    # reaches the terminal. Child processes (`wxops ui`, Dask workers) inherit it.
+    if verbose:
+        os.environ["MLFLOW_LOGGING_LEVEL"] = "INFO"
+    else:
+        os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
     logging.getLogger("mlflow").setLevel(level)
     logging.getLogger("alembic").setLevel(level)
     # urllib3 announces each retry; wxops says once itself when the server is gone.

@@ -151,7 +151,9 @@ def _remote_experiment(local: Any, remote: Any, experiment_id: str) -> str:
     exp = remote.get_experiment_by_name(name)
     if exp is not None:
         return str(exp.experiment_id)
-    return str(remote.create_experiment(name))
+    from wxops.tracking import KIND_TAG, KIND_TRAINING
+
+    return str(remote.create_experiment(name, tags={KIND_TAG: KIND_TRAINING}))
 
 
 def _remote_run(local: Any, remote: Any, run: Any, state: _State, entry: dict[str, Any]) -> str:

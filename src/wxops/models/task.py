@@ -40,6 +40,8 @@ class TrainTask:
     tags: dict[str, str] = field(default_factory=dict)
     secrets: tuple[str, ...] = ()
     """Values to redact (``tracking.secrets``): a worker process must redact them too."""
+    system_metrics: float | None = None
+    """Seconds between system-metrics samples of the run (``tracking.system_metrics``); None: off."""
 
 
 @dataclass
@@ -69,7 +71,8 @@ def run_train_task(task: TrainTask, on_epoch: EpochCallback | None = None) -> Ta
     split = Split(train, validation, validation.iloc[0:0], {})
     tracking.connect(task.tracking_uri, secrets=task.secrets)
     with tracking.start_run(task.experiment_id, task.model.name, parent_run_id=task.parent_run_id,
-                            tags={**task.tags, **where_it_runs()}) as run_id:
+                            tags={**task.tags, **where_it_runs()},
+                            system_metrics=task.system_metrics) as run_id:
         log_epoch, flush = tracking.epoch_logger(run_id)
 
         def both(epoch: int, train_loss: float, val_loss: float | None) -> None:

@@ -1,0 +1,287 @@
+"""Which store this process writes to, its open runs, and the switch to the outbox.
+
+A run against a team server must survive the server going away: every write goes
+through :func:`write`, which on "server unreachable" moves the whole session to the
+outbox (a local SQLite store), mirrors the open runs there and repeats the write.
+`wxops sync` (:mod:`wxops.sync`) later uploads what the outbox holds.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from wxops.errors import TrackingError
+from wxops.tracking.writer import Writer
+
+_log = logging.getLogger("wxops.tracking")
+_T = TypeVar("_T")
+
+
+def resolve_tracking_uri(configured: str | None, project_dir: Path) -> str:
+    """Config's ``tracking.uri``, else ``MLFLOW_TRACKING_URI``, else SQLite in the project."""
+    if configured:
+        return configured
+    env = os.environ.get("MLFLOW_TRACKING_URI")
+    if env:
+        return env
+    return f"sqlite:///{(project_dir / 'mlflow.db').resolve()}"
+
+
+def default_artifact_root(uri: str, project_dir: Path) -> str | None:
+    """Local artifact folder beside an embedded SQLite store; the server decides otherwise."""
+    if uri.startswith("sqlite:"):
+        return (project_dir / "mlartifacts").resolve().as_uri()
+    return None
+
+
+@dataclass
+class Frame:
+    """One open run of this process (the tracking stack, parent first)."""
+
+    run_id: str
+    experiment_id: str
+    name: str
+    parent: str | None
+    tags: dict[str, str]
+    start_ms: int
+
+
+@dataclass
+class Session:
+    """What this process knows about the store it writes to."""
+
+    uri: str = ""
+    outbox: Path | None = None
+    offline: bool = False
+    exp_names: dict[str, str] = field(default_factory=dict)
+    """experiment id -> name, for mirroring into the outbox."""
+    local_exp: dict[str, str] = field(default_factory=dict)
+    """server experiment id -> outbox experiment id."""
+    local_run: dict[str, str] = field(default_factory=dict)
+    """server run id -> outbox run id (runs open when the server went away)."""
+    stack: list[Frame] = field(default_factory=list)
+    lock: threading.RLock = field(default_factory=threading.RLock)
+    writer: Writer | None = None
+    ended: dict[str, Frame] = field(default_factory=dict)
+    """Runs of this session that ended (on the server), for a later write offline."""
+    context_tags: dict[str, str] | None = None
+    """MLflow's context tags (user, source, git commit): the same for every run of a process."""
+
+
+_session = Session()
+
+
+def current() -> Session:
+    """The session of this process (replaced by :func:`connect`)."""
+    return _session
+
+
+def connect(uri: str, *, outbox: Path | None = None, secrets: Iterable[str] | None = None) -> None:
+    """Point MLflow's tracking and registry at ``uri``; set the secrets to redact.
+
+    ``secrets=None`` keeps those already set, so a nested caller (a training task run in
+    the pipeline's process) cannot switch redaction off for the rest of the pipeline.
+
+    With ``outbox`` and a server URI, logging falls back to the outbox store when the
+    server is unreachable (see :func:`is_offline`). MLflow also exports the URI to
+    ``MLFLOW_TRACKING_URI``; the user's own value is put back, so a later pipeline in
+    the same process resolves its store afresh.
+    """
+    from wxops import redact
+    from wxops.outbox import is_remote
+
+    global _session
+    drain()
+    if secrets is not None:
+        redact.configure(secrets)
+    if _session.stack and _session.uri == uri:
+        return  # a nested caller inside an open run: keep its session (and its offline state)
+    if _session.writer is not None:
+        _session.writer.close()
+    _session = Session(uri=uri, outbox=outbox if is_remote(uri) else None)
+    point_at(uri)
+
+
+def point_at(uri: str) -> None:
+    """Set MLflow's tracking and registry URI, keeping the user's ``MLFLOW_TRACKING_URI``."""
+    import mlflow
+
+    before = os.environ.get("MLFLOW_TRACKING_URI")
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    if before is None:
+        os.environ.pop("MLFLOW_TRACKING_URI", None)
+    else:
+        os.environ["MLFLOW_TRACKING_URI"] = before
+
+
+def current_uri() -> str:
+    """The tracking URI this process writes to now (for messages)."""
+    import mlflow
+
+    return str(mlflow.get_tracking_uri())
+
+
+def is_offline() -> bool:
+    """Whether this session logs into the outbox because the server went away."""
+    return _session.offline
+
+
+def unreachable(exc: BaseException) -> bool:
+    """Whether ``exc`` means the server is gone (not: refused, wrong input, no permission)."""
+    import requests
+
+    seen: set[int] = set()
+    cur: BaseException | None = exc
+    while cur is not None and id(cur) not in seen:
+        seen.add(id(cur))
+        if isinstance(cur, requests.exceptions.ConnectionError | requests.exceptions.Timeout
+                      | ConnectionError | TimeoutError):
+            return True
+        text = str(cur)
+        if any(s in text for s in ("Max retries exceeded", "Connection refused", "Connection aborted",
+                                   "RemoteDisconnected", "Failed to establish a new connection",
+                                   "too many 502", "too many 503", "too many 504")):
+            return True
+        cur = cur.__cause__ or cur.__context__
+    return False
+
+
+def write(fn: Callable[[Any], _T]) -> _T:
+    """Run ``fn(client)`` on the current store; move to the outbox if the server is gone."""
+    import mlflow
+
+    if not _session.offline:
+        try:
+            return fn(mlflow.MlflowClient(tracking_uri=_session.uri or None))
+        except Exception as exc:
+            if _session.outbox is None or not unreachable(exc):
+                raise
+            go_offline(exc)
+    return fn(mlflow.MlflowClient())
+
+
+def writer() -> Writer:
+    """The session's background writer (started on first use)."""
+    if _session.writer is None:
+        _session.writer = Writer(_log_batch)
+    return _session.writer
+
+
+def _log_batch(run_id: str, metrics: list[Any], params: list[Any], tags: list[Any]) -> None:
+    write(lambda c: c.log_batch(target_run(c, run_id), metrics=metrics, params=params, tags=tags))
+
+
+def write_later(fn: Callable[[Any], object]) -> None:
+    """Queue a write whose result nobody needs; it keeps the offline switch of :func:`write`."""
+    def job() -> None:
+        write(fn)
+
+    writer().submit(job)
+
+
+def drain() -> None:
+    """Wait for queued writes (before a read, or a write that depends on them)."""
+    if _session.writer is not None:
+        _session.writer.drain()
+
+
+def client() -> Any:
+    """An MLflow client for a read (or a write of the release cycle) that sees every
+    write queued before it."""
+    import mlflow
+
+    drain()
+    return mlflow.MlflowClient()
+
+
+def go_offline(exc: BaseException) -> None:
+    """Switch to the outbox once; mirror the open runs there so logging continues."""
+    import mlflow
+
+    from wxops.outbox import REMOTE_RUN_TAG, TARGET_TAG, outbox_artifacts, outbox_uri
+
+    with _session.lock:
+        if _session.offline:
+            return
+        assert _session.outbox is not None
+        _session.outbox.mkdir(parents=True, exist_ok=True)
+        # Mirror first, switch after: another thread sees either the server or a complete outbox.
+        c = mlflow.MlflowClient(tracking_uri=outbox_uri(_session.outbox))
+        for frame in _session.stack:
+            exp = local_experiment(c, frame.experiment_id, outbox_artifacts(_session.outbox))
+            tags = {**frame.tags, TARGET_TAG: _session.uri, REMOTE_RUN_TAG: frame.run_id}
+            if frame.parent is not None:
+                tags["mlflow.parentRunId"] = _session.local_run.get(frame.parent, frame.parent)
+            run = c.create_run(exp, start_time=frame.start_ms, tags=tags, run_name=frame.name)
+            _session.local_run[frame.run_id] = run.info.run_id
+        point_at(outbox_uri(_session.outbox))
+        _session.offline = True
+        reason = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
+        _log.warning("tracking server %s unreachable (%s); logging continues offline in %s: "
+                     "run `wxops sync` when it is back", _session.uri, reason, _session.outbox)
+
+
+def local_experiment(c: Any, experiment_id: str, artifact_root: str) -> str:
+    """Outbox experiment standing in for server experiment ``experiment_id``."""
+    from wxops.tracking.experiments import KIND_TAG, KIND_TRAINING
+
+    if experiment_id in _session.local_exp or experiment_id in _session.local_exp.values():
+        return _session.local_exp.get(experiment_id, experiment_id)
+    name = _session.exp_names.get(experiment_id, f"offline-{experiment_id}")
+    exp = c.get_experiment_by_name(name)
+    local = str(exp.experiment_id) if exp is not None else str(
+        c.create_experiment(name, artifact_location=artifact_root, tags={KIND_TAG: KIND_TRAINING}))
+    _session.local_exp[experiment_id] = local
+    return local
+
+
+def rid(run_id: str | None = None) -> str:
+    """The id to write to: the active run by default, its outbox mirror when offline."""
+    if run_id is None:
+        if not _session.stack:
+            raise TrackingError("no active run: log inside tracking.start_run()")
+        run_id = _session.stack[-1].run_id
+    return _session.local_run.get(run_id, run_id) if _session.offline else run_id
+
+
+def rid_now() -> str:
+    """The active run's server id, fixed now for a write that runs later."""
+    if not _session.stack:
+        raise TrackingError("no active run: log inside tracking.start_run()")
+    return _session.stack[-1].run_id
+
+
+def target_run(c: Any, run_id: str) -> str:
+    """The id to write ``run_id``'s entities to now; offline, a run that ended on the server
+    before it went away continues in an outbox run (see :func:`mirror_ended`)."""
+    target = rid(run_id)
+    if _session.offline and target == run_id and run_id in _session.ended:
+        target = mirror_ended(c, _session.ended[run_id])
+    return target
+
+
+def mirror_ended(c: Any, frame: Frame) -> str:
+    """An outbox run continuing a run that ended on the server before it went away."""
+    from wxops.outbox import REMOTE_RUN_TAG, TARGET_TAG, outbox_artifacts
+
+    assert _session.outbox is not None
+    exp = local_experiment(c, frame.experiment_id, outbox_artifacts(_session.outbox))
+    tags = {**frame.tags, TARGET_TAG: _session.uri, REMOTE_RUN_TAG: frame.run_id}
+    if frame.parent is not None:
+        tags["mlflow.parentRunId"] = _session.local_run.get(frame.parent, frame.parent)
+    run = c.create_run(exp, start_time=frame.start_ms, tags=tags, run_name=frame.name)
+    c.set_terminated(run.info.run_id, "FINISHED")
+    _session.local_run[frame.run_id] = run.info.run_id
+    return str(run.info.run_id)
+
+
+def active_run_id() -> str | None:
+    """Id of the innermost open run (as the server knows it), or None."""
+    return _session.stack[-1].run_id if _session.stack else None
