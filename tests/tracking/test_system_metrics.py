@@ -59,6 +59,20 @@ def test_a_run_shorter_than_the_interval_still_gets_one_sample(experiment: str) 
     assert [m.step for m in MlflowClient().get_metric_history(run_id, CPU)] == [0]
 
 
+def test_a_failed_run_is_sampled_until_it_ends_and_no_longer(experiment: str) -> None:
+    with pytest.raises(RuntimeError, match="diverged"), \
+            tracking.start_run(experiment, "mlp", system_metrics=0.05) as run_id:
+        _busy(0.2)
+        raise RuntimeError("loss diverged")
+    client = MlflowClient()
+    taken = len(client.get_metric_history(run_id, CPU))
+    assert taken >= 1 and client.get_run(run_id).info.status == "FAILED"
+    time.sleep(0.3)
+    with tracking.start_run(experiment, "next"):
+        pass  # the outermost run's end drains the writer
+    assert len(client.get_metric_history(run_id, CPU)) == taken
+
+
 def test_system_metrics_are_off_unless_asked_for(experiment: str) -> None:
     with tracking.start_run(experiment, "pipeline") as run_id:
         _busy(0.05)

@@ -47,3 +47,36 @@ def test_logging_outside_a_run_is_an_error(tmp_path: Path) -> None:
     _store(tmp_path)
     with pytest.raises(TrackingError, match="no active run"):
         tracking.log_params({"a": 1})
+
+
+def test_a_run_over_mlflows_batch_limits_is_written_in_pieces(tmp_path: Path) -> None:
+    """250 params, 150 tags and 2500 metric points in one run: MLflow takes at most 100
+    params, 100 tags and 1000 entities per ``log_batch``."""
+    import mlflow
+
+    exp = _store(tmp_path)
+    with tracking.start_run(exp, "big") as run_id:
+        tracking.log_params({f"p{i:03d}": i for i in range(250)})
+        tracking.set_tags({f"t{i:03d}": i for i in range(150)})
+        log, flush = tracking.metrics_logger(run_id, interval=60.0)
+        for step in range(1250):
+            log(step, {"a": step, "b": -step})
+        flush()
+    run = mlflow.MlflowClient().get_run(run_id)
+    assert len(run.data.params) == 250 and run.data.params["p249"] == "249"
+    assert {f"t{i:03d}" for i in range(150)} <= set(run.data.tags)
+    assert len(mlflow.MlflowClient().get_metric_history(run_id, "b")) == 1250
+
+
+def test_connecting_again_ends_the_previous_writer_thread(tmp_path: Path) -> None:
+    import threading
+
+    def writers() -> int:
+        return sum(t.name == "wxops-tracking-writer" for t in threading.enumerate())
+
+    for i in range(2):
+        tracking.connect(f"sqlite:///{tmp_path / f'{i}.db'}")
+        exp = tracking.ensure_experiment("w", (tmp_path / f"art{i}").as_uri())
+        with tracking.start_run(exp, "r"):
+            tracking.log_params({"i": i})
+        assert writers() == 1

@@ -65,7 +65,8 @@ def start_run(
         return str(client.create_run(exp, start_time=start_ms, tags=all_tags, run_name=run_name).info.run_id)
 
     run_id = session.write(create)
-    frame = session.Frame(run_id, experiment_id, run_name, parent_run_id, clean, start_ms)
+    frame = session.Frame(run_id, experiment_id, run_name, parent_run_id, clean, start_ms,
+                          sampled=system_metrics is not None)
     s.stack.append(frame)
     if not s.offline:  # a server run (an outbox run needs no mirror)
         s.ended[run_id] = frame
@@ -74,16 +75,16 @@ def start_run(
     try:
         yield run_id
     except BaseException:
-        _end_run(run_id, "FAILED", sampled=system_metrics is not None)
+        _end_run(run_id, "FAILED")
         raise
-    _end_run(run_id, "FINISHED", sampled=system_metrics is not None)
+    _end_run(run_id, "FINISHED")
 
 
-def _end_run(run_id: str, status: str, *, sampled: bool = False) -> None:
+def _end_run(run_id: str, status: str) -> None:
     s = session.current()
     end_ms = int(time.time() * 1000)
     try:
-        if sampled:
+        if any(f.sampled for f in s.stack if f.run_id == run_id):
             session.writer().unwatch(run_id)
         session.write_later(lambda c: c.set_terminated(session.rid(run_id), status, end_time=end_ms))
     finally:

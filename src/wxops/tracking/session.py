@@ -50,6 +50,8 @@ class Frame:
     parent: str | None
     tags: dict[str, str]
     start_ms: int
+    sampled: bool = False
+    """Whether the writer samples its system metrics."""
 
 
 @dataclass
