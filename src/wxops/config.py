@@ -10,19 +10,28 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
 from wxops.errors import ConfigError
+from wxops.models.settings import GradientBoostingConfig, LinearConfig, MLPConfig, ModelSettings
+from wxops.models.types import MODEL_TYPES
+from wxops.section import Section
+from wxops.verify.score_table import lookup as _lookup_score
+from wxops.verify.score_table import score_names as _score_names
+from wxops.verify.score_table import threshold_label as threshold_label
 
 #: Columns that encode the observed weather itself and would leak a visibility target.
 LEAKING_COLUMNS: tuple[str, ...] = ("present_weather",)
 
 
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+_Section = Section
+
+__all__ = ["GradientBoostingConfig", "LinearConfig", "MLPConfig", "ModelConfig", "ModelSettings",
+           "WxopsConfig", "config_schema", "load_config", "parse_config", "section_hash",
+           "threshold_label"]
 
 
 class QCConfig(_Section):
@@ -303,47 +312,19 @@ class SplitConfig(_Section):
         return self
 
 
-class _ModelBase(_Section):
-    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
-    target_transform: Literal["none", "log"] = "none"
-    """``log``: train on log(1 + target) and predict in the target's unit, so fog (100 m)
-    weighs as much as a clear day (see ``wxops.models.target``); ``none``: the target."""
+def _model_union() -> Any:
+    """The ``models:`` entry type: one settings class per registered model type,
+    told apart by ``type`` (``wxops.models.types.MODEL_TYPES``)."""
+    classes = tuple(t.settings for t in MODEL_TYPES.values())
+    if len(classes) == 1:
+        return classes[0]
+    return Annotated[Union[classes], Field(discriminator="type")]  # noqa: UP007
 
 
-class MLPConfig(_ModelBase):
-    """A PyTorch multi-layer perceptron regressor."""
-
-    type: Literal["mlp"]
-    hidden_dim: int = Field(default=64, ge=1, le=4096)
-    hidden_layers: int = Field(default=2, ge=1, le=8)
-    learning_rate: float = Field(default=1e-3, gt=0, le=1)
-    batch_size: int = Field(default=64, ge=1)
-    epochs: int = Field(default=20, ge=1, le=10_000)
-    weight_decay: float = Field(default=0.0, ge=0)
-    device: Literal["auto", "cpu", "cuda"] = "auto"
-
-
-class GradientBoostingConfig(_ModelBase):
-    """scikit-learn's histogram gradient boosting regressor."""
-
-    type: Literal["gradient_boosting"]
-    max_iter: int = Field(default=200, ge=1)
-    learning_rate: float = Field(default=0.1, gt=0, le=1)
-    max_depth: int | None = Field(default=None, ge=1)
-    max_leaf_nodes: int = Field(default=31, ge=2)
-    l2_regularization: float = Field(default=0.0, ge=0)
-
-
-class LinearConfig(_ModelBase):
-    """Ridge regression on standardised features."""
-
-    type: Literal["linear"]
-    alpha: float = Field(default=1.0, ge=0)
-
-
-ModelConfig = Annotated[
-    MLPConfig | GradientBoostingConfig | LinearConfig, Field(discriminator="type")
-]
+if TYPE_CHECKING:
+    ModelConfig = ModelSettings
+else:
+    ModelConfig = _model_union()
 
 
 def _default_models() -> list[ModelConfig]:
@@ -377,18 +358,8 @@ class TrackingConfig(_Section):
     (keys that look like password/token/secret/api_key/credential are redacted anyway)."""
 
 
-#: Continuous scores the verification computes (negatively oriented except correlation).
-CONTINUOUS_SCORES: tuple[str, ...] = ("mae", "rmse", "bias", "correlation")
-#: Categorical scores at each threshold, named ``<score>_<threshold>`` (e.g. ``ets_1000``).
-CATEGORICAL_SCORES: tuple[str, ...] = ("pod", "far", "csi", "ets", "pss", "frequency_bias",
-                                       "brier")
 #: Forecasts a gate rule can compare the candidate with.
 GATE_REFERENCES: tuple[str, ...] = ("climatology", "persistence", "nwp", "champion")
-
-
-def threshold_label(value: float) -> str:
-    """``1000.0`` -> ``"1000"``: the suffix of categorical score names."""
-    return f"{value:g}"
 
 
 class VerifyConfig(_Section):
@@ -531,7 +502,9 @@ class LiveScoreRule(_Section):
     score: str = "rmse"
     max_worse_pct: float = Field(default=25.0, ge=0)
     limit: float | None = None
-    """Absolute fallback: largest (error scores) or smallest (ETS, POD...) allowed value."""
+    """Absolute fallback, read by the score's direction in ``wxops.verify.score_table``:
+    a floor on higher-is-better scores (ETS, POD, PSS...), a ceiling on lower-is-better
+    ones (RMSE, FAR...), the largest distance from perfect on bias-like scores."""
 
 
 def _default_live_rules() -> list[LiveScoreRule]:
@@ -687,18 +660,39 @@ class WxopsConfig(_Section):
         return value
 
     @model_validator(mode="after")
-    def _known_gate_scores(self) -> WxopsConfig:
-        known = set(CONTINUOUS_SCORES) | {
-            f"{name}_{threshold_label(t)}" for name in CATEGORICAL_SCORES
-            for t in self.verify.thresholds
-        }
+    def _known_scores(self) -> WxopsConfig:
+        """Gate rules and monitor limits name scores of ``wxops.verify.score_table``."""
+        known = _score_names(self.verify.thresholds)
         for i, rule in enumerate(self.gate.rules):
             if rule.score not in known:
                 raise ValueError(
                     f"gate.rules.{i}: unknown score '{rule.score}'; known: {sorted(known)} "
                     "(categorical scores need their threshold in verify.thresholds)"
                 )
+        live = _score_names(self.verify.thresholds, live=True)
+        for i, live_rule in enumerate(self.monitor.live_rules):
+            if live_rule.score not in live:
+                why = ("is not computed live (it needs event probabilities)"
+                       if live_rule.score in known else "is unknown")
+                raise ValueError(
+                    f"monitor.live_rules.{i}: score '{live_rule.score}' {why}; live scores: "
+                    f"{sorted(live)} (categorical scores need their threshold in verify.thresholds)"
+                )
+            score = _lookup_score(live_rule.score)
+            if (live_rule.limit is not None and score is not None and score.direction == "closer"
+                    and live_rule.limit < 0):
+                raise ValueError(f"monitor.live_rules.{i}: the limit on '{live_rule.score}' is the "
+                                 "largest distance from perfect and cannot be negative")
         return self
+
+
+def refresh_model_union() -> None:
+    """Rebuild the ``models:`` union after a model type was (un)registered
+    (called by ``wxops.models.types``)."""
+    global ModelConfig
+    ModelConfig = _model_union()  # type: ignore[misc]
+    WxopsConfig.model_fields["models"].annotation = list[ModelConfig]  # type: ignore[valid-type]
+    WxopsConfig.model_rebuild(force=True)
 
 
 def section_hash(section: BaseModel | list[Any]) -> str:

@@ -352,7 +352,8 @@ def _run_stages(
         from wxops.verify.plots import plot_loss_curves
 
         curves = plot_loss_curves({n: r.history for n, r in results.items()},
-                                  out_dir / "loss_curves.png")
+                                  out_dir / "loss_curves.png",
+                                  types={m.name: m.type for m in cfg.models})
         (out_dir / "metrics.json").write_text(json.dumps(
             metrics_document(best, selection, results), indent=2))
         tracking.log_artifact(curves)
@@ -647,11 +648,11 @@ def _package_dir() -> str:
     return str(Path(__file__).resolve().parent)
 
 
-def _requirements(model_type: str) -> list[str]:
+def _requirements(type_name: str) -> list[str]:
+    """Pinned pip requirements of a logged model of this type (the registry's packages)."""
     from wxops.data.lineage import package_versions
+    from wxops.models.types import model_type
 
-    versions = package_versions(("scikit-learn", "pandas", "numpy", "cloudpickle", "torch"))
-    wanted = ["scikit-learn", "pandas", "numpy", "cloudpickle"]
-    if model_type == "mlp":
-        wanted.append("torch")
+    wanted = model_type(type_name).pip_packages
+    versions = package_versions(wanted)
     return [f"{n}=={versions[n]}" for n in wanted if versions.get(n)]

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from wxops.errors import MonitorError
+from wxops.verify.score_table import score_names
 
 _VERDICT = {0: ("healthy", "#1a7f37"), 3: ("stale or missing data", "#9a6700"),
             4: ("input drift", "#bc4c00"), 5: ("live-score incident", "#cf222e")}
@@ -78,6 +79,11 @@ def plot_drift(drift: pd.DataFrame, path: Path) -> Path:
     return path
 
 
+def _thresholds(scores: pd.DataFrame) -> list[float]:
+    """Event thresholds named by the ``hits_<t>`` columns of a score table."""
+    return [float(c[5:]) for c in scores.columns if c.startswith("hits_")]
+
+
 def write_status_page(out_dir: Path) -> Path:
     """Build ``report/index.html`` from ``status.json``, ``scores.csv`` and ``drift.csv``."""
     status_path = out_dir / "status.json"
@@ -88,8 +94,11 @@ def write_status_page(out_dir: Path) -> Path:
     drift = pd.read_csv(out_dir / "drift.csv", parse_dates=["window_end"])
     page_dir = out_dir / "report"
     page_dir.mkdir(parents=True, exist_ok=True)
-    names = [s for s in ("rmse", "mae", "bias") if s in scores.columns] + \
-        [c for c in scores.columns if c.startswith("ets_")]
+    # plots of the headline scores; the table lists every live score, in score-table order
+    live = score_names(_thresholds(scores), live=True)
+    names = [c for c in score_names(_thresholds(scores), live=True, headline=True)
+             if c in scores.columns]
+    shown = [c for c in live if c in status["latest_scores"]]
     images = []
     if names and not scores.empty:
         images.append(plot_scores(scores, status.get("promotion", {}), names, page_dir / "scores.png"))
@@ -107,7 +116,7 @@ def write_status_page(out_dir: Path) -> Path:
                      if incident else "")
     latest = "".join(f"<tr><td>{esc(k)}</td><td>{v:.4g}</td><td>"
                      f"{status['promotion'].get(k, float('nan')):.4g}</td></tr>"
-                     for k, v in status["latest_scores"].items() if k in names or k == "n")
+                     for k, v in status["latest_scores"].items() if k in shown or k == "n")
     notes = "".join(f"<li>{esc(n)}</li>" for n in status.get("notes", []))
     imgs = "".join(f'<p><img src="{p.name}" alt="{p.stem}" style="max-width:100%"></p>' for p in images)
     page = f"""<!doctype html><html><head><meta charset="utf-8"><title>wxops monitor</title>

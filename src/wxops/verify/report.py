@@ -21,6 +21,7 @@ from wxops.verify.plots import (
     plot_performance_diagram,
     plot_scorecard,
 )
+from wxops.verify.score_table import COUNTS, names_of, score_names
 
 _CSS = """
 body{font-family:system-ui,sans-serif;margin:2em;max-width:1200px;color:#222}
@@ -61,8 +62,7 @@ def _event_table(frame: pd.DataFrame, label: str) -> str:
 
     shown = frame.astype(object).copy()
     for source, row in frame.iterrows():
-        counts = {k: row.get(f"{k}_{label}") for k in ("hits", "misses", "false_alarms",
-                                                       "correct_negatives")}
+        counts = {k: row.get(f"{k}_{label}") for k in COUNTS}
         if any(v is None or v != v for v in counts.values()):
             continue
         for col in frame.columns:
@@ -107,6 +107,7 @@ def write_report(
     gate_passed: bool | None = None,
     gate_rows: Sequence[dict[str, Any]] = (),
     histories: dict[str, list[dict[str, float | None]]] | None = None,
+    model_types: dict[str, str] | None = None,
     extra_sections: dict[str, pd.DataFrame] | None = None,
 ) -> Path:
     """Write ``index.html`` and its PNG plots into ``out_dir``; return the HTML path.
@@ -118,6 +119,7 @@ def write_report(
         meta: key facts shown at the top (model, version, data digest...).
         gate_passed, gate_rows: the gate verdict and one row per rule, if evaluated.
         histories: train/validation loss per epoch, for the loss-curve plot.
+        model_types: configuration -> model type, naming the loss curves' steps.
         extra_sections: further tables (heading -> frame), e.g. the replay scores.
     """
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -125,8 +127,8 @@ def write_report(
     labels = [f"{t:g}" for t in verification.thresholds]
     plots: list[tuple[str, Path]] = [
         ("Scorecard", plot_scorecard(scores, out_dir / "scorecard.png",
-                                     columns=["rmse", "mae", "bias", "correlation",
-                                              *[f"ets_{x}" for x in labels]])),
+                                     columns=score_names(verification.thresholds,
+                                                         headline=True))),
         ("Error by hour of day", plot_error_by(verification.strata["hour"],
                                                out_dir / "error_by_hour.png", dimension="hour")),
         ("Performance diagram", plot_performance_diagram(
@@ -137,9 +139,10 @@ def write_report(
             verification.strata["lead_time"], out_dir / "error_by_lead_time.png",
             dimension="lead_time")))
     if histories:
-        plots.append(("Loss curves", plot_loss_curves(histories, out_dir / "loss_curves.png")))
+        plots.append(("Loss curves", plot_loss_curves(histories, out_dir / "loss_curves.png",
+                                                         types=model_types)))
 
-    continuous = [c for c in ("n", "rmse", "mae", "bias", "correlation") if c in scores.columns]
+    continuous = [c for c in ("n", *names_of("continuous")) if c in scores.columns]
     parts = [
         f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
         f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>",
@@ -153,9 +156,7 @@ def write_report(
               f"<h2>Scores on the test block ({verification.n} forecasts)</h2>",
               _table(scores[continuous].rename_axis("source"))]
     for label in labels:
-        cols = [f"{s}_{label}" for s in ("hits", "misses", "false_alarms", "correct_negatives",
-                                         "pod", "far", "csi", "ets", "pss", "frequency_bias",
-                                         "brier")]
+        cols = [f"{s}_{label}" for s in (*COUNTS, *names_of("categorical"))]
         event = "below" if verification.event == "below" else "at or above"
         parts += [f"<h3>Events: {event} {label}</h3>",
                   _event_table(scores[[c for c in cols if c in scores.columns]], label)]
