@@ -154,3 +154,22 @@ def test_score_table_refuses_bad_entries() -> None:
         register_model_type(ModelType("knn", MedianConfig, _build_median))
     assert lookup("frequency_bias_1000") is SCORES["frequency_bias"]
     assert lookup("hits_1000") is None and lookup("n") is None
+
+
+def test_monitor_page_escapes_names(tmp_path: Path) -> None:
+    evil = "<script>alert(1)</script>"
+    scores = pd.DataFrame({"model_version": ["1"], "n": [30.0], "rmse": [900.0]},
+                          index=pd.Index([pd.Timestamp("2024-01-02")], name="window_end"))
+    result = MonitorResult(
+        model=evil, version="1", now="2024-01-02T00:00:00", exit_code=5,
+        alerts=[], scores=scores, rule_checks=pd.DataFrame(),
+        drift=pd.DataFrame(columns=["window_end", "feature", "baseline", "psi", "ks", "threshold",
+                                    "breached"]),
+        promotion={"rmse": 800.0}, latest_scores={"n": 30.0, "rmse": 900.0},
+        live_breach_windows={}, drift_breach_windows={}, drift_latest=[], observation_age_s=0.0,
+        input_age_s=0.0, invalid_share=None, joined_latest=30, joined_total=30,
+        notes=[f"station {evil} has no observation"])
+    save_outputs(result, tmp_path)
+    page = write_status_page(tmp_path).read_text()
+    assert "<script>" not in page and page.count("&lt;script&gt;alert(1)&lt;/script&gt;") == 2
+    assert "live-score incident (exit code 5)" in page and "<td>rmse</td><td>900</td>" in page
