@@ -17,7 +17,13 @@ from pydantic import BaseModel, Field, ValidationError, field_validator, model_v
 
 from wxops.data.settings import DataConfig, NWPConfig, QCConfig, StationObsConfig
 from wxops.errors import ConfigError
-from wxops.models.settings import GradientBoostingConfig, LinearConfig, MLPConfig, ModelSettings
+from wxops.models.settings import (
+    GradientBoostingConfig,
+    LinearConfig,
+    MLPConfig,
+    ModelSettings,
+    ProbabilityConfig,
+)
 from wxops.models.types import MODEL_TYPES
 from wxops.monitor.settings import (
     DriftConfig,
@@ -26,7 +32,12 @@ from wxops.monitor.settings import (
     MonitorConfig,
     parse_duration,
 )
-from wxops.release.settings import GATE_REFERENCES, GateConfig, GateRule
+from wxops.release.settings import (
+    GATE_REFERENCES,
+    GateConfig,
+    GateRule,
+    ProbabilityGateConfig,
+)
 from wxops.section import Section
 from wxops.verify.score_table import lookup as _lookup_score
 from wxops.verify.score_table import score_names as _score_names
@@ -43,7 +54,8 @@ _Section = Section
 # ``from wxops.config import X`` keeps working.
 __all__ = ["GATE_REFERENCES", "DataConfig", "DriftConfig", "Duration", "GateConfig", "GateRule",
            "GradientBoostingConfig", "LinearConfig", "LiveScoreRule", "MLPConfig", "ModelConfig",
-           "ModelSettings", "MonitorConfig", "NWPConfig", "QCConfig", "StationObsConfig",
+           "ModelSettings", "MonitorConfig", "NWPConfig", "ProbabilityConfig", "ProbabilityGateConfig",
+           "QCConfig", "StationObsConfig",
            "VerifyConfig", "WxopsConfig", "config_schema", "load_config", "parse_config",
            "parse_duration", "section_hash", "threshold_label"]
 
@@ -201,6 +213,8 @@ def _default_models() -> list[ModelConfig]:
         # trained on log(1 + visibility): fog weighs as much as a clear day, so the
         # gate (not the squared error in metres) decides whether it is the better model
         GradientBoostingConfig(name="gbm-log", type="gradient_boosting", target_transform="log"),
+        # P(visibility < 1000 m) and P(< 5000 m), verified with Brier skill and reliability
+        ProbabilityConfig(name="gbm-prob", type="probability"),
     ]
 
 
@@ -310,6 +324,11 @@ class WxopsConfig(_Section):
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise ValueError(f"model names must be unique; repeated: {dupes}")
+        if all(MODEL_TYPES[m.type].output == "probability" for m in value):
+            values = sorted(t.name for t in MODEL_TYPES.values() if t.output == "value")
+            raise ValueError(f"list at least one deterministic model ({', '.join(values)}): it "
+                             "is the registered version; probability models are verified next "
+                             "to it")
         return value
 
     @model_validator(mode="after")

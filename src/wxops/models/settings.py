@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from wxops.section import Section
 
@@ -54,3 +54,37 @@ class LinearConfig(ModelSettings):
 
     type: Literal["linear"]
     alpha: float = Field(default=1.0, ge=0)
+
+
+class ProbabilityConfig(ModelSettings):
+    """Probability of the target below (or above) each threshold: one histogram
+    gradient-boosting classifier per threshold, monotone across thresholds
+    (``wxops.models.probability``). Verified with probabilistic scores (Brier skill,
+    reliability, ROC) next to the deterministic configurations, not selected among them."""
+
+    type: Literal["probability"]
+    thresholds: list[float] = Field(default_factory=lambda: [1000.0, 5000.0])
+    """Event thresholds in the target's unit (visibility: metres)."""
+    event: Literal["below", "above"] = "below"
+    # smaller steps and trees than the regressor's defaults: fog is rare (~2 % of hours)
+    # and 31-leaf trees learn the training hours by heart (validation Brier rises)
+    max_iter: int = Field(default=60, ge=1)
+    learning_rate: float = Field(default=0.05, gt=0, le=1)
+    max_depth: int | None = Field(default=None, ge=1)
+    max_leaf_nodes: int = Field(default=15, ge=2)
+    l2_regularization: float = Field(default=1.0, ge=0)
+
+    @field_validator("thresholds")
+    @classmethod
+    def _some_thresholds(cls, value: list[float]) -> list[float]:
+        if not value:
+            raise ValueError("list at least one threshold")
+        return sorted(set(value))
+
+    @field_validator("target_transform")
+    @classmethod
+    def _no_transform(cls, value: str) -> str:
+        if value != "none":
+            raise ValueError("a probability model predicts events, not the target: "
+                             "leave target_transform at none")
+        return value

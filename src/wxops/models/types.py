@@ -30,8 +30,19 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from wxops.models.settings import GradientBoostingConfig, LinearConfig, MLPConfig, ModelSettings
+from wxops.models.settings import (
+    GradientBoostingConfig,
+    LinearConfig,
+    MLPConfig,
+    ModelSettings,
+    ProbabilityConfig,
+)
 
+Output = Literal["value", "probability"]
+"""``value``: predicts the target (a candidate for registration, selected by
+``tracking.selection_metric``); ``probability``: predicts event probabilities, trained
+by ``train_probability`` and verified with probability scores next to the registered
+version, never selected or registered."""
 LossCurve = Literal["epochs", "stages", "single"]
 """``epochs``: the estimator's ``fit(X, y, X_val=, y_val=, on_epoch=)`` records
 ``history_`` per epoch (the PyTorch MLP); ``stages``: scored after fitting per stage of
@@ -56,6 +67,7 @@ class ModelType:
     requirements: tuple[str, ...] = ()
     """pip packages a logged model needs beyond :data:`BASE_REQUIREMENTS`."""
     loss_curve: LossCurve = "single"
+    output: Output = "value"
 
     @property
     def loss_axis(self) -> str:
@@ -89,6 +101,11 @@ def unregister_model_type(name: str) -> None:
     """Remove a model type (for plugins and tests that register one temporarily)."""
     if MODEL_TYPES.pop(name, None) is not None:
         _refresh_config()
+
+
+def probability_types() -> set[str]:
+    """Names of the registered types that predict event probabilities."""
+    return {t.name for t in MODEL_TYPES.values() if t.output == "probability"}
 
 
 def model_type(name: str) -> ModelType:
@@ -143,4 +160,17 @@ register_model_type(ModelType("mlp", MLPConfig, _build_mlp, requirements=("torch
                               loss_curve="epochs"))
 register_model_type(ModelType("gradient_boosting", GradientBoostingConfig,
                               _build_gradient_boosting, loss_curve="stages"))
+def _build_probability(cfg: ProbabilityConfig, seed: int) -> Any:
+    from wxops.models.probability import ThresholdProbabilityClassifier
+
+    return ThresholdProbabilityClassifier(
+        thresholds=tuple(cfg.thresholds), event=cfg.event, max_iter=cfg.max_iter,
+        learning_rate=cfg.learning_rate, max_depth=cfg.max_depth,
+        max_leaf_nodes=cfg.max_leaf_nodes, l2_regularization=cfg.l2_regularization,
+        random_state=seed,
+    )
+
+
 register_model_type(ModelType("linear", LinearConfig, _build_linear))
+register_model_type(ModelType("probability", ProbabilityConfig, _build_probability,
+                              loss_curve="stages", output="probability"))

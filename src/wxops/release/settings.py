@@ -73,10 +73,31 @@ def _default_rules() -> list[GateRule]:
     ]
 
 
+class ProbabilityGateConfig(_Section):
+    """Gate rules of probability models (``wxops.release.probability_gate``), per threshold.
+
+    Brier skill against the climatological event frequency must exceed ``min_bss`` with
+    p < ``alpha`` (Diebold-Mariano on the per-case Brier scores, as rmse rules); against a
+    champion probability model the Brier score may be at most ``max_worse_pct`` worse
+    unless that is not significant; the reliability rule fails when a probability bin with
+    at least ``reliability_min_cases`` cases has its observed frequency outside the
+    interval a reliable forecaster stays in, at family-wise false-alarm rate
+    ``reliability_alpha`` over the bins tested."""
+
+    min_bss: float = 0.0
+    max_worse_pct: float = Field(default=5.0, ge=0)
+    alpha: float = Field(default=0.05, gt=0, lt=1)
+    reliability_alpha: float = Field(default=0.01, gt=0, lt=1)
+    reliability_min_cases: int = Field(default=30, ge=5)
+    min_events: int = Field(default=10, ge=1)
+    """Fewest observed events for a rule at a threshold to decide."""
+
+
 class GateConfig(_Section):
     """The quality gate between a registered version and the ``champion`` alias."""
 
     rules: list[GateRule] = Field(default_factory=_default_rules)
+    probability: ProbabilityGateConfig = Field(default_factory=ProbabilityGateConfig)
     bootstrap_block_hours: int | None = Field(default=None, ge=1)
     """Block length of the block bootstrap in hours; None (default): chosen from the data
     (twice the Politis-White automatic length, see ``wxops.release.significance``)."""
