@@ -341,8 +341,43 @@ class LinearConfig(_ModelBase):
     alpha: float = Field(default=1.0, ge=0)
 
 
+class ProbabilityConfig(_ModelBase):
+    """Probability of the target below (or above) each threshold: one histogram
+    gradient-boosting classifier per threshold, monotone across thresholds
+    (``wxops.models.probability``). Verified with probabilistic scores (Brier skill,
+    reliability, ROC) next to the deterministic configurations, not selected among them."""
+
+    type: Literal["probability"]
+    thresholds: list[float] = Field(default_factory=lambda: [1000.0, 5000.0])
+    """Event thresholds in the target's unit (visibility: metres)."""
+    event: Literal["below", "above"] = "below"
+    # smaller steps and trees than the regressor's defaults: fog is rare (~2 % of hours)
+    # and 31-leaf trees learn the training hours by heart (validation Brier rises)
+    max_iter: int = Field(default=60, ge=1)
+    learning_rate: float = Field(default=0.05, gt=0, le=1)
+    max_depth: int | None = Field(default=None, ge=1)
+    max_leaf_nodes: int = Field(default=15, ge=2)
+    l2_regularization: float = Field(default=1.0, ge=0)
+
+    @field_validator("thresholds")
+    @classmethod
+    def _some_thresholds(cls, value: list[float]) -> list[float]:
+        if not value:
+            raise ValueError("list at least one threshold")
+        return sorted(set(value))
+
+    @field_validator("target_transform")
+    @classmethod
+    def _no_transform(cls, value: str) -> str:
+        if value != "none":
+            raise ValueError("a probability model predicts events, not the target: "
+                             "leave target_transform at none")
+        return value
+
+
 ModelConfig = Annotated[
-    MLPConfig | GradientBoostingConfig | LinearConfig, Field(discriminator="type")
+    MLPConfig | GradientBoostingConfig | LinearConfig | ProbabilityConfig,
+    Field(discriminator="type"),
 ]
 
 
@@ -361,6 +396,8 @@ def _default_models() -> list[ModelConfig]:
         # trained on log(1 + visibility): fog weighs as much as a clear day, so the
         # gate (not the squared error in metres) decides whether it is the better model
         GradientBoostingConfig(name="gbm-log", type="gradient_boosting", target_transform="log"),
+        # P(visibility < 1000 m) and P(< 5000 m), verified with Brier skill and reliability
+        ProbabilityConfig(name="gbm-prob", type="probability"),
     ]
 
 
@@ -480,10 +517,31 @@ def _default_rules() -> list[GateRule]:
     ]
 
 
+class ProbabilityGateConfig(_Section):
+    """Gate rules of probability models (``wxops.release.probability_gate``), per threshold.
+
+    Brier skill against the climatological event frequency must exceed ``min_bss`` with
+    p < ``alpha`` (Diebold-Mariano on the per-case Brier scores, as rmse rules); against a
+    champion probability model the Brier score may be at most ``max_worse_pct`` worse
+    unless that is not significant; the reliability rule fails when a probability bin with
+    at least ``reliability_min_cases`` cases has its observed frequency outside the
+    interval a reliable forecaster stays in, at family-wise false-alarm rate
+    ``reliability_alpha`` over the bins tested."""
+
+    min_bss: float = 0.0
+    max_worse_pct: float = Field(default=5.0, ge=0)
+    alpha: float = Field(default=0.05, gt=0, lt=1)
+    reliability_alpha: float = Field(default=0.01, gt=0, lt=1)
+    reliability_min_cases: int = Field(default=30, ge=5)
+    min_events: int = Field(default=10, ge=1)
+    """Fewest observed events for a rule at a threshold to decide."""
+
+
 class GateConfig(_Section):
     """The quality gate between a registered version and the ``champion`` alias."""
 
     rules: list[GateRule] = Field(default_factory=_default_rules)
+    probability: ProbabilityGateConfig = Field(default_factory=ProbabilityGateConfig)
     bootstrap_block_hours: int | None = Field(default=None, ge=1)
     """Block length of the block bootstrap in hours; None (default): chosen from the data
     (twice the Politis-White automatic length, see ``wxops.release.significance``)."""
@@ -684,6 +742,10 @@ class WxopsConfig(_Section):
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise ValueError(f"model names must be unique; repeated: {dupes}")
+        if all(isinstance(m, ProbabilityConfig) for m in value):
+            raise ValueError("list at least one deterministic model (mlp, gradient_boosting, "
+                             "linear): it is the registered version; probability models are "
+                             "verified next to it")
         return value
 
     @model_validator(mode="after")

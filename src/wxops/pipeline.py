@@ -23,8 +23,9 @@ _STAGE_CODE: dict[str, tuple[str, ...]] = {
     "ingest": ("wxops.data.sources", "wxops.data.qc", "wxops.data.nwp", "wxops.data.nwp_table"),
     "features": ("wxops.features",),
     "split": ("wxops.split",),
-    "train": ("wxops.models.train", "wxops.models.mlp", "wxops.features", "wxops.models.task"),
-    "record": ("wxops.pipeline", "wxops.tracking"),
+    "train": ("wxops.models.train", "wxops.models.mlp", "wxops.models.probability", "wxops.features",
+              "wxops.models.task"),
+    "record": ("wxops.pipeline", "wxops.tracking", "wxops.verify.probabilistic"),
 }
 
 
@@ -344,9 +345,13 @@ def _run_stages(
 
         metrics = {name: res.metrics for name, res in results.items()}
         selection = cfg.tracking.selection_metric
-        best, selection_note = _select(cfg, results, metrics, logged, table, split)
+        # probability models are verified by their own scores below, not selected by rmse
+        deterministic = {n: r for n, r in results.items() if n not in _probability_names(cfg)}
+        best, selection_note = _select(cfg, deterministic, {n: metrics[n] for n in deterministic},
+                                       logged, table, split)
         report.info(selection_note)
-        tracking.log_metrics({f"{n}.{selection}": m[selection] for n, m in metrics.items()})
+        tracking.log_metrics({f"{n}.{selection}": metrics[n][selection] for n in deterministic})
+        probability_lines = _verify_probability_models(cfg, results, logged, table, split, out_dir)
         tracking.set_tags({"wxops.best_config": best, "wxops.selection": selection_note[:4000]})
 
         from wxops.verify.plots import plot_loss_curves
@@ -401,6 +406,7 @@ def _run_stages(
         result.report = release.report
         result.summary = release.summary
     result.selection = selection_note
+    result.summary = (*result.summary, *probability_lines)
     (out_dir / "result.json").write_text(json.dumps(result.to_dict(), indent=2))
     if not tracking.is_offline():  # a rerun after `wxops sync` must talk to the server
         cache.put("pipeline", whole_key, result)
@@ -427,6 +433,59 @@ def _select(cfg: WxopsConfig, results: dict[str, Any], metrics: dict[str, dict[s
         if scores and name in logged:
             tracking.log_metrics_to_run(logged[name]["run_id"], scores)
     return chosen.best, chosen.message
+
+
+def _probability_names(cfg: WxopsConfig) -> set[str]:
+    from wxops.config import ProbabilityConfig
+
+    return {m.name for m in cfg.models if isinstance(m, ProbabilityConfig)}
+
+
+def _verify_probability_models(cfg: WxopsConfig, results: dict[str, Any],
+                               logged: dict[str, dict[str, str]], table: Any, split: Any,
+                               out_dir: Path) -> list[str]:
+    """Verify each probability model on the test block against the event frequency of
+    the non-test rows; log the scores to its run and the pipeline run, write
+    ``wxops-out/probability-<name>.json``; return the summary lines (BSS with n events)."""
+    import pandas as pd
+
+    from wxops import tracking
+    from wxops.features import TARGET
+    from wxops.verify.probabilistic import climatological_frequency, verify_probabilities
+
+    lines: list[str] = []
+    names = [n for n in results if n in _probability_names(cfg)]
+    if not names or split.test.empty:
+        return lines
+    non_test = pd.concat([split.train[TARGET], split.validation[TARGET]])
+    valid = split.test["time"] + pd.Timedelta(hours=cfg.features.lead_time or 0)
+    block = (split.test["block"] if "block" in split.test.columns and cfg.split.block == "month"
+             else None)
+    for name in names:
+        estimator = results[name].model.named_steps["model"]
+        prob = results[name].model.predict(_input_example_frame(split.test[table.inputs]))
+        thresholds = list(estimator.thresholds_)
+        probabilities = {t: prob[c].to_numpy() for t, c in zip(thresholds, estimator.columns_,
+                                                                strict=True)}
+        verification = verify_probabilities(
+            probabilities, split.test[TARGET].to_numpy(dtype=float),
+            climatology=climatological_frequency(non_test, thresholds, estimator.event),
+            valid_time=valid, event=estimator.event, block=block)
+        from wxops.release.probability_gate import evaluate_probability_gate
+
+        gate = evaluate_probability_gate(
+            probabilities, split.test[TARGET].to_numpy(dtype=float),
+            climatology=verification.scores["climatology"].to_dict(), cfg=cfg.gate.probability,
+            event=estimator.event, lead_time=cfg.features.lead_time or 1)
+        scores = {**verification.metrics(), "test_gate_passed": float(gate.passed)}
+        if name in logged:
+            tracking.log_metrics_to_run(logged[name]["run_id"], scores)
+        tracking.log_metrics({f"{name}.{k}": v for k, v in scores.items()})
+        path = out_dir / f"probability-{name}.json"
+        path.write_text(json.dumps({**verification.to_dict(), "gate": gate.to_dict()}, indent=2))
+        tracking.log_artifact(path)
+        lines += [*verification.summary(f"{name} (test block)"), f"{name} {gate.summary()}"]
+    return lines
 
 
 def _partial(cfg: WxopsConfig, uri: str, project_dir: Path, cached: list[str], started: float,
