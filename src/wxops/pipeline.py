@@ -21,8 +21,9 @@ from wxops.progress import Reporter, SilentReporter
 #: Source modules whose code is part of the cache keys of training and of the whole run
 #: (each data stage declares its own in ``wxops.stages``).
 _STAGE_CODE: dict[str, tuple[str, ...]] = {
-    "train": ("wxops.models.train", "wxops.models.mlp", "wxops.features", "wxops.models.task"),
-    "record": ("wxops.pipeline", "wxops.stages", "wxops.tracking"),
+    "train": ("wxops.models.train", "wxops.models.mlp", "wxops.models.probability", "wxops.features",
+              "wxops.models.task"),
+    "record": ("wxops.pipeline", "wxops.stages", "wxops.tracking", "wxops.verify.probabilistic"),
 }
 
 
@@ -235,7 +236,8 @@ def _run_stages(
             partial = _partial(cfg, uri, project_dir, cached, started, parent_id)
             partial.metrics = {name: res.metrics for name, res in results.items()}
             return partial
-        best, selection_note = _select(cfg, results, logged, table, split, out_dir, report)
+        best, selection_note, probability_lines = _select(cfg, results, logged, table, split, out_dir,
+                                                          report)
         with report.stage("register"):
             registration, release = _register(cfg, project_dir, cache, uri, logged[best], best,
                                               parent_id, source, split_digests, git, stored, report)
@@ -254,6 +256,7 @@ def _run_stages(
         result.release_message = release.message
         result.report = release.report
         result.summary = release.summary
+    result.summary = (*result.summary, *probability_lines)
     (out_dir / "result.json").write_text(json.dumps(result.to_dict(), indent=2))
     if not tracking.is_offline():  # a rerun after `wxops sync` must talk to the server
         cache.put("pipeline", whole_key, result)
@@ -361,23 +364,29 @@ def _register(cfg: WxopsConfig, project_dir: Path, cache: StageCache, uri: str,
 
 
 def _select(cfg: WxopsConfig, results: dict[str, Any], logged: dict[str, dict[str, str]],
-            table: Any, split: Any, out_dir: Path, report: Reporter) -> tuple[str, str]:
-    """Choose the configuration to register and record why, with the loss curves and
-    ``metrics.json``; returns its name and the reason."""
+            table: Any, split: Any, out_dir: Path, report: Reporter) -> tuple[str, str, list[str]]:
+    """Choose the configuration to register and record why, verify the probability
+    models, write the loss curves and ``metrics.json``; returns the chosen name, the
+    reason and the probability models' summary lines."""
     from wxops import tracking
     from wxops.verify.plots import plot_loss_curves
 
     metrics = {name: res.metrics for name, res in results.items()}
     selection = cfg.tracking.selection_metric
-    best, selection_note = _choose(cfg, results, metrics, logged, table, split)
+    # probability models are verified by their own scores below, not selected by rmse
+    deterministic = {n: r for n, r in results.items() if n not in _probability_names(cfg)}
+    best, selection_note = _choose(cfg, deterministic, {n: metrics[n] for n in deterministic},
+                                   logged, table, split)
     report.info(selection_note)
-    tracking.log_metrics({f"{n}.{selection}": m[selection] for n, m in metrics.items()})
+    tracking.log_metrics({f"{n}.{selection}": metrics[n][selection] for n in deterministic})
+    probability_lines = _verify_probability_models(cfg, results, logged, table, split, out_dir)
     tracking.set_tags({"wxops.best_config": best, "wxops.selection": selection_note[:4000]})
-    curves = plot_loss_curves({n: r.history for n, r in results.items()}, out_dir / "loss_curves.png")
+    curves = plot_loss_curves({n: r.history for n, r in results.items()}, out_dir / "loss_curves.png",
+                              types={m.name: m.type for m in cfg.models})
     (out_dir / "metrics.json").write_text(json.dumps(metrics_document(best, selection, results), indent=2))
     tracking.log_artifact(curves)
     tracking.log_artifact(out_dir / "metrics.json")
-    return best, selection_note
+    return best, selection_note, probability_lines
 
 
 def _choose(cfg: WxopsConfig, results: dict[str, Any], metrics: dict[str, dict[str, float]],
@@ -400,6 +409,59 @@ def _choose(cfg: WxopsConfig, results: dict[str, Any], metrics: dict[str, dict[s
         if scores and name in logged:
             tracking.log_metrics_to_run(logged[name]["run_id"], scores)
     return chosen.best, chosen.message
+
+
+def _probability_names(cfg: WxopsConfig) -> set[str]:
+    from wxops.models.types import probability_types
+
+    return {m.name for m in cfg.models if m.type in probability_types()}
+
+
+def _verify_probability_models(cfg: WxopsConfig, results: dict[str, Any],
+                               logged: dict[str, dict[str, str]], table: Any, split: Any,
+                               out_dir: Path) -> list[str]:
+    """Verify each probability model on the test block against the event frequency of
+    the non-test rows; log the scores to its run and the pipeline run, write
+    ``wxops-out/probability-<name>.json``; return the summary lines (BSS with n events)."""
+    import pandas as pd
+
+    from wxops import tracking
+    from wxops.features import TARGET
+    from wxops.verify.probabilistic import climatological_frequency, verify_probabilities
+
+    lines: list[str] = []
+    names = [n for n in results if n in _probability_names(cfg)]
+    if not names or split.test.empty:
+        return lines
+    non_test = pd.concat([split.train[TARGET], split.validation[TARGET]])
+    valid = split.test["time"] + pd.Timedelta(hours=cfg.features.lead_time or 0)
+    block = (split.test["block"] if "block" in split.test.columns and cfg.split.block == "month"
+             else None)
+    for name in names:
+        estimator = results[name].model.named_steps["model"]
+        prob = results[name].model.predict(_input_example_frame(split.test[table.inputs]))
+        thresholds = list(estimator.thresholds_)
+        probabilities = {t: prob[c].to_numpy() for t, c in zip(thresholds, estimator.columns_,
+                                                                strict=True)}
+        verification = verify_probabilities(
+            probabilities, split.test[TARGET].to_numpy(dtype=float),
+            climatology=climatological_frequency(non_test, thresholds, estimator.event),
+            valid_time=valid, event=estimator.event, block=block)
+        from wxops.release.probability_gate import evaluate_probability_gate
+
+        gate = evaluate_probability_gate(
+            probabilities, split.test[TARGET].to_numpy(dtype=float),
+            climatology=verification.scores["climatology"].to_dict(), cfg=cfg.gate.probability,
+            event=estimator.event, lead_time=cfg.features.lead_time or 1)
+        scores = {**verification.metrics(), "test_gate_passed": float(gate.passed)}
+        if name in logged:
+            tracking.log_metrics_to_run(logged[name]["run_id"], scores)
+        tracking.log_metrics({f"{name}.{k}": v for k, v in scores.items()})
+        path = out_dir / f"probability-{name}.json"
+        path.write_text(json.dumps({**verification.to_dict(), "gate": gate.to_dict()}, indent=2))
+        tracking.log_artifact(path)
+        lines += [*verification.summary(f"{name} (test block)"), f"{name} {gate.summary()}"]
+    return lines
 
 
 def _partial(cfg: WxopsConfig, uri: str, project_dir: Path, cached: list[str], started: float,
@@ -620,11 +682,11 @@ def _package_dir() -> str:
     return str(Path(__file__).resolve().parent)
 
 
-def _requirements(model_type: str) -> list[str]:
+def _requirements(type_name: str) -> list[str]:
+    """Pinned pip requirements of a logged model of this type (the registry's packages)."""
     from wxops.data.lineage import package_versions
+    from wxops.models.types import model_type
 
-    versions = package_versions(("scikit-learn", "pandas", "numpy", "cloudpickle", "torch"))
-    wanted = ["scikit-learn", "pandas", "numpy", "cloudpickle"]
-    if model_type == "mlp":
-        wanted.append("torch")
+    wanted = model_type(type_name).pip_packages
+    versions = package_versions(wanted)
     return [f"{n}=={versions[n]}" for n in wanted if versions.get(n)]
