@@ -7,7 +7,6 @@ configuration's run, so a forecaster opens ``index.html`` from disk or the MLflo
 
 from __future__ import annotations
 
-import html
 import math
 from pathlib import Path
 from typing import Any
@@ -18,15 +17,6 @@ import pandas as pd
 from wxops.release.gate import GateResult
 from wxops.verify.plots import _pyplot, _save
 from wxops.verify.probabilistic import ProbabilityVerification
-
-_CSS = """
-body{font-family:system-ui,sans-serif;margin:2em;max-width:1200px;color:#222}
-table{border-collapse:collapse;margin:1em 0;font-size:0.9em}
-th,td{border:1px solid #ccc;padding:3px 8px;text-align:right}
-th{background:#f2f2f2} td.l,th.l{text-align:left}
-.pass{color:#06702b;font-weight:bold} .fail{color:#b00020;font-weight:bold}
-.na{color:#888} img{max-width:100%;border:1px solid #eee;margin:0.5em 0}
-"""
 
 
 def plot_reliability(v: ProbabilityVerification, path: Path) -> Path:
@@ -118,27 +108,21 @@ def _fmt(value: Any) -> str:
         return "–"
     if isinstance(value, float | np.floating):
         return f"{value:.4g}"
-    return html.escape(str(value))
+    return str(value)
 
 
-def _table(frame: pd.DataFrame) -> str:
-    head = "".join(f'<th class="l">{html.escape(str(c))}</th>' if i == 0 else
-                   f"<th>{html.escape(str(c))}</th>" for i, c in enumerate(frame.columns))
-    rows = "".join("<tr>" + "".join(
-        f'<td class="l">{_fmt(v)}</td>' if i == 0 else f"<td>{_fmt(v)}</td>"
-        for i, v in enumerate(row)) + "</tr>" for row in frame.itertuples(index=False))
-    return f"<table><tr>{head}</tr>{rows}</table>"
-
-
-def _image(name: str, heading: str) -> str:
-    return (f"<h2>{html.escape(heading)}</h2><img src='{name}' alt='{html.escape(heading)}' "
-            "onload=\"this.dataset.ok='1'\" onerror=\"this.dataset.ok='0';"
-            f"this.insertAdjacentText('afterend','plot missing: {name}')\">")
+def _table(frame: pd.DataFrame) -> dict[str, Any]:
+    """Columns and formatted rows for the template's ``table`` macro (escaped there)."""
+    return {"columns": [str(c) for c in frame.columns],
+            "rows": [[_fmt(v) for v in row] for row in frame.itertuples(index=False)]}
 
 
 def write_probability_report(v: ProbabilityVerification, folder: Path, *, title: str,
                              gate: GateResult | None = None) -> Path:
-    """Write ``index.html`` and its plots into ``folder``; return the page's path."""
+    """Write ``index.html`` (``verify/templates/probability.html.j2``) and its plots into
+    ``folder``; return the page's path."""
+    from wxops.templating import render
+
     folder.mkdir(parents=True, exist_ok=True)
     plot_reliability(v, folder / "reliability.png")
     plot_roc(v, folder / "roc.png")
@@ -148,28 +132,15 @@ def write_probability_report(v: ProbabilityVerification, folder: Path, *, title:
     scores = v.scores.rename_axis("threshold").reset_index()[
         ["threshold", "n", "events", "climatology", "brier", "brier_climatology", "bss", "auc",
          "reliability", "resolution", "uncertainty"]]
-    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}"
-             f"</title><style>{_CSS}</style></head><body><h1>{html.escape(title)}</h1>",
-             "<p>Probabilities of the event on the test block; skill against the event "
-             "frequency of the training and validation rows (climatology). Reliability and "
-             "resolution: Murphy's decomposition of the binned forecasts.</p>",
-             _table(scores)]
+    gate_view = None
     if gate is not None:
-        verdict = "passed" if gate.passed else "failed"
-        parts.append(f"<h2 id='gate-verdict'>Probability gate: <span class='"
-                     f"{'pass' if gate.passed else 'fail'}'>{verdict}</span></h2>")
-        rows = pd.DataFrame([{"rule": r.rule, "status": r.status, "n": r.n,
-                              "events": r.events, "p": r.p_value, "why": r.why}
-                             for r in gate.rows])
-        parts.append(_table(rows))
-    parts += [_image("reliability.png", "Reliability diagram"), _image("roc.png", "ROC"),
-              _image("value.png", "Relative economic value")]
-    for dim in ("season", "hour"):
-        parts.append(_image(f"bss_by_{dim}.png", f"Brier skill by {dim}"))
-        parts.append(_table(v.strata[dim]))
-    for note in v.notes:
-        parts.append(f"<p class='na'>{html.escape(note)}</p>")
-    parts.append("</body></html>")
+        rows = pd.DataFrame([{"rule": r.rule, "status": r.status, "n": r.n, "events": r.events,
+                              "p": r.p_value, "why": r.why} for r in gate.rows])
+        gate_view = {"passed": gate.passed, "table": _table(rows)}
+    strata = [{"file": f"bss_by_{dim}.png", "heading": f"Brier skill by {dim}",
+               "table": _table(v.strata[dim])} for dim in ("season", "hour")]
     page = folder / "index.html"
-    page.write_text("\n".join(parts), encoding="utf-8")
+    page.write_text(render("wxops.verify", "probability.html.j2", title=title,
+                           scores=_table(scores), gate=gate_view, strata=strata,
+                           notes=v.notes), encoding="utf-8")
     return page
