@@ -173,3 +173,20 @@ def test_monitor_page_escapes_names(tmp_path: Path) -> None:
     page = write_status_page(tmp_path).read_text()
     assert "<script>" not in page and page.count("&lt;script&gt;alert(1)&lt;/script&gt;") == 2
     assert "live-score incident (exit code 5)" in page and "<td>rmse</td><td>900</td>" in page
+
+
+def test_config_validate_names_a_score_the_monitor_cannot_watch(tmp_path: Path) -> None:
+    """`wxops config validate` in a project folder, as a user runs it."""
+    import subprocess
+    import sys
+
+    (tmp_path / "wxops.yaml").write_text(
+        "verify: {thresholds: [1000, 5000]}\n"
+        "monitor:\n  live_rules:\n    - {score: pss_1000, limit: 0.2}\n"
+        "    - {score: pss_300, limit: 0.2}\n", encoding="utf-8")
+    done = subprocess.run([str(Path(sys.executable).parent / "wxops"), "config", "validate",
+                           "-c", "wxops.yaml"], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode != 0
+    assert "monitor.live_rules.1: score 'pss_300' is unknown" in done.stderr + done.stdout
+    assert "(got {" not in done.stderr + done.stdout  # the message, not the whole file
