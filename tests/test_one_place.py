@@ -158,14 +158,16 @@ def test_score_table_refuses_bad_entries() -> None:
 
 def test_monitor_page_escapes_names(tmp_path: Path) -> None:
     evil = "<script>alert(1)</script>"
-    scores = pd.DataFrame({"model_version": ["1"], "n": [30.0], "rmse": [900.0]},
+    scores = pd.DataFrame({"model_version": ["1"], "n": [30.0], "rmse": [900.0], "hits_1000": [0.0],
+                           "pod_1000": [float("nan")]},
                           index=pd.Index([pd.Timestamp("2024-01-02")], name="window_end"))
     result = MonitorResult(
         model=evil, version="1", now="2024-01-02T00:00:00", exit_code=5,
         alerts=[], scores=scores, rule_checks=pd.DataFrame(),
         drift=pd.DataFrame(columns=["window_end", "feature", "baseline", "psi", "ks", "threshold",
                                     "breached"]),
-        promotion={"rmse": 800.0}, latest_scores={"n": 30.0, "rmse": 900.0},
+        promotion={"rmse": 800.0, "pod_1000": float("nan")},
+        latest_scores={"n": 30.0, "rmse": 900.0, "pod_1000": float("nan")},
         live_breach_windows={}, drift_breach_windows={}, drift_latest=[], observation_age_s=0.0,
         input_age_s=0.0, invalid_share=None, joined_latest=30, joined_total=30,
         notes=[f"station {evil} has no observation"])
@@ -173,3 +175,22 @@ def test_monitor_page_escapes_names(tmp_path: Path) -> None:
     page = write_status_page(tmp_path).read_text()
     assert "<script>" not in page and page.count("&lt;script&gt;alert(1)&lt;/script&gt;") == 2
     assert "live-score incident (exit code 5)" in page and "<td>rmse</td><td>900</td>" in page
+    # an undefined score (no event in the window: NaN, null in status.json) shows a dash
+    assert "<td>pod_1000</td><td>–</td><td>–</td>" in page
+
+
+def test_config_validate_names_a_score_the_monitor_cannot_watch(tmp_path: Path) -> None:
+    """`wxops config validate` in a project folder, as a user runs it."""
+    import subprocess
+    import sys
+
+    (tmp_path / "wxops.yaml").write_text(
+        "verify: {thresholds: [1000, 5000]}\n"
+        "monitor:\n  live_rules:\n    - {score: pss_1000, limit: 0.2}\n"
+        "    - {score: pss_300, limit: 0.2}\n", encoding="utf-8")
+    done = subprocess.run([str(Path(sys.executable).parent / "wxops"), "config", "validate",
+                           "-c", "wxops.yaml"], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode != 0
+    assert "monitor.live_rules.1: score 'pss_300' is unknown" in done.stderr + done.stdout
+    assert "(got {" not in done.stderr + done.stdout  # the message, not the whole file

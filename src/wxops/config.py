@@ -384,7 +384,8 @@ def _format_error(exc: ValidationError, source: str) -> str:
         msg = err["msg"]
         if err["type"] == "extra_forbidden":
             msg = "unknown key (check the spelling; `wxops config schema` lists the keys)"
-        elif "input" in err and err["type"] not in ("missing",):
+        elif "input" in err and err["type"] not in ("missing",) and err["loc"]:
+            # (a whole-file rule names its own key; echoing the whole file would bury it)
             msg = f"{msg} (got {err['input']!r})"
         lines.append(f"  {path}: {msg}")
     return "\n".join(lines)

@@ -81,6 +81,13 @@ def plot_drift(drift: pd.DataFrame, path: Path) -> Path:
     return path
 
 
+def _number(value: Any) -> str:
+    """``0.1234`` -> ``"0.1234"``; an undefined score (None in JSON, NaN) -> ``"–"``."""
+    if value is None or not np.isfinite(float(value)):
+        return "–"
+    return f"{float(value):.4g}"
+
+
 def _thresholds(scores: pd.DataFrame) -> list[float]:
     """Event thresholds named by the ``hits_<t>`` columns of a score table."""
     return [float(c[5:]) for c in scores.columns if c.startswith("hits_")]
@@ -110,7 +117,7 @@ def write_status_page(out_dir: Path) -> Path:
     verdict, colour = _VERDICT.get(code, ("unknown", "#57606a"))
     incident = status.get("incident")
     promotion = status.get("promotion", {})
-    latest = [{"score": k, "live": f"{v:.4g}", "promotion": f"{promotion.get(k, float('nan')):.4g}"}
+    latest = [{"score": k, "live": _number(v), "promotion": _number(promotion.get(k))}
               for k, v in status["latest_scores"].items() if k in shown or k == "n"]
     page = render(
         "wxops.monitor", "status.html.j2", colour=colour, verdict=verdict, code=code,
