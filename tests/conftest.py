@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +17,46 @@ from wxops.config import WxopsConfig, parse_config
 from wxops.startup import configure_process
 
 configure_process()
+
+#: MLflow exports the URI given to ``mlflow.set_tracking_uri`` into the environment, and
+#: wxops prefers ``MLFLOW_TRACKING_URI`` over a project's own store: one test pointing
+#: MLflow at a server it then stops would send every later test to that dead server.
+_MLFLOW_ENV = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "MLFLOW_TRACKING_USERNAME",
+               "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN")
+
+
+def _mlflow_target() -> dict[str, str | None]:
+    return {key: os.environ.get(key) for key in _MLFLOW_ENV}
+
+
+def _restore_mlflow_target(saved: dict[str, str | None]) -> None:
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+    utils = sys.modules.get("mlflow.tracking._tracking_service.utils")
+    if utils is not None and saved["MLFLOW_TRACKING_URI"] is None:
+        utils._tracking_uri = None  # type: ignore[attr-defined]
+    registry = sys.modules.get("mlflow.tracking._model_registry.utils")
+    if registry is not None and saved["MLFLOW_REGISTRY_URI"] is None:
+        registry._registry_uri = None  # type: ignore[attr-defined]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _mlflow_isolation_module() -> Iterator[None]:
+    """A module's fixtures may point MLflow elsewhere for its tests, not for the next module."""
+    saved = _mlflow_target()
+    yield
+    _restore_mlflow_target(saved)
+
+
+@pytest.fixture(autouse=True)
+def _mlflow_isolation() -> Iterator[None]:
+    """Each test starts with the MLflow target (environment and globals) it found."""
+    saved = _mlflow_target()
+    yield
+    _restore_mlflow_target(saved)
 
 
 def make_obs(n_days: int = 90, *, seed: int = 0, start: str = "2021-01-01") -> pd.DataFrame:

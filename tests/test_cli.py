@@ -107,10 +107,20 @@ def test_run_then_search_runs(tmp_path: Path) -> None:
     config = _table_project(tmp_path, obs)
     raw = yaml.safe_load(config.read_text())
     raw["models"] = [{"name": "ridge", "type": "linear"},
-                     {"name": "tiny-mlp", "type": "mlp", "hidden_dim": 4, "epochs": 2}]
+                     {"name": "tiny-mlp", "type": "mlp", "hidden_dim": 4, "epochs": 2},
+                     {"name": "prob", "type": "probability", "max_iter": 10}]
     config.write_text(yaml.safe_dump(raw))
     result = runner.invoke(app, ["run", "-q", "-c", str(config)])
     assert result.exit_code == 0, result.output
+    # the probability model is verified on the test block, not registered
+    for threshold in ("1000", "5000"):
+        line = next(x for x in result.output.splitlines()
+                    if x.startswith(f"prob (test block) P(below {threshold}): BSS vs climatology"))
+        assert "events=" in line and "n=" in line
+    assert "prob gate " in result.output
+    verified = json.loads((tmp_path / "wxops-out" / "probability-prob.json").read_text())
+    assert {r["threshold"] for r in verified["scores"]} == {1000.0, 5000.0}
+    assert {"reliability", "roc", "economic_value", "strata", "gate"} <= set(verified)
     assert "version 1 [champion]" in result.output
     assert result.output.count("version 1 is champion (1.0.0, initial)") == 1  # said once
     assert "(val_rmse " in result.output and " m) -> visibility" in result.output  # target's unit

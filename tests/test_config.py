@@ -10,8 +10,8 @@ def test_defaults_are_the_visibility_example() -> None:
     example = load_config(repo / "examples" / "visibility" / "wxops.yaml")
     assert example == WxopsConfig()
     assert [m.type for m in example.models] == ["mlp", "mlp", "mlp", "gradient_boosting", "linear",
-                                                "gradient_boosting"]
-    assert example.models[-1].target_transform == "log"
+                                                "gradient_boosting", "probability"]
+    assert example.models[-2].target_transform == "log"
     template = repo / "src" / "wxops" / "templates" / "wxops.yaml"
     assert template.read_text() == (repo / "examples" / "visibility" / "wxops.yaml").read_text()
 

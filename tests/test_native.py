@@ -1,6 +1,7 @@
 """A process that reads GRIB (ecCodes) and talks to PostgreSQL (psycopg) exits cleanly.
 
-Without wxops' preload the ecCodes wheel's OpenLDAP 2.4 shadows psycopg's 2.6 and the
+wxops loads ecCodes only to read GRIB (:func:`wxops.data.openers.require_grib`). Without
+the preload there the ecCodes wheel's OpenLDAP 2.4 shadows psycopg's 2.6 and the
 process dies with SIGSEGV at exit (exit status 139) after doing all its work.
 """
 
@@ -16,7 +17,8 @@ pytest.importorskip("eccodes")
 
 SCRIPT = """
 import sqlite3
-import wxops
+from wxops.data.openers import require_grib
+require_grib()  # what reading a GRIB file does first
 import eccodes
 import psycopg
 with psycopg.connect("postgresql://postgres@127.0.0.1:5432/test", connect_timeout=5) as conn:

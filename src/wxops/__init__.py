@@ -5,8 +5,6 @@ The public API is re-exported here; heavy dependencies (MLflow, PyTorch) load la
 
 from __future__ import annotations
 
-# Native libraries that ecCodes' wheel would otherwise shadow, loaded first (on import).
-import wxops._native  # noqa: F401
 from wxops.config import WxopsConfig, config_schema, load_config, parse_config
 from wxops.errors import (
     ConfigError,

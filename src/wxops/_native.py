@@ -1,4 +1,4 @@
-"""Native libraries loaded in a safe order, before anything can pull in ecCodes.
+"""Native libraries loaded in a safe order, before ecCodes (the ``grib`` extra) loads.
 
 The ecCodes wheel (``eccodeslib``/``eckitlib``) loads its bundled libraries into the
 process-wide symbol scope (``RTLD_GLOBAL``), among them SQLite 3.26 and OpenLDAP 2.4.
@@ -11,8 +11,9 @@ Whatever loads the same libraries later binds to those copies:
   otherwise succeeded. Loaded first, it keeps its own. Measured: ecCodes then psycopg
   exits 139, psycopg's libpq then ecCodes exits 0; the preload costs ~12 ms.
 
-xarray may import ecCodes on any ``open_dataset`` (the cfgrib backend guesses engines),
-so this runs when ``wxops`` is imported, not only before reading GRIB.
+xarray imports ecCodes only when cfgrib is asked about a file; wxops names the engine of
+every file it opens (:mod:`wxops.data.openers`), so this runs just before GRIB is read,
+and a process that reads no GRIB never loads ecCodes.
 """
 
 from __future__ import annotations
@@ -23,9 +24,15 @@ import importlib.util
 import sqlite3  # noqa: F401  (loads the system libsqlite3)
 from pathlib import Path
 
+_done = False
+
 
 def preload() -> None:
-    """Load the system SQLite and, when installed, psycopg's bundled libpq."""
+    """Load the system SQLite and, when installed, psycopg's bundled libpq (once)."""
+    global _done
+    if _done:
+        return
+    _done = True
     with contextlib.suppress(ImportError, ValueError):
         spec = importlib.util.find_spec("psycopg_binary")
         if spec is None or spec.origin is None:
@@ -35,5 +42,3 @@ def preload() -> None:
             with contextlib.suppress(OSError):
                 ctypes.CDLL(str(lib))
 
-
-preload()

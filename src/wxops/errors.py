@@ -142,3 +142,15 @@ class RemoteDataError(DataSourceError):
 class NotifyError(WxopsError, RuntimeError):
     """A notification channel is misconfigured (a secret missing or readable by others)
     or refused the message."""
+
+
+# --- optional parts ---
+
+
+class MissingExtraError(WxopsError, ImportError):
+    """An optional part of wxops is used but the pip extra that installs it is not: the
+    message names the extra (``pip install 'wxops[grib]'``)."""
+
+    def __init__(self, extra: str, what: str) -> None:
+        super().__init__(f"{what}, not installed: pip install 'wxops[{extra}]'")
+        self.extra = extra

@@ -40,6 +40,9 @@ def write_netcdf(path: Path, inits: pd.DatetimeIndex, leads_h: list[int], **kwar
 
 def write_grib(path: Path, inits: pd.DatetimeIndex, leads_h: list[int]) -> Path:
     """2 m temperature as GRIB 2 from ecCodes' regular_ll_sfc_grib2 sample."""
+    from wxops.data.openers import require_grib
+
+    require_grib()  # ecCodes after the libraries its wheel would shadow, as wxops reads GRIB
     import eccodes
 
     lat2, lon2 = np.meshgrid(LATS[::-1], LONS, indexing="ij")  # GRIB scans north to south

@@ -1,6 +1,7 @@
 """NWP forecasts from NetCDF, Zarr or GRIB files, extracted at stations.
 
-Files are opened lazily through xarray (GRIB with the cfgrib engine) and normalised to
+Files are opened lazily through xarray with a named engine (:mod:`wxops.data.openers`;
+GRIB with cfgrib, from the ``grib`` extra) and normalised to
 dimensions ``init_time``, ``lead_time`` and two spatial dimensions, whatever the producer
 called them (``forecast_reference_time``/``time``, ``step``/``forecast_period``,
 ``latitude``/``lat`` or a 2-D grid with 2-D ``lat``/``lon`` coordinates). Stations are
@@ -89,17 +90,20 @@ def open_nwp_file(path: Path, source: str) -> xr.Dataset:
     """Open one file lazily (dask-backed) and normalise its dimension names."""
     import xarray as xr
 
+    from wxops.data.openers import open_grib, open_netcdf, require_grib
+
     if not path.exists():
         raise NWPDataError(f"{path}: NWP file not found")
+    if source == "grib":
+        require_grib()  # a missing extra is said as such, not as an unreadable file
     try:
         if source == "zarr":
             ds = xr.open_zarr(path, chunks=None)
         elif source == "grib":
             _check_grib_complete(path)
-            ds = xr.open_dataset(path, engine="cfgrib", decode_timedelta=True,
-                                 backend_kwargs={"indexpath": ""})
+            ds = open_grib(path, decode_timedelta=True)
         else:
-            ds = xr.open_dataset(path, decode_timedelta=True)
+            ds = open_netcdf(path, decode_timedelta=True)
     except Exception as exc:  # any backend failure on open: re-raised with the file named
         raise NWPDataError(f"{path}: cannot open as {source} ({type(exc).__name__}: {exc}); "
                            "the file may be truncated or of another format") from exc

@@ -295,9 +295,11 @@ def _read_xarray(path: Path, cfg: DataConfig,
                  notes: dict[str, Any]) -> tuple[pd.DataFrame, dict[str, str]]:
     import xarray as xr
 
+    from wxops.data.openers import open_netcdf
+
     source, time_column, station = cfg.source, cfg.time_column, cfg.station
     try:
-        ds = xr.open_zarr(path) if source == "zarr" else xr.open_dataset(path)
+        ds = xr.open_zarr(path) if source == "zarr" else open_netcdf(path)
     except (ValueError, OSError, KeyError) as exc:
         raise DataSourceError(f"{path}: cannot open {source} dataset ({exc})") from exc
     with ds:

@@ -15,10 +15,11 @@ import numpy as np
 import pandas as pd
 from sklearn.pipeline import Pipeline
 
-from wxops.config import GradientBoostingConfig, LinearConfig, MLPConfig, ModelConfig
-from wxops.errors import ModelConfigError, TrainingError, WxopsError
+from wxops.config import ModelConfig, ProbabilityConfig
+from wxops.errors import TrainingError, WxopsError
 from wxops.features import TARGET, FeatureTable, MeteoFeatures
 from wxops.models.mlp import EpochCallback
+from wxops.models.types import model_type
 from wxops.split import Split
 
 
@@ -46,29 +47,8 @@ def seed_everything(seed: int) -> None:
 
 
 def build_estimator(cfg: ModelConfig, *, seed: int) -> Any:
-    """The unfitted estimator a model configuration describes."""
-    if isinstance(cfg, MLPConfig):
-        from wxops.models.mlp import TorchMLPRegressor
-
-        return TorchMLPRegressor(
-            hidden_dim=cfg.hidden_dim, hidden_layers=cfg.hidden_layers,
-            learning_rate=cfg.learning_rate, batch_size=cfg.batch_size, epochs=cfg.epochs,
-            weight_decay=cfg.weight_decay, device=cfg.device, random_state=seed,
-        )
-    if isinstance(cfg, GradientBoostingConfig):
-        from sklearn.ensemble import HistGradientBoostingRegressor
-
-        return HistGradientBoostingRegressor(
-            max_iter=cfg.max_iter, learning_rate=cfg.learning_rate, max_depth=cfg.max_depth,
-            max_leaf_nodes=cfg.max_leaf_nodes, l2_regularization=cfg.l2_regularization,
-            early_stopping=False, random_state=seed,
-        )
-    if isinstance(cfg, LinearConfig):
-        from sklearn.linear_model import Ridge
-        from sklearn.preprocessing import StandardScaler
-
-        return Pipeline([("scale", StandardScaler()), ("ridge", Ridge(alpha=cfg.alpha))])
-    raise ModelConfigError(f"unknown model type {getattr(cfg, 'type', cfg)!r}")
+    """The unfitted estimator a model configuration describes (by its registered type)."""
+    return model_type(cfg.type).build(cfg, seed)
 
 
 def train_model(
@@ -87,6 +67,10 @@ def train_model(
     x_val = features.transform(split.validation[table.inputs])
     y_train = split.train[TARGET].to_numpy(dtype=float)
     y_val = split.validation[TARGET].to_numpy(dtype=float)
+    if model_type(cfg.type).output == "probability":
+        assert isinstance(cfg, ProbabilityConfig)
+        return _train_probability(cfg, features, (x_train, y_train), (x_val, y_val),
+                                  seed=seed, on_epoch=on_epoch)
     estimator = build_estimator(cfg, seed=seed)
     log = cfg.target_transform == "log"
     if log:
@@ -100,11 +84,11 @@ def train_model(
     device = "cpu"
     try:
         inner = estimator
-        if isinstance(cfg, MLPConfig):
+        if model_type(cfg.type).loss_curve == "epochs":
             estimator.fit(x_train, y_train, X_val=x_val, y_val=y_val, on_epoch=on_epoch)
             inner = estimator.regressor_ if log else estimator
             history = inner.history_
-            device = inner.device_
+            device = getattr(inner, "device_", "cpu")
         else:
             estimator.fit(x_train, y_train)
             inner = estimator.regressor_ if log else estimator
@@ -131,6 +115,52 @@ def train_model(
     params.update({"model": cfg.type, "seed": seed, "device_used": device,
                    "n_train": len(y_train), "n_validation": len(y_val)})
     return TrainResult(cfg.name, model, params, history, metrics, device)
+
+
+def _train_probability(
+    cfg: ProbabilityConfig,
+    features: MeteoFeatures,
+    train: tuple[pd.DataFrame, np.ndarray],
+    val: tuple[pd.DataFrame, np.ndarray],
+    *,
+    seed: int,
+    on_epoch: EpochCallback | None,
+) -> TrainResult:
+    """Fit the per-threshold classifiers; Brier score (and skill against the training
+    event frequency) on training and validation rows, per threshold."""
+    from wxops.models.probability import ThresholdProbabilityClassifier
+
+    estimator = build_estimator(cfg, seed=seed)
+    assert isinstance(estimator, ThresholdProbabilityClassifier)
+    (x_train, y_train), (x_val, y_val) = train, val
+    try:
+        estimator.fit(x_train, y_train)
+    except ValueError as exc:
+        raise TrainingError(f"model '{cfg.name}' failed to train: {exc}") from exc
+    history = estimator.staged_losses(x_train, y_train, x_val, y_val)
+    if on_epoch is not None:
+        for epoch, point in enumerate(history):
+            on_epoch(epoch, float(point["train_loss"] or 0.0), point["val_loss"])
+    model = Pipeline([("features", features), ("model", estimator)])
+    metrics: dict[str, float] = {}
+    for name, x, y in (("train", x_train, y_train), ("val", x_val, y_val)):
+        if not len(y):
+            continue
+        prob = estimator.predict_proba_array(x)
+        events = estimator._events(y).astype(float)
+        for j, threshold in enumerate(estimator.thresholds_):
+            label = f"{threshold:g}"
+            rate = estimator.base_rates_[j]
+            brier = float(np.mean((prob[:, j] - events[:, j]) ** 2))
+            metrics[f"{name}_brier_{label}"] = brier
+            if name == "val":
+                clim = float(np.mean((rate - events[:, j]) ** 2))
+                metrics[f"val_bss_{label}"] = 1.0 - brier / clim if clim > 0 else float("nan")
+                metrics[f"val_events_{label}"] = float(events[:, j].sum())
+    params = cfg.model_dump(mode="json")
+    params.update({"model": cfg.type, "seed": seed, "device_used": "cpu",
+                   "n_train": len(y_train), "n_validation": len(y_val)})
+    return TrainResult(cfg.name, model, params, history, metrics, "cpu")
 
 
 def _rmse(pred: np.ndarray, obs: np.ndarray) -> float:

@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal
 
-from wxops.errors import ServerError
+from wxops.errors import MissingExtraError, ServerError
 
 Permission = Literal["READ", "EDIT", "MANAGE", "NO_PERMISSIONS"]
 PERMISSIONS: tuple[str, ...] = ("READ", "EDIT", "MANAGE", "NO_PERMISSIONS")
@@ -99,6 +99,22 @@ def redact_uri(uri: str) -> str:
         return uri
     netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
     return urlunsplit(parts._replace(netloc=netloc))
+
+
+def require_server_extra(backend: str) -> None:
+    """The ``server`` extra: Flask-WTF for the basic-auth app, psycopg for PostgreSQL.
+
+    Checked before anything starts, so a plain install says which extra to add instead of
+    leaving a server process that dies on its first import.
+    """
+    import importlib
+
+    needed = ["flask_wtf"] + ([] if backend.startswith("sqlite:") else ["psycopg"])
+    for module in needed:
+        try:
+            importlib.import_module(module)
+        except ImportError as exc:
+            raise MissingExtraError("server", f"the team tracking server needs {module} ({exc})") from exc
 
 
 def check_backend(backend: str) -> str:
@@ -263,6 +279,7 @@ def start_server(settings: ServerSettings, *, wait: float = 120.0) -> ServerInfo
     Nothing is left behind on failure: the process group is killed and the pid file
     removed, and the error carries the last lines of the server log.
     """
+    require_server_extra(settings.backend)
     state = settings.state()
     if settings.port < 1 or settings.port > 65535:
         raise ServerError(f"port {settings.port} is out of range 1-65535")
