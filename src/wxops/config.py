@@ -232,7 +232,7 @@ class TrackingConfig(_Section):
     system_metrics: bool = True
     """Log CPU, memory (and GPU, with ``nvidia-ml-py``) of each configuration run as
     ``system/...`` metrics (MLflow's system metrics)."""
-    system_metrics_interval: float = Field(1.0, gt=0, le=3600)
+    system_metrics_interval: float = Field(default=1.0, gt=0, le=3600)
     """Seconds between system-metrics samples (short: configuration runs last seconds)."""
 
 
