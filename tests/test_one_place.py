@@ -194,3 +194,18 @@ def test_config_validate_names_a_score_the_monitor_cannot_watch(tmp_path: Path) 
     assert done.returncode != 0
     assert "monitor.live_rules.1: score 'pss_300' is unknown" in done.stderr + done.stdout
     assert "(got {" not in done.stderr + done.stdout  # the message, not the whole file
+
+
+def test_release_note_says_which_way_each_score_is_better(extended: None) -> None:
+    from wxops.release.note import ChangeClass, release_note
+
+    note = release_note(
+        model="visibility", version="2", semver="1.1.0", change=ChangeClass("incremental"),
+        previous=None, reason="test", user="me", time="now", forced=False, gate_summary="pass",
+        params_diff=[], data_diff=[],
+        scores={"n": {"candidate": 240.0}, "rmse": {"candidate": 900.0, "champion": 950.0},
+                "bias": {"candidate": -20.0}, "frequency_bias_1000": {"candidate": 1.2},
+                "hss_1000": {"candidate": 0.4}})
+    for row in ("| n |  | 240 |", "| rmse | lower | 900 | 950 |", "| bias | closer to 0 | -20 |",
+                "| frequency_bias_1000 | closer to 1 | 1.2 |", "| hss_1000 | higher | 0.4 |"):
+        assert row in note, row
