@@ -1,10 +1,13 @@
-"""How the pipeline reports progress: silent by default, Rich bars in the CLI."""
+"""How the pipeline reports progress: silent by default, Rich bars on a terminal, plain
+lines in order when the output is a file or a pipe."""
 
 from __future__ import annotations
 
 import contextlib
+import sys
+import time
 from collections.abc import Callable, Iterator
-from typing import Protocol
+from typing import Protocol, TextIO
 
 
 class Reporter(Protocol):
@@ -97,3 +100,58 @@ class RichReporter:
             self.progress.advance(task, n_bytes / mib)
 
         return advance
+
+
+class PlainReporter:
+    """One line per stage, skip, message and a few epochs, written as they happen.
+
+    Rich draws its bars only on a terminal; elsewhere it prints them when the display
+    stops, after every message printed meanwhile. Here each line is written in order.
+    """
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self.stream = stream or sys.stderr
+
+    def __enter__(self) -> PlainReporter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def _say(self, line: str) -> None:
+        self.stream.write(line + "\n")
+        self.stream.flush()
+
+    @contextlib.contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        start = time.perf_counter()
+        yield
+        self._say(f"{name} ({time.perf_counter() - start:.1f} s)")
+
+    def skip(self, name: str, why: str) -> None:
+        self._say(f"{name}: {why}")
+
+    def epochs(self, name: str, total: int) -> Callable[[int, float, float | None], None]:
+        every = max(1, total // 4)  # about four lines per configuration
+
+        def advance(epoch: int, train: float, val: float | None) -> None:
+            if (epoch + 1) % every == 0 or epoch + 1 >= total:
+                loss = f"train {train:.3f}" + (f" val {val:.3f}" if val is not None else "")
+                self._say(f"  train {name}: {epoch + 1}/{max(total, epoch + 1)} {loss}")
+
+        return advance
+
+    def info(self, message: str) -> None:
+        self._say(message)
+
+    def transfer(self, name: str, total: int | None) -> Callable[[int], None]:
+        size = "" if total is None else f" ({total / (1 << 20):.1f} MiB)"
+        self._say(f"  download {name}{size}")
+        return lambda n_bytes: None
+
+
+def terminal_reporter() -> RichReporter | PlainReporter:
+    """Rich bars when stderr is a terminal, else :class:`PlainReporter`."""
+    from rich.console import Console
+
+    return RichReporter() if Console(stderr=True).is_terminal else PlainReporter()
