@@ -51,6 +51,12 @@ def test_every_pin_has_hashes_and_other_platforms_keep_their_markers(lock: Path)
     windows = {n for n, (_, marker, _) in entries.items() if marker and "sys_platform == 'win32'" in marker}
     assert windows, "no win32 marker: markers were evaluated on this machine"
     assert entries["uvloop"][1] == "sys_platform != 'win32'"
+    # uv reads one wheel's metadata: what the installed copies need here is listed too
+    # (eccodes declares eccodeslib only in its Linux and macOS wheels)
+    from wxops.deploy.lock import unlisted_dependencies
+
+    assert unlisted_dependencies(lock.read_text()) == []
+    assert "eccodeslib" in entries
 
 
 def _lines_of(text: str, names: set[str]) -> str:

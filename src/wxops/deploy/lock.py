@@ -12,6 +12,7 @@ from ``UV_INDEX_URL`` / ``UV_EXTRA_INDEX_URL`` (default: PyPI).
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import tempfile
@@ -46,6 +47,54 @@ def compile_lock(roots: Iterable[str], *, constraints: Mapping[str, str], header
         DeployError: uv cannot resolve (conflict, index unreachable); the message ends
             with uv's own last lines.
     """
+    roots = list(roots)
+    body = _uv_compile(roots, constraints, timeout)
+    for _ in range(3):
+        # uv reads one file's metadata per version; a package whose wheels declare different
+        # dependencies (eccodes: eccodeslib only in its Linux/macOS wheels) loses some, and
+        # pip's hash-checking mode would then refuse the lock. What the installed copies
+        # need here goes back in as roots, with their markers.
+        unlisted = unlisted_dependencies(body)
+        if not unlisted:
+            break
+        roots += unlisted
+        body = _uv_compile(roots, constraints, timeout)
+    lines = [f"# {line}" if line else "#" for line in header.splitlines()]
+    return "\n".join(lines) + "\n" + body
+
+
+_PIN = re.compile(r"^([A-Za-z0-9._-]+)==", re.MULTILINE)
+
+
+def unlisted_dependencies(lock_text: str) -> list[str]:
+    """Requirements of the locked packages installed here that the lock does not list."""
+    import importlib.metadata as metadata
+
+    from packaging.requirements import InvalidRequirement, Requirement
+    from packaging.utils import canonicalize_name
+
+    listed = {canonicalize_name(name) for name in _PIN.findall(lock_text)}
+    missing: dict[str, str] = {}
+    for name in sorted(listed):
+        try:
+            requires = metadata.distribution(name).requires or []
+        except metadata.PackageNotFoundError:
+            continue
+        for text in requires:
+            try:
+                req = Requirement(text)
+            except InvalidRequirement:
+                continue
+            child = canonicalize_name(req.name)
+            if child in listed or child in EXCLUDED or child in missing:
+                continue
+            if req.marker is not None and ("extra" in str(req.marker) or not req.marker.evaluate()):
+                continue
+            missing[child] = text
+    return list(missing.values())
+
+
+def _uv_compile(roots: list[str], constraints: Mapping[str, str], timeout: float) -> str:
     uv = uv_binary()
     python = f"{sys.version_info.major}.{sys.version_info.minor}"
     with tempfile.TemporaryDirectory(prefix="wxops-lock-") as tmp:
@@ -67,9 +116,7 @@ def compile_lock(roots: Iterable[str], *, constraints: Mapping[str, str], header
         if done.returncode != 0:
             tail = "\n".join((done.stderr or done.stdout).strip().splitlines()[-12:])
             raise DeployError(f"uv could not resolve the lock:\n{tail}")
-        body = out.read_text(encoding="utf-8")
-    lines = [f"# {line}" if line else "#" for line in header.splitlines()]
-    return "\n".join(lines) + "\n" + body
+        return out.read_text(encoding="utf-8")
 
 
 def declared_requirements(extras: Iterable[str] = ()) -> list[str]:
