@@ -1,7 +1,7 @@
 """NWP preprocessing and training at scale: memory, Dask speed-up, growth with stations.
 
 1. Peak RSS of the preprocessing step (all station chunks, one process with the Dask
-   workers' environment, see ``wxops.execution.WORKER_ENV``) over 100 stations x 10
+   workers' environment, see ``wxops.worker_setup.WORKER_ENV``) over 100 stations x 10
    years of hourly valid times (~8.8 M rows), against the in-memory size of the table it writes (target < 0.5).
 2. Preprocessing + training of 6 configurations on a local Dask cluster of 2 worker
    processes vs 1 (one thread each, torch threads 1): speed-up target >= 1.6x.
@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import wxops  # noqa: F401  (loads sqlite3 before ecCodes, see wxops/__init__.py)
-from wxops.execution import WORKER_ENV
+from wxops.worker_setup import WORKER_ENV
 
 #: Stations per preprocessing task (the default of data.nwp.chunk_stations).
 CHUNK = 10

@@ -6,11 +6,11 @@ from typing import Any
 
 from distributed import WorkerPlugin
 
-from wxops.execution import setup_worker_process
+from wxops.worker_setup import WORKERS_ENV, setup_worker_process
 
 
 class WorkerSetup(WorkerPlugin):
-    """Applies :func:`wxops.execution.setup_worker_process` on each (new) worker.
+    """Applies :func:`wxops.worker_setup.setup_worker_process` on each (new) worker.
 
     Args:
         tasks_per_host: task threads of all workers per host when the plugin was
@@ -28,8 +28,6 @@ class WorkerSetup(WorkerPlugin):
         import os
 
         from distributed.comm import get_address_host
-
-        from wxops.execution import WORKERS_ENV
 
         local = os.environ.get(WORKERS_ENV)  # a local cluster says how many share the host
         if local:

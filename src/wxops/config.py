@@ -10,174 +10,54 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
+from wxops.data.settings import DataConfig, NWPConfig, QCConfig, StationObsConfig
 from wxops.errors import ConfigError
+from wxops.models.settings import (
+    GradientBoostingConfig,
+    LinearConfig,
+    MLPConfig,
+    ModelSettings,
+    ProbabilityConfig,
+)
+from wxops.models.types import MODEL_TYPES
+from wxops.monitor.settings import (
+    DriftConfig,
+    Duration,
+    LiveScoreRule,
+    MonitorConfig,
+    parse_duration,
+)
+from wxops.release.settings import (
+    GATE_REFERENCES,
+    GateConfig,
+    GateRule,
+    ProbabilityGateConfig,
+)
+from wxops.section import Section
+from wxops.verify.score_table import lookup as _lookup_score
+from wxops.verify.score_table import score_names as _score_names
+from wxops.verify.score_table import threshold_label as threshold_label
+from wxops.verify.settings import VerifyConfig
 
 #: Columns that encode the observed weather itself and would leak a visibility target.
 LEAKING_COLUMNS: tuple[str, ...] = ("present_weather",)
 
 
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+_Section = Section
 
-
-class QCConfig(_Section):
-    """Quality-control rules (see ``wxops.data.qc.QC_RULES`` for the table)."""
-
-    action: Literal["drop", "keep"] = "drop"
-    """``drop`` removes flagged rows; ``keep`` keeps them with a ``qc_flags`` column."""
-    sentinels: list[float] = Field(default_factory=lambda: [-9900.0, -9999.0, 99999.0])
-    max_gap_hours: float = Field(default=3.0, gt=0)
-    max_constant_hours: int = Field(default=24, ge=2)
-    ranges: dict[str, tuple[float, float]] = Field(default_factory=dict)
-    """Overrides of the physical ranges, e.g. ``{t2m: [-60, 50]}``."""
-    column_action: Literal["drop", "refuse"] = "drop"
-    """A predictor whose rows one rule flags in more than ``max_column_share`` of the rows
-    (a stuck sensor, an empty or all-sentinel column) is removed from the predictors
-    (``drop``, with a QC message naming column, rule and count) or stops the run
-    (``refuse``). The target is never dropped: a bad target always stops the run."""
-    max_column_share: float = Field(default=0.5, gt=0, le=1)
-    max_drop_share: float = Field(default=0.5, gt=0, le=1)
-    """QC that would drop more than this share of the rows stops the run with the column,
-    the rule, the count and the likely cause (e.g. units)."""
-
-
-class NWPConfig(_Section):
-    """Gridded NWP forecasts read through xarray and extracted at the stations."""
-
-    source: Literal["netcdf", "zarr", "grib"] = "netcdf"
-    paths: str | list[str]
-    """A glob (``nwp/*.nc``) or a list of files, relative to the config's folder; entries
-    may be URLs (``https://``, ``s3://bucket/nwp/*.nc``), downloaded into the cache."""
-    sha256: dict[str, str] = Field(default_factory=dict)
-    """Pinned sha256 per downloaded file, keyed by URL or file name."""
-
-    @model_validator(mode="after")
-    def _remote_files(self) -> NWPConfig:
-        import re
-
-        from wxops.data.remote import is_url
-
-        bad = sorted(k for k, v in self.sha256.items() if not re.fullmatch(r"[0-9a-fA-F]{64}", v))
-        if bad:
-            raise ValueError(f"data.nwp.sha256: {bad} are not sha256 digests (64 hex digits)")
-        entries = [self.paths] if isinstance(self.paths, str) else self.paths
-        if self.source == "zarr" and any(is_url(e) for e in entries):
-            raise ValueError("data.nwp.paths: a Zarr store is a folder and cannot be downloaded as one "
-                             "file; use netcdf or grib files at URLs, or a local copy of the store")
-        return self
-    variables: list[str] = Field(min_length=1)
-    """Variables to extract, under their names in the files (``t2m``, ``d2m``...)."""
-    interpolation: Literal["nearest", "bilinear"] = "nearest"
-    height_correction: bool = False
-    """Correct 2 m temperatures from the model orography to the station elevation
-    with the standard lapse rate (0.0065 K/m); needs an orography variable."""
-    orography: str = "orog"
-    """Variable holding the model orography in metres (geopotential ``z`` is divided by g)."""
-    units: dict[str, str] = Field(default_factory=dict)
-    """Expected ``units`` attribute per variable, e.g. ``{t2m: K}``; a mismatch is an error."""
-    columns: dict[str, str] = Field(default_factory=dict)
-    """Renames after extraction, from file names to wxops names, e.g. ``{d2m: td2m}``."""
-    chunk_stations: int = Field(default=10, ge=1)
-    """Stations per preprocessing task: the unit streamed and written as one partition."""
-    chunk_files: int | None = Field(default=None, ge=1)
-    """Files per preprocessing task (None: all). Few stations and many files: set it so
-    that there are at least as many tasks as workers."""
-
-
-class StationObsConfig(_Section):
-    """Station observations in long form: station id, time and the variables."""
-
-    source: Literal["table"] = "table"
-    path: Path
-    time_column: str = "time"
-    station_column: str = "station"
-    columns: dict[str, str] = Field(default_factory=dict)
-
-
-class DataConfig(_Section):
-    """Where the observations come from and how they are cleaned.
-
-    With ``nwp``, ``obs`` and ``stations`` set the table is built from NWP forecasts
-    extracted at the stations and joined with the observation at the valid time.
-    """
-
-    source: Literal["tmy3", "tmy2", "table", "netcdf", "zarr"] = "tmy3"
-    path: Path | None = None
-    """File to read; for ``tmy3`` the default is the Greensboro year shipped in pvlib.
-    A URL (``https://``, ``s3://``, any fsspec protocol) is moved to ``url``."""
-    url: str | None = None
-    """Remote file, downloaded once into the digest-keyed cache (``wxops.data.remote``)."""
-    sha256: str | None = Field(default=None, pattern=r"^[0-9a-fA-F]{64}$")
-    """Pinned sha256 of the file at ``url``: other bytes are refused, a cached copy is
-    used without asking the server."""
-    download_retries: int = Field(default=3, ge=0, le=20)
-    """Further attempts after a failed download (backoff 0.5 s, 1 s, 2 s...)."""
-    storage_options: dict[str, Any] = Field(default_factory=dict)
-    """fsspec options for URLs (e.g. ``{anon: true}``); credentials belong in the
-    environment (``AWS_*``), not here."""
-    time_column: str = "time"
-    columns: dict[str, str] = Field(default_factory=dict)
-    """Renames from the file's column names to wxops names, e.g. ``{"T2M [K]": t2m}``."""
-    units: dict[str, str] = Field(default_factory=dict)
-    """Units of the file's columns (file or wxops names), converted to wxops' units with
-    pint, e.g. ``{t2m: degF, wind_speed: knot, pressure: inHg, visibility: mile}``.
-    NetCDF/Zarr ``units`` attributes are read without this; a disagreement is an error."""
-    na_values: list[str] | dict[str, list[str]] = Field(default_factory=list)
-    """Missing-value markers as written in the file (``M``, ``-``), for every column or
-    per column (file or wxops names); counted in the QC report."""
-    timezone: str | None = None
-    """IANA time zone of naive times in tables and NetCDF/Zarr (``America/New_York``);
-    unset: naive times are UTC. See :mod:`wxops.data.sources` for the daylight-saving rule."""
-    station: str | None = None
-    """For netcdf/zarr files with a ``station`` dimension: which station to read."""
-    qc: QCConfig = Field(default_factory=QCConfig)
-    nwp: NWPConfig | None = None
-    obs: StationObsConfig | None = None
-    stations: Path | None = None
-    """CSV with columns ``id, lat, lon, elevation`` (elevation in metres)."""
-
-    @model_validator(mode="before")
-    @classmethod
-    def _url_in_path(cls, raw: Any) -> Any:
-        """``path: https://...`` is a URL: kept as text (a Path would fold ``//``)."""
-        from wxops.data.remote import is_url
-
-        if isinstance(raw, dict) and isinstance(raw.get("path"), str) and is_url(raw["path"]):
-            if raw.get("url") is not None:
-                raise ValueError("set data.path or data.url, not both")
-            raw = {**raw, "url": raw["path"], "path": None}
-        return raw
-
-    @model_validator(mode="after")
-    def _path_needed(self) -> DataConfig:
-        given = [self.nwp is not None, self.obs is not None, self.stations is not None]
-        if any(given) and not all(given):
-            raise ValueError("data.nwp, data.obs and data.stations go together: set all three")
-        if self.timezone is not None:
-            import zoneinfo
-
-            try:
-                zoneinfo.ZoneInfo(self.timezone)
-            except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
-                raise ValueError(f"data.timezone: unknown time zone {self.timezone!r}; use an "
-                                 "IANA name such as America/New_York or UTC") from exc
-        if self.url is not None and self.path is not None:
-            raise ValueError("set data.path or data.url, not both")
-        if self.sha256 is not None and self.url is None:
-            raise ValueError("data.sha256 pins a downloaded file: give data.path as a URL (https://, s3://...)")
-        if self.source != "tmy3" and self.path is None and self.url is None and self.nwp is None:
-            raise ValueError(f"data.path is required for source '{self.source}'")
-        return self
-
-    @property
-    def is_nwp(self) -> bool:
-        """Whether the table comes from NWP forecasts at stations."""
-        return self.nwp is not None
+# Sections whose settings live beside their subsystem, re-exported so that
+# ``from wxops.config import X`` keeps working.
+__all__ = ["GATE_REFERENCES", "DataConfig", "DriftConfig", "Duration", "GateConfig", "GateRule",
+           "GradientBoostingConfig", "LinearConfig", "LiveScoreRule", "MLPConfig", "ModelConfig",
+           "ModelSettings", "MonitorConfig", "NWPConfig", "ProbabilityConfig", "ProbabilityGateConfig",
+           "QCConfig", "StationObsConfig",
+           "VerifyConfig", "WxopsConfig", "config_schema", "load_config", "parse_config",
+           "parse_duration", "section_hash", "threshold_label"]
 
 
 class SlurmConfig(_Section):
@@ -303,82 +183,19 @@ class SplitConfig(_Section):
         return self
 
 
-class _ModelBase(_Section):
-    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
-    target_transform: Literal["none", "log"] = "none"
-    """``log``: train on log(1 + target) and predict in the target's unit, so fog (100 m)
-    weighs as much as a clear day (see ``wxops.models.target``); ``none``: the target."""
+def _model_union() -> Any:
+    """The ``models:`` entry type: one settings class per registered model type,
+    told apart by ``type`` (``wxops.models.types.MODEL_TYPES``)."""
+    classes = tuple(t.settings for t in MODEL_TYPES.values())
+    if len(classes) == 1:
+        return classes[0]
+    return Annotated[Union[classes], Field(discriminator="type")]  # noqa: UP007
 
 
-class MLPConfig(_ModelBase):
-    """A PyTorch multi-layer perceptron regressor."""
-
-    type: Literal["mlp"]
-    hidden_dim: int = Field(default=64, ge=1, le=4096)
-    hidden_layers: int = Field(default=2, ge=1, le=8)
-    learning_rate: float = Field(default=1e-3, gt=0, le=1)
-    batch_size: int = Field(default=64, ge=1)
-    epochs: int = Field(default=20, ge=1, le=10_000)
-    weight_decay: float = Field(default=0.0, ge=0)
-    device: Literal["auto", "cpu", "cuda"] = "auto"
-
-
-class GradientBoostingConfig(_ModelBase):
-    """scikit-learn's histogram gradient boosting regressor."""
-
-    type: Literal["gradient_boosting"]
-    max_iter: int = Field(default=200, ge=1)
-    learning_rate: float = Field(default=0.1, gt=0, le=1)
-    max_depth: int | None = Field(default=None, ge=1)
-    max_leaf_nodes: int = Field(default=31, ge=2)
-    l2_regularization: float = Field(default=0.0, ge=0)
-
-
-class LinearConfig(_ModelBase):
-    """Ridge regression on standardised features."""
-
-    type: Literal["linear"]
-    alpha: float = Field(default=1.0, ge=0)
-
-
-class ProbabilityConfig(_ModelBase):
-    """Probability of the target below (or above) each threshold: one histogram
-    gradient-boosting classifier per threshold, monotone across thresholds
-    (``wxops.models.probability``). Verified with probabilistic scores (Brier skill,
-    reliability, ROC) next to the deterministic configurations, not selected among them."""
-
-    type: Literal["probability"]
-    thresholds: list[float] = Field(default_factory=lambda: [1000.0, 5000.0])
-    """Event thresholds in the target's unit (visibility: metres)."""
-    event: Literal["below", "above"] = "below"
-    # smaller steps and trees than the regressor's defaults: fog is rare (~2 % of hours)
-    # and 31-leaf trees learn the training hours by heart (validation Brier rises)
-    max_iter: int = Field(default=60, ge=1)
-    learning_rate: float = Field(default=0.05, gt=0, le=1)
-    max_depth: int | None = Field(default=None, ge=1)
-    max_leaf_nodes: int = Field(default=15, ge=2)
-    l2_regularization: float = Field(default=1.0, ge=0)
-
-    @field_validator("thresholds")
-    @classmethod
-    def _some_thresholds(cls, value: list[float]) -> list[float]:
-        if not value:
-            raise ValueError("list at least one threshold")
-        return sorted(set(value))
-
-    @field_validator("target_transform")
-    @classmethod
-    def _no_transform(cls, value: str) -> str:
-        if value != "none":
-            raise ValueError("a probability model predicts events, not the target: "
-                             "leave target_transform at none")
-        return value
-
-
-ModelConfig = Annotated[
-    MLPConfig | GradientBoostingConfig | LinearConfig | ProbabilityConfig,
-    Field(discriminator="type"),
-]
+if TYPE_CHECKING:
+    ModelConfig = ModelSettings
+else:
+    ModelConfig = _model_union()
 
 
 def _default_models() -> list[ModelConfig]:
@@ -412,241 +229,6 @@ class TrackingConfig(_Section):
     secrets: list[str] = Field(default_factory=list)
     """Values never logged: replaced by ``***`` in params, tags, artifacts and log text
     (keys that look like password/token/secret/api_key/credential are redacted anyway)."""
-
-
-#: Continuous scores the verification computes (negatively oriented except correlation).
-CONTINUOUS_SCORES: tuple[str, ...] = ("mae", "rmse", "bias", "correlation")
-#: Categorical scores at each threshold, named ``<score>_<threshold>`` (e.g. ``ets_1000``).
-CATEGORICAL_SCORES: tuple[str, ...] = ("pod", "far", "csi", "ets", "pss", "frequency_bias",
-                                       "brier")
-#: Forecasts a gate rule can compare the candidate with.
-GATE_REFERENCES: tuple[str, ...] = ("climatology", "persistence", "nwp", "champion")
-
-
-def threshold_label(value: float) -> str:
-    """``1000.0`` -> ``"1000"``: the suffix of categorical score names."""
-    return f"{value:g}"
-
-
-class VerifyConfig(_Section):
-    """How forecasts are verified on the held-out test block."""
-
-    thresholds: list[float] = Field(default_factory=lambda: [1000.0, 5000.0])
-    """Event thresholds for categorical scores (target units; visibility in metres)."""
-    event: Literal["below", "above"] = "below"
-    """An event is the target below the threshold (fog: low visibility) or above it."""
-    nwp_column: str | None = None
-    """Column holding a raw NWP forecast of the target; it becomes a reference forecast."""
-    station_column: str = "station"
-    """Scores are stratified by this column when the data has several stations."""
-    cap: float | Literal["auto"] | None = "auto"
-    """Common maximum applied alike to observations, every forecast and the climatology
-    before verification: visibility is reported up to caps that changed over the years
-    (16, 24, 32 km in one TMY3 year). ``auto``: 16000 m (10 statute miles, what METAR/ASOS
-    report at most) for a ``visibility`` target, none otherwise; null: no cap."""
-
-    def cap_for(self, target: str) -> float | None:
-        """The cap in force for ``target`` (resolves ``auto``)."""
-        if self.cap == "auto":
-            from wxops.verify.references import VISIBILITY_CAP
-
-            return VISIBILITY_CAP if target == "visibility" else None
-        return self.cap
-
-    @field_validator("thresholds")
-    @classmethod
-    def _sorted_thresholds(cls, value: list[float]) -> list[float]:
-        if not value:
-            raise ValueError("list at least one threshold")
-        return sorted(set(value))
-
-
-class GateRule(_Section):
-    """One rule of the quality gate: the candidate's ``score`` against a reference forecast.
-
-    Set exactly one of ``min_skill`` (skill = 1 - score/score_reference for error scores,
-    (score - ref)/(1 - ref) for scores whose perfect value is 1; must exceed it) or
-    ``max_worse_pct`` (the candidate may be worse than the reference by at most this many
-    percent, in the score's own orientation).
-    """
-
-    score: str
-    """A score name: ``rmse``, ``mae``, ``correlation`` or e.g. ``ets_1000``, ``pod_5000``."""
-    against: Literal["climatology", "persistence", "nwp", "champion"]
-    min_skill: float | None = None
-    max_worse_pct: float | None = Field(default=None, ge=0)
-    alpha: float | None = Field(default=None, gt=0, lt=1)
-    """Significance level: a ``min_skill`` rule then also needs p < alpha that the candidate
-    is better, and a ``max_worse_pct`` rule fails only when it is significantly worse.
-    rmse/mae: Diebold-Mariano (HLN); ETS, PSS...: block bootstrap (see
-    ``wxops.release.significance``)."""
-    min_events: int | None = Field(default=None, ge=1)
-    """Categorical scores: fewest observed events (``gate.min_events`` when unset) for the
-    rule to decide; with fewer it says "too few events (n=...)" and neither passes nor
-    fails."""
-
-    @model_validator(mode="after")
-    def _one_criterion(self) -> GateRule:
-        if (self.min_skill is None) == (self.max_worse_pct is None):
-            raise ValueError(
-                f"gate rule on '{self.score}' vs {self.against}: set exactly one of "
-                "min_skill or max_worse_pct"
-            )
-        return self
-
-    @property
-    def label(self) -> str:
-        """Short human name, e.g. ``rmse vs climatology: skill > 0``."""
-        if self.min_skill is not None:
-            return f"{self.score} vs {self.against}: skill > {self.min_skill:g}"
-        return f"{self.score} vs {self.against}: at most {self.max_worse_pct:g} % worse"
-
-
-def _default_rules() -> list[GateRule]:
-    # Fog and low visibility decide as much as the error in metres: the categorical rules
-    # ask for skill over persistence (lead-time mode) and no significant loss against the
-    # champion, each only where the test block has enough events to judge.
-    return [
-        GateRule(score="rmse", against="climatology", min_skill=0.0, alpha=0.05),
-        GateRule(score="rmse", against="persistence", min_skill=0.0),
-        GateRule(score="ets_1000", against="persistence", min_skill=0.0),
-        GateRule(score="ets_5000", against="persistence", min_skill=0.0),
-        GateRule(score="rmse", against="champion", max_worse_pct=2.0, alpha=0.05),
-        GateRule(score="ets_1000", against="champion", max_worse_pct=10.0, alpha=0.05),
-        GateRule(score="ets_5000", against="champion", max_worse_pct=10.0, alpha=0.05),
-    ]
-
-
-class ProbabilityGateConfig(_Section):
-    """Gate rules of probability models (``wxops.release.probability_gate``), per threshold.
-
-    Brier skill against the climatological event frequency must exceed ``min_bss`` with
-    p < ``alpha`` (Diebold-Mariano on the per-case Brier scores, as rmse rules); against a
-    champion probability model the Brier score may be at most ``max_worse_pct`` worse
-    unless that is not significant; the reliability rule fails when a probability bin with
-    at least ``reliability_min_cases`` cases has its observed frequency outside the
-    interval a reliable forecaster stays in, at family-wise false-alarm rate
-    ``reliability_alpha`` over the bins tested."""
-
-    min_bss: float = 0.0
-    max_worse_pct: float = Field(default=5.0, ge=0)
-    alpha: float = Field(default=0.05, gt=0, lt=1)
-    reliability_alpha: float = Field(default=0.01, gt=0, lt=1)
-    reliability_min_cases: int = Field(default=30, ge=5)
-    min_events: int = Field(default=10, ge=1)
-    """Fewest observed events for a rule at a threshold to decide."""
-
-
-class GateConfig(_Section):
-    """The quality gate between a registered version and the ``champion`` alias."""
-
-    rules: list[GateRule] = Field(default_factory=_default_rules)
-    probability: ProbabilityGateConfig = Field(default_factory=ProbabilityGateConfig)
-    bootstrap_block_hours: int | None = Field(default=None, ge=1)
-    """Block length of the block bootstrap in hours; None (default): chosen from the data
-    (twice the Politis-White automatic length, see ``wxops.release.significance``)."""
-    bootstrap_samples: int = Field(default=1000, ge=100, le=100_000)
-    replay_cycle_hours: int = Field(default=1, ge=1, le=24)
-    """Forecast-cycling replay: one forecast cycle every this many hours. 1: every hour of
-    the test block (rare events need every case); 6: 00/06/12/18 UTC."""
-    min_events: int = Field(default=10, ge=1)
-    """Fewest observed events a categorical rule needs to decide (rules may override)."""
-    latency_budget_ms: float = Field(default=2000.0, gt=0)
-    """Technical test: most milliseconds one batch prediction may take."""
-    latency_batch_rows: int = Field(default=256, ge=1)
-
-
-
-# --- monitor ---
-
-
-def parse_duration(text: str) -> float:
-    """``"7d"``, ``"6h"``, ``"30m"``, ``"90s"`` -> seconds (how windows are written)."""
-    units = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
-    value = text.strip().lower()
-    if len(value) < 2 or value[-1] not in units:
-        raise ValueError(f"duration {text!r}: write a number and a unit s/m/h/d/w, e.g. 7d or 6h")
-    try:
-        number = float(value[:-1])
-    except ValueError as exc:
-        raise ValueError(f"duration {text!r}: write a number and a unit s/m/h/d/w, e.g. 7d") from exc
-    if number <= 0:
-        raise ValueError(f"duration {text!r} must be positive")
-    return number * units[value[-1]]
-
-
-Duration = Annotated[str, Field(pattern=r"^\s*[0-9]+(\.[0-9]+)?\s*[smhdw]\s*$")]
-
-
-class LiveScoreRule(_Section):
-    """A live score that must stay near its level at promotion.
-
-    The live value breaches the rule when it is worse than the promotion value by more
-    than ``max_worse_pct`` percent (in the score's own orientation), or beyond the
-    absolute ``limit`` when the version has no recorded promotion scores.
-    """
-
-    score: str = "rmse"
-    max_worse_pct: float = Field(default=25.0, ge=0)
-    limit: float | None = None
-    """Absolute fallback: largest (error scores) or smallest (ETS, POD...) allowed value."""
-
-
-def _default_live_rules() -> list[LiveScoreRule]:
-    return [LiveScoreRule(score="rmse", max_worse_pct=25.0),
-            LiveScoreRule(score="mae", max_worse_pct=25.0)]
-
-
-class DriftConfig(_Section):
-    """Input drift: PSI and KS per feature, against a season-aware training baseline and,
-    where the observation files carry the same variable, against the observations."""
-
-    features: list[str] | None = None
-    """Features to watch; None: every numeric model input."""
-    bins: int = Field(default=10, ge=3, le=100)
-    month_window: int = Field(default=1, ge=0, le=6)
-    """Baseline months: the live months and this many either side (circular)."""
-    hour_window: int = Field(default=1, ge=0, le=12)
-    """Baseline hours of day: the live hours and this many either side (circular)."""
-    min_baseline_rows: int = Field(default=200, ge=10)
-    training_margin: float = Field(default=1.25, ge=1.0)
-    """Alert on the training baseline when PSI exceeds the largest PSI that the training
-    data's own windows of the same length show, times this margin."""
-    observed_psi: float = Field(default=0.2, gt=0)
-    """Alert when inputs and the observations of the same variable at the same valid
-    times differ by more than this PSI (0.1-0.25 is the usual 'moderate shift')."""
-    observed_ks: float = Field(default=0.15, gt=0, le=1)
-
-
-class MonitorConfig(_Section):
-    """Monitoring in operations: live verification, drift, staleness, corrective action."""
-
-    prediction_log: Path = Path("predictions.db")
-    """The service's prediction log (SQLite file or Parquet folder), relative to the project."""
-    window: Duration = "7d"
-    step: Duration = "6h"
-    """Rolling windows end every ``step``; consecutive windows count towards ``windows``."""
-    max_windows: int = Field(default=120, ge=1, le=10_000)
-    min_samples: int = Field(default=24, ge=1)
-    """A window with fewer joined forecast/observation pairs is not scored."""
-    windows: int = Field(default=3, ge=1, le=1000)
-    """Consecutive windows a rule must be breached before it becomes an incident."""
-    live_rules: list[LiveScoreRule] = Field(default_factory=_default_live_rules)
-    drift: DriftConfig = Field(default_factory=DriftConfig)
-    max_observation_age: Duration = "6h"
-    max_input_age: Duration = "6h"
-    max_invalid_share: float = Field(default=0.05, ge=0, le=1)
-    service_url: str | None = None
-    """Base URL of ``wxops serve``; its ``/metrics`` gives the share of invalid requests."""
-    action: Literal["none", "recommend_rollback", "retrain"] = "recommend_rollback"
-    metrics_port: int = Field(default=9109, ge=0, le=65535)
-    """Port of the monitor's own ``/metrics`` in ``--watch`` mode (0: any free port)."""
-
-    @field_validator("window", "step", "max_observation_age", "max_input_age")
-    @classmethod
-    def _duration(cls, value: str) -> str:
-        parse_duration(value)
-        return value
 
 
 NotifyEvent = Literal["promotion", "rejection", "rollback", "incident"]
@@ -742,25 +324,47 @@ class WxopsConfig(_Section):
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise ValueError(f"model names must be unique; repeated: {dupes}")
-        if all(isinstance(m, ProbabilityConfig) for m in value):
-            raise ValueError("list at least one deterministic model (mlp, gradient_boosting, "
-                             "linear): it is the registered version; probability models are "
-                             "verified next to it")
+        if all(MODEL_TYPES[m.type].output == "probability" for m in value):
+            values = sorted(t.name for t in MODEL_TYPES.values() if t.output == "value")
+            raise ValueError(f"list at least one deterministic model ({', '.join(values)}): it "
+                             "is the registered version; probability models are verified next "
+                             "to it")
         return value
 
     @model_validator(mode="after")
-    def _known_gate_scores(self) -> WxopsConfig:
-        known = set(CONTINUOUS_SCORES) | {
-            f"{name}_{threshold_label(t)}" for name in CATEGORICAL_SCORES
-            for t in self.verify.thresholds
-        }
+    def _known_scores(self) -> WxopsConfig:
+        """Gate rules and monitor limits name scores of ``wxops.verify.score_table``."""
+        known = _score_names(self.verify.thresholds)
         for i, rule in enumerate(self.gate.rules):
             if rule.score not in known:
                 raise ValueError(
                     f"gate.rules.{i}: unknown score '{rule.score}'; known: {sorted(known)} "
                     "(categorical scores need their threshold in verify.thresholds)"
                 )
+        live = _score_names(self.verify.thresholds, live=True)
+        for i, live_rule in enumerate(self.monitor.live_rules):
+            if live_rule.score not in live:
+                why = ("is not computed live (it needs event probabilities)"
+                       if live_rule.score in known else "is unknown")
+                raise ValueError(
+                    f"monitor.live_rules.{i}: score '{live_rule.score}' {why}; live scores: "
+                    f"{sorted(live)} (categorical scores need their threshold in verify.thresholds)"
+                )
+            score = _lookup_score(live_rule.score)
+            if (live_rule.limit is not None and score is not None and score.direction == "closer"
+                    and live_rule.limit < 0):
+                raise ValueError(f"monitor.live_rules.{i}: the limit on '{live_rule.score}' is the "
+                                 "largest distance from perfect and cannot be negative")
         return self
+
+
+def refresh_model_union() -> None:
+    """Rebuild the ``models:`` union after a model type was (un)registered
+    (called by ``wxops.models.types``)."""
+    global ModelConfig
+    ModelConfig = _model_union()  # type: ignore[misc]
+    WxopsConfig.model_fields["models"].annotation = list[ModelConfig]  # type: ignore[valid-type]
+    WxopsConfig.model_rebuild(force=True)
 
 
 def section_hash(section: BaseModel | list[Any]) -> str:
@@ -780,7 +384,8 @@ def _format_error(exc: ValidationError, source: str) -> str:
         msg = err["msg"]
         if err["type"] == "extra_forbidden":
             msg = "unknown key (check the spelling; `wxops config schema` lists the keys)"
-        elif "input" in err and err["type"] not in ("missing",):
+        elif "input" in err and err["type"] not in ("missing",) and err["loc"]:
+            # (a whole-file rule names its own key; echoing the whole file would bury it)
             msg = f"{msg} (got {err['input']!r})"
         lines.append(f"  {path}: {msg}")
     return "\n".join(lines)

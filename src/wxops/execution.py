@@ -12,26 +12,18 @@ at the same paths (a shared file system) and wxops installed.
 from __future__ import annotations
 
 import contextlib
-import os
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from wxops.errors import ExecutorError
+from wxops.worker_setup import WORKER_ENV, WORKERS_ENV
 
 if TYPE_CHECKING:
     from wxops.config import ExecutionConfig, SlurmConfig
 
 T = TypeVar("T")
 R = TypeVar("R")
-
-#: Environment of local worker processes: one thread per library, like the worker itself;
-#: few malloc arenas and Arrow on the system allocator, so freed memory is reused instead
-#: of each thread's arena or Arrow's pool holding on to it (peak RSS -15 % measured).
-WORKER_ENV: dict[str, str] = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
-                              "OPENBLAS_NUM_THREADS": "1", "MALLOC_ARENA_MAX": "2",
-                              "ARROW_DEFAULT_MEMORY_POOL": "system"}
-
 
 class Executor(Protocol):
     """Maps a function over tasks and returns the results in task order."""
@@ -80,46 +72,10 @@ class DaskExecutor:
                 future.release()
 
 
-#: How many worker processes of a local cluster share this host (their thread budget).
-WORKERS_ENV = "WXOPS_WORKERS"
-
-#: Imported once when a worker starts, not inside its first task (several seconds each
-#: on a loaded machine; a long-lived cluster pays it once for all runs).
-WORKER_PRELOAD: tuple[str, ...] = ("wxops", "mlflow", "sklearn.ensemble", "sklearn.linear_model",
-                                   "pandas", "pyarrow.parquet", "xarray", "wxops.models.task",
-                                   "wxops.data.nwp_table", "wxops.tracking")
-
-
 #: The scheduler's HTTP routes (health, metrics) on a free port and no dashboard. Without a
 #: dashboard address it still binds 8787 and warns "Port 8787 is already in use" whenever
 #: another Dask cluster runs on the machine.
 NO_DASHBOARD: dict[str, object] = {"dashboard": False, "dashboard_address": "127.0.0.1:0"}
-
-
-def setup_worker_process(processes: int | None = None) -> None:
-    """Process-wide settings of a worker: a thread budget, quiet logs, preloaded imports.
-
-    The budget gives each of ``processes`` workers on this host ``cores // processes``
-    threads for PyTorch/OpenMP/MKL/OpenBLAS (the cores this process may use: affinity and
-    cgroup quota). ``processes`` defaults to ``$WXOPS_WORKERS`` (set for a local cluster),
-    else 1; a worker of a remote cluster runs its tasks in its own Dask threads, counted
-    by the plugin.
-    """
-    import importlib
-
-    for key, value in WORKER_ENV.items():
-        os.environ.setdefault(key, value)
-    from wxops.startup import apply_thread_budget, configure_process, thread_budget
-
-    if processes is None:
-        processes = int(os.environ.get(WORKERS_ENV, "1") or 1)
-    apply_thread_budget(thread_budget(max(1, processes)))
-    configure_process()
-    import torch
-
-    torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
-    for module in WORKER_PRELOAD:
-        importlib.import_module(module)
 
 
 def slurm_cluster(cfg: SlurmConfig, log_directory: Path) -> Any:

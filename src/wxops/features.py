@@ -9,8 +9,9 @@ at t+h nor a lag ever crosses a block boundary (TMY months come from different y
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import numpy as np
 import pandas as pd
@@ -23,11 +24,76 @@ TARGET = "y"
 """Name of the target column in the feature table."""
 
 
-def relative_humidity(t2m: pd.Series, td2m: pd.Series) -> pd.Series:
+#: Derived predictors :func:`derive_features` knows (``features.derived`` in the config).
+DERIVED_FEATURES: tuple[str, ...] = ("dewpoint_depression", "wind_components", "cyclic_time",
+                                     "station_onehot")
+
+_Values = TypeVar("_Values", np.ndarray, pd.Series)
+
+
+def relative_humidity(t2m: _Values, td2m: _Values) -> _Values:
     """Relative humidity (%) from temperature and dew point (degC), Magnus formula."""
     a, b = 17.625, 243.04  # Alduchov & Eskridge (1996)
-    rh = 100.0 * np.exp(a * td2m / (b + td2m) - a * t2m / (b + t2m))
-    return rh.clip(upper=100.0)
+    return np.minimum(100.0 * np.exp(a * td2m / (b + td2m) - a * t2m / (b + t2m)), 100.0)
+
+
+def derive_features(
+    columns: Mapping[str, np.ndarray], derived: Collection[str], *, stations: Sequence[str] = ()
+) -> dict[str, np.ndarray]:
+    """The model's input columns from raw observation columns: the one implementation of
+    the feature maths, used by training (:class:`MeteoFeatures`) and by the serving fast
+    path (``wxops.serve.fastpath``), so the two cannot drift apart.
+
+    Args:
+        columns: raw columns as 1-D arrays; ``time`` as naive UTC ``datetime64``,
+            ``station`` as station ids.
+        derived: names from :data:`DERIVED_FEATURES` (see :class:`MeteoFeatures`).
+        stations: the training stations (one 0/1 column each with ``station_onehot``).
+
+    Returns:
+        The columns in their order without ``time``, ``wind_dir`` replaced by ``wind_u``
+        and ``wind_v``, ``station`` by its one-hot columns, derived ones appended and a
+        missing ``rh`` filled from ``t2m`` and ``td2m``.
+    """
+    out = {name: values for name, values in columns.items() if name != "time"}
+    if "t2m" in out and "td2m" in out:
+        computed = relative_humidity(out["t2m"], out["td2m"])
+        out["rh"] = np.where(np.isnan(out["rh"]), computed, out["rh"]) if "rh" in out else computed
+    if "dewpoint_depression" in derived:
+        out["dewpoint_depression"] = out["t2m"] - out["td2m"]
+    if "wind_components" in derived:
+        rad = np.deg2rad(out.pop("wind_dir"))
+        # Meteorological convention: direction the wind blows *from*.
+        out["wind_u"] = -out["wind_speed"] * np.sin(rad)
+        out["wind_v"] = -out["wind_speed"] * np.cos(rad)
+    if "cyclic_time" in derived:
+        hour, doy = _hour_and_day_of_year(columns["time"])
+        out["hour_sin"] = np.sin(2 * np.pi * hour / 24.0)
+        out["hour_cos"] = np.cos(2 * np.pi * hour / 24.0)
+        out["doy_sin"] = np.sin(2 * np.pi * doy / 365.25)
+        out["doy_cos"] = np.cos(2 * np.pi * doy / 365.25)
+    if "station_onehot" in derived:
+        # One column per training station (a per-station bias for linear MOS); a
+        # station not seen in training gets zeros: the all-station mean.
+        station = np.asarray(out.pop("station")).astype(str)
+        for name in stations:
+            out[f"station={name}"] = (station == name).astype(np.float64)
+    return out
+
+
+def _hour_and_day_of_year(time: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Hour of day (minutes as a fraction, seconds ignored) and day of year (1-366) of
+    naive UTC ``datetime64`` values; NaN for NaT."""
+    missing = np.isnat(time)
+    if missing.any():
+        time = np.where(missing, np.datetime64(0, "s").astype(time.dtype), time)
+    day = time.astype("datetime64[D]")
+    minutes = (time - day) // np.timedelta64(1, "m")
+    hour = (minutes // 60) + (minutes % 60) / 60.0
+    doy = (day - time.astype("datetime64[Y]").astype("datetime64[D]")).astype(np.int64) + 1
+    if missing.any():
+        return np.where(missing, np.nan, hour), np.where(missing, np.nan, doy)
+    return hour, doy
 
 
 class MeteoFeatures(TransformerMixin, BaseEstimator):
@@ -45,8 +111,7 @@ class MeteoFeatures(TransformerMixin, BaseEstimator):
         self.derived = derived
 
     def fit(self, X: pd.DataFrame, y: object = None) -> MeteoFeatures:
-        unknown = set(self.derived) - {"dewpoint_depression", "wind_components", "cyclic_time",
-                                       "station_onehot"}
+        unknown = set(self.derived) - set(DERIVED_FEATURES)
         if unknown:
             raise FeatureError(f"unknown derived features {sorted(unknown)}")
         self._check_inputs(X)
@@ -58,34 +123,11 @@ class MeteoFeatures(TransformerMixin, BaseEstimator):
 
     def transform(self, X: pd.DataFrame) -> pd.DataFrame:
         self._check_inputs(X)
-        out = X.copy()
-        if {"t2m", "td2m"} <= set(out.columns):
-            computed = relative_humidity(out["t2m"], out["td2m"])
-            out["rh"] = out["rh"].fillna(computed) if "rh" in out.columns else computed
-        if "dewpoint_depression" in self.derived:
-            out["dewpoint_depression"] = out["t2m"] - out["td2m"]
-        if "wind_components" in self.derived:
-            rad = np.deg2rad(out.pop("wind_dir"))
-            # Meteorological convention: direction the wind blows *from*.
-            out["wind_u"] = -out["wind_speed"] * np.sin(rad)
-            out["wind_v"] = -out["wind_speed"] * np.cos(rad)
-        if "cyclic_time" in self.derived:
-            time = pd.to_datetime(out.pop("time"), utc=True)
-            hour = time.dt.hour + time.dt.minute / 60.0
-            doy = time.dt.dayofyear
-            out["hour_sin"] = np.sin(2 * np.pi * hour / 24.0)
-            out["hour_cos"] = np.cos(2 * np.pi * hour / 24.0)
-            out["doy_sin"] = np.sin(2 * np.pi * doy / 365.25)
-            out["doy_cos"] = np.cos(2 * np.pi * doy / 365.25)
-        elif "time" in out.columns:
-            out = out.drop(columns=["time"])
-        if "station_onehot" in self.derived:
-            # One column per training station (a per-station bias for linear MOS); a
-            # station not seen in training gets zeros: the all-station mean.
-            station = out.pop("station").astype(str).to_numpy()
-            for name in self.stations_:
-                out[f"station={name}"] = (station == name).astype("float64")
-        return out.astype("float64")
+        columns = {name: X[name].to_numpy() for name in X.columns}
+        if "cyclic_time" in self.derived:  # any time zone (or none: UTC) -> naive UTC
+            columns["time"] = pd.to_datetime(X["time"], utc=True).dt.tz_localize(None).to_numpy()
+        out = derive_features(columns, self.derived, stations=getattr(self, "stations_", ()))
+        return pd.DataFrame(out, index=X.index).astype("float64")
 
     def _check_inputs(self, X: pd.DataFrame) -> None:
         need: set[str] = set()

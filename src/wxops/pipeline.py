@@ -18,14 +18,13 @@ from wxops.cache import StageCache, code_version, make_key
 from wxops.config import WxopsConfig, section_hash
 from wxops.progress import Reporter, SilentReporter
 
-#: Source modules whose code is part of each stage's cache key.
+#: Source modules whose code is part of the cache keys of training and of the whole run
+#: (each data stage declares its own in ``wxops.stages``).
 _STAGE_CODE: dict[str, tuple[str, ...]] = {
-    "ingest": ("wxops.data.sources", "wxops.data.qc", "wxops.data.nwp", "wxops.data.nwp_table"),
-    "features": ("wxops.features",),
-    "split": ("wxops.split",),
     "train": ("wxops.models.train", "wxops.models.mlp", "wxops.models.probability", "wxops.features",
               "wxops.models.task"),
-    "record": ("wxops.pipeline", "wxops.tracking", "wxops.verify.probabilistic"),
+    "record": ("wxops.pipeline", "wxops.stages", "wxops.tracking", "wxops.verify.probabilistic",
+               "wxops.release.probability_gate", "wxops.verify.probability_report"),
 }
 
 
@@ -121,7 +120,10 @@ def run_pipeline(
         if not raw_path.exists():
             raise DataSourceError(f"{raw_path}: data file not found (data.path in the config)")
         raw_digest = digest_file(raw_path)
-    codes = {stage: code_version(*mods) for stage, mods in _STAGE_CODE.items()}
+    from wxops.stages import DATA_STAGES
+
+    codes = {stage.name: code_version("wxops.stages", *stage.code) for stage in DATA_STAGES}
+    codes |= {stage: code_version(*mods) for stage, mods in _STAGE_CODE.items()}
     whole_key = make_key(
         raw_digest, section_hash(cfg), *codes.values(), uri,
     )
@@ -191,90 +193,22 @@ def _run_stages(
     downloads: list[dict[str, Any]] | None = None,
     stop_after: str | None = None,
 ) -> PipelineResult:
+    """The wiring: data stages into ``values``, then one MLflow pipeline run that trains,
+    selects and registers."""
     from wxops import tracking
-    from wxops.data.lineage import digest_frame, git_state, package_versions
-    from wxops.data.qc import QCReport, apply_qc, check_target, features_after_qc
-    from wxops.data.sources import read_source
-    from wxops.features import build_features
-    from wxops.split import assign_blocks, split_by_blocks, split_by_init_time
+    from wxops.data.lineage import git_state
+    from wxops.outbox import default_outbox
+    from wxops.stages import DATA_STAGES, run_stage
 
     cached: list[str] = []
-    used_columns = list(dict.fromkeys([cfg.features.target, *cfg.features.predictors]))
-
-    # --- ingest + QC ---------------------------------------------------------------
-    ingest_key = make_key(raw_digest, section_hash(cfg.data), ",".join(used_columns),
-                          section_hash(cfg.split), codes["ingest"])
-    ingested = cache.get("ingest", ingest_key)
-    if ingested is None and cfg.data.is_nwp:
-        from wxops.data.nwp import expand_paths
-        from wxops.data.nwp_table import ingest_nwp
-
-        assert cfg.data.nwp is not None
-        with report.stage("ingest NWP at stations"):
-            files = expand_paths(cfg.data.nwp.paths)
-            clean, nwp_qc = ingest_nwp(cfg, files, project_dir / ".wxops" / "nwp" / ingest_key[:16],
-                                          lambda fn, tasks: executor.get().map(fn, tasks))
-            ingested = (clean, nwp_qc, nwp_qc.rows + nwp_qc.rows_without_obs, digest_frame(clean))
-            cache.put("ingest", ingest_key, ingested)
-    elif ingested is None:
-        with report.stage("ingest + QC"):
-            raw = read_source(cfg.data)
-            clean, qc_report = apply_qc(raw, used_columns, cfg.data.qc,
-                                        target=cfg.features.target)
-            check_target(clean, cfg.features.target, qc_report)
-            clean = assign_blocks(clean, cfg.split)
-            ingested = (clean, qc_report, len(raw), digest_frame(clean))
-            cache.put("ingest", ingest_key, ingested)
-    else:
-        cached.append("ingest")
-        report.skip("ingest + QC", "unchanged (cached)")
-    obs, qc_any, raw_rows, obs_digest = ingested
-    qc_summary: dict[str, Any] = qc_any.to_dict()
-    if isinstance(qc_any, QCReport):
-        for message in qc_any.messages:
-            report.info(f"QC: {message}")
-        # predictors QC dropped whole (a stuck or empty column) are trained without
-        cfg = cfg.model_copy(update={"features": features_after_qc(cfg.features, qc_any)})
-
-    # --- features ------------------------------------------------------------------
-    feat_key = make_key(obs_digest, section_hash(cfg.features), codes["features"])
-    featured = cache.get("features", feat_key)
-    if featured is None:
-        with report.stage("features"):
-            if cfg.data.is_nwp:
-                from wxops.data.nwp_table import build_nwp_features
-
-                table = build_nwp_features(obs, cfg.features, cfg.split)
-            else:
-                table = build_features(obs, cfg.features)
-            featured = (table, digest_frame(table.frame))
-            cache.put("features", feat_key, featured)
-    else:
-        cached.append("features")
-        report.skip("features", "unchanged (cached)")
-    table, table_digest = featured
-
-    # --- split ---------------------------------------------------------------------
-    split_key = make_key(table_digest, section_hash(cfg.split), codes["split"])
-    split_entry = cache.get("split", split_key)
-    if split_entry is None:
-        with report.stage("split"):
-            if cfg.data.is_nwp:
-                split = split_by_init_time(table.frame, cfg.split)
-            else:
-                split = split_by_blocks(table.frame, cfg.split)
-            digests = {n: digest_frame(getattr(split, n)) for n in ("train", "validation", "test")}
-            split_entry = (split, digests)
-            cache.put("split", split_key, split_entry)
-    else:
-        cached.append("split")
-        report.skip("split", "unchanged (cached)")
-    split, split_digests = split_entry
+    values: dict[str, Any] = {"raw_digest": raw_digest}
+    for stage in DATA_STAGES:
+        cfg, hit = run_stage(stage, cfg, values, cache=cache, code=codes[stage.name], report=report,
+                             project_dir=project_dir, map_fn=lambda fn, tasks: executor.get().map(fn, tasks))
+        if hit:
+            cached.append(stage.name)
     if stop_after == "split":
         return _partial(cfg, uri, project_dir, cached, started, "")
-
-    # --- tracking: one pipeline run with a nested run per configuration ------------------
-    from wxops.outbox import default_outbox
 
     tracking.connect(uri, outbox=default_outbox(project_dir), secrets=cfg.tracking.secrets)
     exp_id = tracking.ensure_experiment(
@@ -282,58 +216,19 @@ def _run_stages(
     )
     config_hash = section_hash(cfg)
     git = git_state(project_dir)
-    lineage = {
-        "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "source": {
-            "type": _source_label(cfg),
-            "path": str(raw_path),
-            "sha256": raw_digest,
-            "rows": raw_rows,
-            **({"url": cfg.data.url} if cfg.data.url else {}),
-            **({"downloads": downloads} if downloads else {}),
-        },
-        "qc": qc_summary,
-        "stages": {
-            "ingest": {"sha256": obs_digest, "rows": len(obs),
-                       "time_range": [str(obs["time"].min()), str(obs["time"].max())]},
-            "features": {"sha256": table_digest, "rows": len(table.frame),
-                         "inputs": table.inputs, "notes": table.notes},
-            "split": {"sha256": split_digests, "blocks": split.assignment,
-                      "rows_in_gaps": split.rows_in_gaps,
-                      "rows": {n: len(getattr(split, n)) for n in split_digests}},
-        },
-        "git": git,
-        "packages": package_versions(),
-        "seed": cfg.seed,
-        "config_hash": config_hash,
-        "code_versions": codes,
-    }
     out_dir = project_paths(project_dir)["out"]
     out_dir.mkdir(parents=True, exist_ok=True)
-    source_name = cfg.data.url or str(raw_path)
+    source = _Source(raw_path, raw_digest, cfg.data.url or str(raw_path), downloads or [])
+    table, split, split_digests = values["table"], values["split"], values["split_digests"]
 
     with tracking.start_run(exp_id, "pipeline", tags={
         "wxops.kind": "pipeline", "wxops.config_hash": config_hash,
         "wxops.data_sha256": raw_digest, "wxops.git_commit": str(git["commit"]),
         "wxops.git_dirty": str(git["dirty"]),
     }) as parent_id:
-        tracking.log_params({
-            "seed": cfg.seed, "data.source": _source_label(cfg), "data.path": source_name,
-            "features.target": cfg.features.target, "features.lead_time": cfg.features.lead_time,
-            "features.predictors": cfg.features.predictors, "split.block": cfg.split.block,
-            "split.strategy": cfg.split.strategy, "n_configs": len(cfg.models),
-            "config_hash": config_hash,
-        })
-        tracking.log_dataset(obs, source=source_name, name="observations", digest=obs_digest,
-                             context="ingest", targets=cfg.features.target)
-        for name in ("train", "validation"):
-            tracking.log_dataset(getattr(split, name), source=source_name, name=name,
-                                 digest=split_digests[name], context=name, targets="y")
-        tracking.log_dict(lineage, "lineage.json")
-        tracking.log_dict(qc_summary, "qc_report.json")
-        (out_dir / "lineage.json").write_text(json.dumps(lineage, indent=2, default=str))
-        stored = _store_release_data(cfg, obs, table, split)
-
+        lineage = _lineage(cfg, values, source, git, codes)
+        _log_pipeline_inputs(cfg, values, source, lineage, out_dir)
+        stored = _store_release_data(cfg, values["obs"], table, split)
         results, logged = _train_all(cfg, table, split, split_digests, codes, cache, uri,
                                      exp_id, parent_id, report, cached, executor,
                                      project_dir / ".wxops" / "tasks")
@@ -342,70 +237,26 @@ def _run_stages(
             partial = _partial(cfg, uri, project_dir, cached, started, parent_id)
             partial.metrics = {name: res.metrics for name, res in results.items()}
             return partial
-
-        metrics = {name: res.metrics for name, res in results.items()}
-        selection = cfg.tracking.selection_metric
-        # probability models are verified by their own scores below, not selected by rmse
-        deterministic = {n: r for n, r in results.items() if n not in _probability_names(cfg)}
-        best, selection_note = _select(cfg, deterministic, {n: metrics[n] for n in deterministic},
-                                       logged, table, split)
-        report.info(selection_note)
-        tracking.log_metrics({f"{n}.{selection}": metrics[n][selection] for n in deterministic})
-        probability_lines = _verify_probability_models(cfg, results, logged, table, split, out_dir)
-        tracking.set_tags({"wxops.best_config": best, "wxops.selection": selection_note[:4000]})
-
-        from wxops.verify.plots import plot_loss_curves
-
-        curves = plot_loss_curves({n: r.history for n, r in results.items()},
-                                  out_dir / "loss_curves.png")
-        (out_dir / "metrics.json").write_text(json.dumps(
-            metrics_document(best, selection, results), indent=2))
-        tracking.log_artifact(curves)
-        tracking.log_artifact(out_dir / "metrics.json")
-
+        best, selection_note, probability_lines = _select(cfg, results, logged, table, split, out_dir,
+                                                          report)
         with report.stage("register"):
-            reg_key = make_key(logged[best]["model_uri"], cfg.tracking.registered_model, uri)
-            registration = cache.get("register", reg_key)
-            if registration is None:
-                registration = tracking.register_model(
-                    logged[best]["model_uri"], cfg.tracking.registered_model,
-                    run_id=logged[best]["run_id"],
-                    tags={"data_sha256": raw_digest, "training_data_sha256": split_digests["train"],
-                          "config_hash": config_hash, "git_commit": str(git["commit"]),
-                          "config_name": best, "pipeline_run_id": parent_id,
-                          **({"wxops.key_columns": "station,init_time,lead_time"}
-                             if cfg.data.is_nwp else {})},
-                    first_as_champion=False,
-                )
-                if tracking.is_offline():
-                    release = _ReleaseOutcome(registration, None, (
-                        f"version {registration.version} registered offline in the outbox as "
-                        "challenger: `wxops sync` registers it on the server and the gate decides "
-                        "there"))
-                else:
-                    release = _release(cfg, project_dir, registration, stored)
-                registration = release.registration
-                report.info(release.message)
-                if not tracking.is_offline():  # an outbox version is not the server's
-                    cache.put("register", reg_key, registration)
-            else:
-                release = None
-                report.info(f"best model unchanged: already version {registration.version}")
+            registration, release = _register(cfg, project_dir, cache, uri, logged[best], best,
+                                              parent_id, source, split_digests, git, stored, report)
         tracking.set_tags({"wxops.registered_version": registration.version})
 
     result = PipelineResult(
         run_id=parent_id, tracking_uri=uri, experiment=cfg.tracking.experiment,
         registered_model=registration.name, version=registration.version,
-        became_champion=registration.became_champion, best=best, metrics=metrics,
+        became_champion=registration.became_champion, best=best,
+        metrics={name: res.metrics for name, res in results.items()},
         out_dir=str(out_dir), cached_stages=cached,
-        wall_seconds=time.perf_counter() - started,
+        wall_seconds=time.perf_counter() - started, selection=selection_note,
     )
     if release is not None:
         result.gate_passed = release.gate_passed
         result.release_message = release.message
         result.report = release.report
         result.summary = release.summary
-    result.selection = selection_note
     result.summary = (*result.summary, *probability_lines)
     (out_dir / "result.json").write_text(json.dumps(result.to_dict(), indent=2))
     if not tracking.is_offline():  # a rerun after `wxops sync` must talk to the server
@@ -413,7 +264,133 @@ def _run_stages(
     return result
 
 
-def _select(cfg: WxopsConfig, results: dict[str, Any], metrics: dict[str, dict[str, float]],
+@dataclass(frozen=True)
+class _Source:
+    """The raw data a run read: the local file, its digest, the name it is logged under."""
+
+    path: Path
+    sha256: str
+    name: str
+    downloads: list[dict[str, Any]]
+
+
+def _lineage(cfg: WxopsConfig, values: dict[str, Any], source: _Source, git: dict[str, Any],
+             codes: dict[str, str]) -> dict[str, Any]:
+    """``lineage.json``: what the run read, what each data stage made of it, with what code."""
+    from wxops.data.lineage import package_versions
+
+    obs, table, split = values["obs"], values["table"], values["split"]
+    split_digests = values["split_digests"]
+    return {
+        "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "source": {
+            "type": _source_label(cfg),
+            "path": str(source.path),
+            "sha256": source.sha256,
+            "rows": values["raw_rows"],
+            **({"url": cfg.data.url} if cfg.data.url else {}),
+            **({"downloads": source.downloads} if source.downloads else {}),
+        },
+        "qc": values["qc"].to_dict(),
+        "stages": {
+            "ingest": {"sha256": values["obs_digest"], "rows": len(obs),
+                       "time_range": [str(obs["time"].min()), str(obs["time"].max())]},
+            "features": {"sha256": values["table_digest"], "rows": len(table.frame),
+                         "inputs": table.inputs, "notes": table.notes},
+            "split": {"sha256": split_digests, "blocks": split.assignment,
+                      "rows_in_gaps": split.rows_in_gaps,
+                      "rows": {n: len(getattr(split, n)) for n in split_digests}},
+        },
+        "git": git,
+        "packages": package_versions(),
+        "seed": cfg.seed,
+        "config_hash": section_hash(cfg),
+        "code_versions": codes,
+    }
+
+
+def _log_pipeline_inputs(cfg: WxopsConfig, values: dict[str, Any], source: _Source,
+                         lineage: dict[str, Any], out_dir: Path) -> None:
+    """Params, datasets, lineage and QC report of the pipeline run (and lineage.json)."""
+    from wxops import tracking
+
+    tracking.log_params({
+        "seed": cfg.seed, "data.source": _source_label(cfg), "data.path": source.name,
+        "features.target": cfg.features.target, "features.lead_time": cfg.features.lead_time,
+        "features.predictors": cfg.features.predictors, "split.block": cfg.split.block,
+        "split.strategy": cfg.split.strategy, "n_configs": len(cfg.models),
+        "config_hash": lineage["config_hash"],
+    })
+    tracking.log_dataset(values["obs"], source=source.name, name="observations",
+                         digest=values["obs_digest"], context="ingest", targets=cfg.features.target)
+    for name in ("train", "validation"):
+        tracking.log_dataset(getattr(values["split"], name), source=source.name, name=name,
+                             digest=values["split_digests"][name], context=name, targets="y")
+    tracking.log_dict(lineage, "lineage.json")
+    tracking.log_dict(lineage["qc"], "qc_report.json")
+    (out_dir / "lineage.json").write_text(json.dumps(lineage, indent=2, default=str))
+
+
+def _register(cfg: WxopsConfig, project_dir: Path, cache: StageCache, uri: str,
+              logged: dict[str, str], best: str, parent_id: str, source: _Source,
+              split_digests: dict[str, str], git: dict[str, Any], stored: Any,
+              report: Reporter) -> tuple[Any, _ReleaseOutcome | None]:
+    """Register the best configuration's model and release it (gate, promote); a model
+    registered before (same model, same store) is not registered again."""
+    from wxops import tracking
+
+    reg_key = make_key(logged["model_uri"], cfg.tracking.registered_model, uri)
+    registration = cache.get("register", reg_key)
+    if registration is not None:
+        report.info(f"best model unchanged: already version {registration.version}")
+        return registration, None
+    registration = tracking.register_model(
+        logged["model_uri"], cfg.tracking.registered_model, run_id=logged["run_id"],
+        tags={"data_sha256": source.sha256, "training_data_sha256": split_digests["train"],
+              "config_hash": section_hash(cfg), "git_commit": str(git["commit"]),
+              "config_name": best, "pipeline_run_id": parent_id,
+              **({"wxops.key_columns": "station,init_time,lead_time"} if cfg.data.is_nwp else {})},
+        first_as_champion=False,
+    )
+    if tracking.is_offline():
+        release = _ReleaseOutcome(registration, None, (
+            f"version {registration.version} registered offline in the outbox as "
+            "challenger: `wxops sync` registers it on the server and the gate decides there"))
+    else:
+        release = _release(cfg, project_dir, registration, stored)
+    report.info(release.message)
+    if not tracking.is_offline():  # an outbox version is not the server's
+        cache.put("register", reg_key, release.registration)
+    return release.registration, release
+
+
+def _select(cfg: WxopsConfig, results: dict[str, Any], logged: dict[str, dict[str, str]],
+            table: Any, split: Any, out_dir: Path, report: Reporter) -> tuple[str, str, list[str]]:
+    """Choose the configuration to register and record why, verify the probability
+    models, write the loss curves and ``metrics.json``; returns the chosen name, the
+    reason and the probability models' summary lines."""
+    from wxops import tracking
+    from wxops.verify.plots import plot_loss_curves
+
+    metrics = {name: res.metrics for name, res in results.items()}
+    selection = cfg.tracking.selection_metric
+    # probability models are verified by their own scores below, not selected by rmse
+    deterministic = {n: r for n, r in results.items() if n not in _probability_names(cfg)}
+    best, selection_note = _choose(cfg, deterministic, {n: metrics[n] for n in deterministic},
+                                   logged, table, split)
+    report.info(selection_note)
+    tracking.log_metrics({f"{n}.{selection}": metrics[n][selection] for n in deterministic})
+    probability_lines = _verify_probability_models(cfg, results, logged, table, split, out_dir)
+    tracking.set_tags({"wxops.best_config": best, "wxops.selection": selection_note[:4000]})
+    curves = plot_loss_curves({n: r.history for n, r in results.items()}, out_dir / "loss_curves.png",
+                              types={m.name: m.type for m in cfg.models})
+    (out_dir / "metrics.json").write_text(json.dumps(metrics_document(best, selection, results), indent=2))
+    tracking.log_artifact(curves)
+    tracking.log_artifact(out_dir / "metrics.json")
+    return best, selection_note, probability_lines
+
+
+def _choose(cfg: WxopsConfig, results: dict[str, Any], metrics: dict[str, dict[str, float]],
             logged: dict[str, dict[str, str]], table: Any, split: Any) -> tuple[str, str]:
     """The configuration to register: the gate's reference rules on validation decide,
     then the selection metric (``wxops.release.select``); NWP tables: the metric alone."""
@@ -436,9 +413,9 @@ def _select(cfg: WxopsConfig, results: dict[str, Any], metrics: dict[str, dict[s
 
 
 def _probability_names(cfg: WxopsConfig) -> set[str]:
-    from wxops.config import ProbabilityConfig
+    from wxops.models.types import probability_types
 
-    return {m.name for m in cfg.models if isinstance(m, ProbabilityConfig)}
+    return {m.name for m in cfg.models if m.type in probability_types()}
 
 
 def _verify_probability_models(cfg: WxopsConfig, results: dict[str, Any],
@@ -484,7 +461,14 @@ def _verify_probability_models(cfg: WxopsConfig, results: dict[str, Any],
         path = out_dir / f"probability-{name}.json"
         path.write_text(json.dumps({**verification.to_dict(), "gate": gate.to_dict()}, indent=2))
         tracking.log_artifact(path)
-        lines += [*verification.summary(f"{name} (test block)"), f"{name} {gate.summary()}"]
+        from wxops.verify.probability_report import write_probability_report
+
+        page = write_probability_report(verification, out_dir / f"probability-{name}",
+                                        title=f"{name}: probability forecasts", gate=gate)
+        for file in sorted(page.parent.iterdir()):
+            tracking.log_artifact(file, f"probability-{name}")
+        lines += [*verification.summary(f"{name} (test block)"), f"{name} {gate.summary()}",
+                  f"{name} probability report: {page}"]
     return lines
 
 
@@ -706,11 +690,11 @@ def _package_dir() -> str:
     return str(Path(__file__).resolve().parent)
 
 
-def _requirements(model_type: str) -> list[str]:
+def _requirements(type_name: str) -> list[str]:
+    """Pinned pip requirements of a logged model of this type (the registry's packages)."""
     from wxops.data.lineage import package_versions
+    from wxops.models.types import model_type
 
-    versions = package_versions(("scikit-learn", "pandas", "numpy", "cloudpickle", "torch"))
-    wanted = ["scikit-learn", "pandas", "numpy", "cloudpickle"]
-    if model_type == "mlp":
-        wanted.append("torch")
+    wanted = model_type(type_name).pip_packages
+    versions = package_versions(wanted)
     return [f"{n}=={versions[n]}" for n in wanted if versions.get(n)]

@@ -68,3 +68,62 @@ def test_bad_input() -> None:
     clean, _ = apply_qc(frame, ["visibility"], QCConfig(action="keep"))
     with pytest.raises(DataQualityError, match="target 'visibility' has no valid value"):
         check_target(clean, "visibility")
+
+
+def _station_obs() -> pd.DataFrame:
+    """Two stations, 30 hours of 2 m temperature each (degC) as ``read_station_obs`` gives."""
+    time = pd.date_range("2024-01-01", periods=30, freq="h", tz="UTC")
+    frames = [pd.DataFrame({"station": s, "valid_time": time, "obs": np.linspace(0, 5, 30) + k})
+              for k, s in enumerate(("A", "B"))]
+    return pd.concat(frames, ignore_index=True)
+
+
+def test_nwp_observations_follow_the_same_qc_rules_and_settings() -> None:
+    from wxops.data.nwp_table import clean_obs
+
+    obs = _station_obs()
+    obs.loc[1, "obs"] = -9999.0  # sentinel
+    obs.loc[2, "obs"] = 45.0  # inside the default range, outside qc.ranges below
+    obs.loc[3, "obs"] = np.nan  # missing
+    obs.loc[31:, "obs"] = 7.0  # station B stuck for 29 hours
+    obs = pd.concat([obs, obs.iloc[[5]]], ignore_index=True)  # a repeated (station, time)
+    cfg = QCConfig(ranges={"t2m": (-40.0, 40.0)}, max_constant_hours=24)
+    clean, counts = clean_obs(obs, "t2m", cfg)
+    assert counts == {"sentinel": 1, "missing": 2, "range": 1, "bad_time": 0,
+                      "duplicate_time": 1, "constant_run": 29}
+    assert len(clean) == len(obs) - (1 + 1 + 1 + 1 + 29)
+    assert set(clean["station"]) == {"A", "B"} and clean["obs"].max() < 40
+    # station A's values are a line, B's run is at one station only: A is never "stuck"
+    assert (clean["station"] == "A").sum() == 30 - 3
+    # the same table without the override: 45 degC is in wxops' physical range
+    assert clean_obs(obs, "t2m", QCConfig())[1]["range"] == 0
+
+
+def test_nwp_observations_keep_mode_keeps_usable_values_with_their_flags() -> None:
+    from wxops.data.nwp_table import clean_obs
+
+    obs = _station_obs()
+    obs.loc[2, "obs"] = 75.0
+    obs.loc[3, "obs"] = -9900.0
+    kept, counts = clean_obs(obs, "t2m", QCConfig(action="keep"))
+    assert counts["range"] == 1 and counts["sentinel"] == 1
+    assert len(kept) == len(obs) - 1  # the sentinel cannot be joined; the range value stays
+    assert kept.loc[kept["obs"] == 75.0, "qc_flags"].tolist() == ["range"]
+
+
+def test_nwp_observations_beyond_max_drop_share_stop_naming_the_rule() -> None:
+    from wxops.data.nwp_table import NWPQCReport, check_drop_share
+
+    report = NWPQCReport(obs_rows=100, obs_dropped={"range": 70, "missing": 5},
+                         rows_without_obs=0, rows=25, obs_removed=75)
+    with pytest.raises(DataQualityError, match=r"QC removes 75 of 100 observations of 't2m'.*"
+                                               r"rule range: 70 rows.*qc\.max_drop_share"):
+        check_drop_share(report, QCConfig(max_drop_share=0.5), "t2m")
+    check_drop_share(report, QCConfig(max_drop_share=0.8), "t2m")  # within the share
+
+
+def test_qc_table_documents_every_rule() -> None:
+    from wxops.data.qc import QC_TABLE
+
+    assert tuple(QC_TABLE) == QC_RULES
+    assert all(rule.flags and rule.applies_to in ("values", "time") for rule in QC_TABLE.values())

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import mlflow
 import pytest
+import torch
 from mlflow import MlflowClient
 
 from tests.conftest import SMALL_MODELS, small_config_dict
@@ -42,7 +43,8 @@ def test_run_tracks_everything(project: tuple[Path, PipelineResult]) -> None:
     assert mlp.info.status == "FINISHED"
     assert {"hidden_dim", "learning_rate", "batch_size", "epochs", "seed", "device_used"} <= set(
         mlp.data.params)
-    assert mlp.data.params["device_used"] == "cpu"
+    # the configuration says device: auto (the GPU where there is one)
+    assert mlp.data.params["device_used"] == ("cuda" if torch.cuda.is_available() else "cpu")
     train_loss = client.get_metric_history(mlp.info.run_id, "train_loss")
     val_loss = client.get_metric_history(mlp.info.run_id, "val_loss")
     assert [m.step for m in train_loss] == [0, 1, 2] == [m.step for m in val_loss]

@@ -48,7 +48,9 @@ def test_each_model_learns_and_records_losses(cfg, table_and_split) -> None:  # 
     assert result.metrics["val_rmse"] < np.std(y_val)
     assert result.history[-1]["val_loss"] < 1.0
     assert result.params["model"] == cfg.type and result.params["seed"] == 1
-    assert result.params["device_used"] == "cpu"
+    # device: auto trains an MLP on the GPU where there is one; the others run on the CPU
+    gpu = cfg.type == "mlp" and torch.cuda.is_available()
+    assert result.params["device_used"] == ("cuda" if gpu else "cpu")
     # The fitted pipeline takes raw observations, as a served model will.
     pred = result.model.predict(split.test[table.inputs])
     assert pred.shape == (len(split.test),) and np.isfinite(pred).all()
@@ -92,3 +94,29 @@ def test_trains_on_cuda(table_and_split) -> None:  # type: ignore[no-untyped-def
     result = train_model(cfg, table, split, derived=DERIVED, seed=0)
     assert result.params["device_used"] == "cuda"
     assert result.metrics["val_rmse"] < np.std(split.validation["y"].to_numpy())
+
+
+@pytest.mark.gpu
+def test_mlp_syncs_with_the_gpu_per_epoch_not_per_batch() -> None:
+    """The epoch's loss is summed on the device: as many GPU-to-CPU syncs with 64
+    mini-batches per epoch as with 4 (torch's sync debug mode warns at each one)."""
+    import warnings
+
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device")
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(1024, 4))
+    y = x @ np.array([1.0, -2.0, 0.5, 0.0]) + rng.normal(scale=0.1, size=1024)
+
+    def syncs(batch_size: int) -> int:
+        torch.cuda.set_sync_debug_mode("warn")
+        try:
+            with warnings.catch_warnings(record=True) as seen:
+                warnings.simplefilter("always")
+                TorchMLPRegressor(epochs=2, batch_size=batch_size, device="cuda").fit(
+                    x, y, X_val=x[:100], y_val=y[:100])
+        finally:
+            torch.cuda.set_sync_debug_mode("default")
+        return sum("synchroniz" in str(w.message) for w in seen)
+
+    assert syncs(16) == syncs(256) > 0

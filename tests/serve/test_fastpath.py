@@ -80,3 +80,24 @@ def test_compiled_wind_components_match() -> None:
     batch = synthetic_batch(schema, 64, seed=5)
     np.testing.assert_allclose(predictor.fn(batch), model.predict(to_frame(batch, schema)),
                                rtol=1e-9)
+
+
+def test_served_predictions_equal_training_model_on_the_reference_data(
+    registered: tuple[object, InputSchema],
+) -> None:
+    """The champion answers a request of the whole reference year (sent as ``/predict``
+    gets it) through the fast path with the numbers of the trained model's own predict."""
+    from wxops.config import DataConfig
+    from wxops.data.sources import read_source
+    from wxops.serve.payload import table_from_predict, validate_table
+
+    model, schema = registered
+    obs = read_source(DataConfig())
+    frame = obs[[c.name for c in schema.columns]].dropna().copy()
+    frame["time"] = frame["time"].dt.tz_convert("UTC").dt.tz_localize(None)
+    predictor = build_predictor(model, schema)
+    assert predictor.path == "numpy"
+    batch = validate_table(table_from_predict({"data": frame.to_json()}), schema)
+    assert batch.n_rows == len(frame) > 8000
+    want = model.predict(frame)  # type: ignore[attr-defined]
+    np.testing.assert_allclose(predictor.fn(batch), want, rtol=1e-9)

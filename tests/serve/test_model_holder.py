@@ -57,3 +57,26 @@ def test_unknown_model_names_the_store(registry: Registry) -> None:
     with pytest.raises(TrackingError, match="registered model 'no-such-model' has no version 1"):
         holder.reload()
     assert holder.current is None
+
+
+def test_fifty_hot_swaps_do_not_grow_sys_path(registry: Registry) -> None:
+    """MLflow puts each loaded model's ``code_paths`` folder on ``sys.path``; a long-running
+    service swapping versions must not collect one dead entry per swap."""
+    import itertools
+    import sys
+
+    import mlflow
+
+    from wxops import tracking
+
+    tracking.connect(registry.uri)
+    info = mlflow.models.get_model_info(f"models:/{SWAP_MODEL}/1")
+    assert info.flavors["python_function"].get("code")  # the model carries code_paths
+    versions = itertools.cycle(["1", "2"])
+    holder = ModelHolder(ModelRef(SWAP_MODEL, "champion"), resolver=lambda _ref: next(versions))
+    holder.reload()
+    before = list(sys.path)
+    for _ in range(50):
+        _, swapped = holder.reload()
+        assert swapped
+    assert sys.path == before

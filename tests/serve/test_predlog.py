@@ -62,9 +62,9 @@ def test_full_queue_drops_and_counts(tmp_path: Path) -> None:
     for i in range(5):
         sink.submit(_entry(i))
     assert sink.flush() == 2
-    assert metrics.log_dropped._value.get() == 3
-    assert metrics.log_written._value.get() == 2
-    assert metrics.values._sum.get() == pytest.approx(1000.0 + 1001.0)
+    assert _sample(metrics, "wxops_prediction_log_dropped_total") == 3
+    assert _sample(metrics, "wxops_prediction_log_written_total") == 2
+    assert _sample(metrics, "wxops_predicted_value_sum") == pytest.approx(1000.0 + 1001.0)
 
 
 def test_unusable_sqlite_path(tmp_path: Path) -> None:
@@ -78,16 +78,69 @@ def test_log_off_still_counts_predicted_values() -> None:
     sink = PredictionSink(PredictionLogSettings(), metrics)
     sink.submit(_entry(0))
     assert sink.flush() == 0
-    assert metrics.values._sum.get() == 1000.0
+    assert _sample(metrics, "wxops_predicted_value_sum") == 1000.0
 
 
-def test_bulk_observe_matches_one_by_one() -> None:
-    from wxops.serve.predlog import observe_all
+_VALUES_TEXT = "[0.0, 199.9, 200.0, 200.1, 5000.0, 1e6, float('nan')]"
+_MULTIPROCESS_SCRIPT = """
+import numpy as np
+from wxops.serve.metrics import ServiceMetrics
+metrics = ServiceMetrics()
+assert metrics.multiprocess
+values = np.array(%s)
+metrics.values.observe_all(values[:3])
+metrics.values.observe_all(values[3:])
+print(metrics.render().decode())
+"""
+
+
+@pytest.mark.parametrize("multiprocess", [False, True])
+def test_predicted_values_fill_buckets_like_observe_and_skip_nan(multiprocess: bool, tmp_path: Path) -> None:
+    """One process: NumPy counts behind a collector; several workers (multiprocess mode,
+    chosen when prometheus-client is imported, hence a subprocess): the shared files.
+    Both expose what one ``Histogram.observe`` per value gives, NaN left out."""
+    import os
+    import subprocess
+    import sys
+
+    from prometheus_client import CollectorRegistry, Histogram
+
+    from wxops.serve.metrics import VALUE_BUCKETS
 
     values = np.array([0.0, 199.9, 200.0, 200.1, 5000.0, 1e6, np.nan])
-    bulk, single = ServiceMetrics(), ServiceMetrics()
-    observe_all(bulk.values, values)
-    for v in values[~np.isnan(values)]:
-        single.values.observe(float(v))
-    assert [b.get() for b in bulk.values._buckets] == [b.get() for b in single.values._buckets]
-    assert bulk.values._sum.get() == single.values._sum.get()
+    if multiprocess:
+        env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
+        text = subprocess.run([sys.executable, "-c", _MULTIPROCESS_SCRIPT % _VALUES_TEXT], env=env,
+                              capture_output=True, text=True, check=True, timeout=120).stdout
+    else:
+        metrics = ServiceMetrics()
+        metrics.values.observe_all(values[:3])
+        metrics.values.observe_all(values[3:])
+        text = metrics.render().decode()
+    reference = CollectorRegistry()
+    one_by_one = Histogram("ref", "reference", buckets=VALUE_BUCKETS, registry=reference)
+    for value in values[~np.isnan(values)]:
+        one_by_one.observe(float(value))
+    for bound in [*VALUE_BUCKETS, float("inf")]:
+        label = "+Inf" if bound == float("inf") else str(bound)
+        assert _parsed(text, "wxops_predicted_value_bucket", le=label) == reference.get_sample_value(
+            "ref_bucket", {"le": label}), label
+    # cumulative counts per upper bound (le): a value on a bound counts in that bucket
+    for label, count in {"200.0": 3, "400.0": 4, "5000.0": 5, "100000.0": 5, "+Inf": 6}.items():
+        assert _parsed(text, "wxops_predicted_value_bucket", le=label) == count
+    assert _parsed(text, "wxops_predicted_value_count") == 6
+    assert _parsed(text, "wxops_predicted_value_sum") == pytest.approx(1_005_600.0)
+
+
+def _sample(metrics: ServiceMetrics, name: str, **labels: str) -> float:
+    """A sample as ``GET /metrics`` exposes it."""
+    return _parsed(metrics.render().decode(), name, **labels)
+
+
+def _parsed(text: str, name: str, **labels: str) -> float:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    found = [s.value for f in text_string_to_metric_families(text) for s in f.samples
+             if s.name == name and all(s.labels.get(k) == v for k, v in labels.items())]
+    assert len(found) == 1, f"{len(found)} samples {name}{labels} in {text}"
+    return float(found[0])

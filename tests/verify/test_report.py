@@ -6,6 +6,7 @@ import re
 import shutil
 import subprocess
 
+import numpy as np
 import pytest
 
 from wxops.verify import fit_climatology, verify_forecasts, write_report
@@ -116,3 +117,26 @@ def test_undefined_scores_say_why(hourly, tmp_path):
     assert undefined_reason("pod_1000", **counts) == "no observed events"
     assert undefined_reason("ets_1000", hits=4.0, misses=0.0, false_alarms=0.0,
                             correct_negatives=0.0).startswith("every case is an event")
+
+
+def test_names_from_data_and_config_are_escaped(hourly, tmp_path):
+    """A station id, a title and a note holding markup are shown as text, never run."""
+    evil = "<script>alert('x')</script>"
+    station = np.where(np.arange(len(hourly)) % 2 == 0, evil, "B&B")
+    v = verify_forecasts({"candidate": hourly["good"]}, hourly["y"], valid_time=hourly["time"],
+                         thresholds=[5000.0], station=station)
+    v.notes.append(f"note about {evil}")
+    page = write_report(v, tmp_path / "r", title=f"visibility {evil}", meta={"experiment": evil},
+                        gate_passed=True, gate_rows=[{"rule": evil, "status": "pass", "why": evil}])
+    text = page.read_text()
+    assert "<script>" not in text
+    assert text.count("&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;") >= 5  # title x2, meta, gate, note
+    assert "<td class=\"l\">&lt;script&gt;" in text.split("<h3>RMSE by station</h3>")[1]
+    assert "B&amp;B" in text
+
+
+def test_report_templates_ship_with_the_package():
+    from importlib.resources import files
+
+    assert files("wxops.verify").joinpath("templates/report.html.j2").is_file()
+    assert files("wxops.monitor").joinpath("templates/status.html.j2").is_file()

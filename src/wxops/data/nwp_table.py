@@ -22,7 +22,15 @@ if TYPE_CHECKING:
 
     import pandas as pd
 
-    from wxops.config import DataConfig, FeaturesConfig, NWPConfig, SplitConfig, StationObsConfig, WxopsConfig
+    from wxops.config import (
+        DataConfig,
+        FeaturesConfig,
+        NWPConfig,
+        QCConfig,
+        SplitConfig,
+        StationObsConfig,
+        WxopsConfig,
+    )
     from wxops.features import FeatureTable
 
 #: Key columns of the table, ahead of the variables.
@@ -45,6 +53,8 @@ class ChunkTask:
     obs: StationObsConfig
     target: str
     out_path: str
+    qc: QCConfig | None = None
+    """``data.qc``: the observations are checked by the same rules as tabular data."""
 
 
 @dataclass(frozen=True)
@@ -57,7 +67,10 @@ class ChunkResult:
     """In-memory size of the rows written (pandas deep memory usage)."""
     obs_rows: int
     obs_dropped: dict[str, int] = field(default_factory=dict)
+    """Observations each QC rule flagged (a row may count under several rules)."""
     rows_without_obs: int = 0
+    obs_removed: int = 0
+    """Observations QC removed (each once)."""
 
 
 @dataclass(frozen=True)
@@ -66,16 +79,20 @@ class NWPQCReport:
 
     obs_rows: int
     obs_dropped: dict[str, int]
+    """Observations each QC rule flagged (a row may count under several rules)."""
     rows_without_obs: int
     rows: int
+    obs_removed: int = 0
+    """Observations QC removed (each once)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {"obs_rows": self.obs_rows, "obs_dropped": self.obs_dropped,
+                "obs_removed": self.obs_removed,
                 "forecast_rows_without_observation": self.rows_without_obs, "rows": self.rows}
 
 
 def plan_chunks(files: list[Path], stations: pd.DataFrame, nwp: NWPConfig, obs: StationObsConfig,
-                target: str, out_dir: Path) -> list[ChunkTask]:
+                target: str, out_dir: Path, qc: QCConfig | None = None) -> list[ChunkTask]:
     """One task per ``nwp.chunk_stations`` stations and ``nwp.chunk_files`` files."""
     records = stations.to_dict("records")
     size = nwp.chunk_stations
@@ -86,7 +103,7 @@ def plan_chunks(files: list[Path], stations: pd.DataFrame, nwp: NWPConfig, obs: 
         for group in groups:
             i = len(tasks)
             tasks.append(ChunkTask(i, group, records[start:start + size], nwp, obs, target,
-                                   str(out_dir / f"part-{i:05d}.parquet")))
+                                   str(out_dir / f"part-{i:05d}.parquet"), qc))
     return tasks
 
 
@@ -135,22 +152,37 @@ def _like_column(path: Path, column: str, between: tuple[pd.Timestamp, pd.Timest
     return tuple(t.tz_convert("UTC").tz_localize(None) for t in between)  # type: ignore[return-value]
 
 
-def clean_obs(obs: pd.DataFrame, target: str) -> tuple[pd.DataFrame, dict[str, int]]:
-    """Drop missing, out-of-range and repeated (station, time) observations; count each."""
-    from wxops.data.qc import VARIABLES
+def clean_obs(obs: pd.DataFrame, target: str, qc: QCConfig | None = None
+              ) -> tuple[pd.DataFrame, dict[str, int]]:
+    """The QC rules of :data:`wxops.data.qc.QC_TABLE` on station observations of ``target``,
+    read from ``qc:`` as for tabular data; returns the kept rows and the rows each rule
+    flagged.
 
-    dropped: dict[str, int] = {}
-    missing = obs["obs"].isna()
-    dropped["missing"] = int(missing.sum())
-    out = obs[~missing]
-    if target in VARIABLES:
-        var = VARIABLES[target]
-        bad = (out["obs"] < var.low) | (out["obs"] > var.high)
-        dropped["range"] = int(bad.sum())
-        out = out[~bad]
-    dupes = out.duplicated(subset=["station", "valid_time"])
-    dropped["duplicate_time"] = int(dupes.sum())
-    return out[~dupes], dropped
+    A repeated time is one repeated at the same station; a stuck sensor is a run at one
+    station (within the valid times of one NWP file). ``qc.action: drop`` removes every
+    flagged row; ``keep`` keeps those whose value is still usable (out of range, stuck)
+    with their rules in ``qc_flags``, since a missing or repeated observation cannot be
+    joined.
+    """
+    import pandas as pd
+
+    from wxops.config import QCConfig
+    from wxops.data.qc import QC_TABLE, ROW_RULES, flag_times, flag_values
+
+    qc = qc or QCConfig()
+    obs = obs.reset_index(drop=True)
+    values = pd.to_numeric(obs["obs"], errors="coerce")
+    values, hits = flag_values(values, target, obs["valid_time"], qc, groups=obs["station"])
+    hits.update(flag_times(obs["valid_time"], keys=obs[["station"]]))
+    flags = pd.DataFrame({r: hits[r] for r in ROW_RULES if r in hits})
+    flagged = flags.any(axis=1)
+    dropped = {r: int(flags[r].sum()) for r in flags.columns}
+    out = obs.assign(obs=values)
+    if qc.action == "drop":
+        return out[~flagged].reset_index(drop=True), dropped
+    unusable = flags[[r for r in flags.columns if not QC_TABLE[r].usable]].any(axis=1)
+    out["qc_flags"] = flags.apply(lambda row: ",".join(row.index[row.to_numpy()]), axis=1)
+    return out[~unusable].reset_index(drop=True), dropped
 
 
 def join_observations(forecasts: pd.DataFrame, obs: pd.DataFrame, *, target: str,
@@ -191,7 +223,7 @@ def build_chunk(task: ChunkTask) -> ChunkResult:
         nwp_target = task.nwp.columns.get(nwp_target, nwp_target)
     out = Path(task.out_path)
     tmp = out.with_suffix(".tmp")
-    rows = nbytes = without = obs_rows = 0
+    rows = nbytes = without = obs_rows = removed = 0
     dropped: dict[str, int] = {}
     writer: pq.ParquetWriter | None = None
     try:
@@ -199,8 +231,10 @@ def build_chunk(task: ChunkTask) -> ChunkResult:
             forecasts = extract_file(Path(path), task.nwp, stations)
             # Observations of this file's valid times only: memory stays one file's worth.
             span = (forecasts["valid_time"].min(), forecasts["valid_time"].max())
-            obs, file_dropped = clean_obs(read_station_obs(task.obs, ids, task.target, span), task.target)
-            obs_rows += len(obs) + sum(file_dropped.values())
+            raw = read_station_obs(task.obs, ids, task.target, span)
+            obs, file_dropped = clean_obs(raw, task.target, task.qc)
+            obs_rows += len(raw)
+            removed += len(raw) - len(obs)
             for key, value in file_dropped.items():
                 dropped[key] = dropped.get(key, 0) + value
             joined = join_observations(forecasts, obs, target=task.target, nwp_target=nwp_target)
@@ -224,7 +258,7 @@ def build_chunk(task: ChunkTask) -> ChunkResult:
             f"of '{task.target}' at its valid time; check data.obs (station ids, times in UTC)")
     writer.close()
     os.replace(tmp, out)
-    return ChunkResult(str(out), rows, nbytes, obs_rows, dropped, without)
+    return ChunkResult(str(out), rows, nbytes, obs_rows, dropped, without, removed)
 
 
 def summarise(results: list[ChunkResult]) -> NWPQCReport:
@@ -234,7 +268,23 @@ def summarise(results: list[ChunkResult]) -> NWPQCReport:
         for k, v in r.obs_dropped.items():
             dropped[k] = dropped.get(k, 0) + v
     return NWPQCReport(sum(r.obs_rows for r in results), dropped,
-                       sum(r.rows_without_obs for r in results), sum(r.rows for r in results))
+                       sum(r.rows_without_obs for r in results), sum(r.rows for r in results),
+                       sum(r.obs_removed for r in results))
+
+
+def check_drop_share(report: NWPQCReport, qc: QCConfig, target: str) -> None:
+    """Stop when QC flagged more than ``qc.max_drop_share`` of the observations, naming
+    the rule that flagged most (as for tabular data)."""
+    from wxops.data.qc import QC_TABLE
+
+    flagged = report.obs_removed
+    if not report.obs_rows or not report.obs_dropped or flagged <= qc.max_drop_share * report.obs_rows:
+        return
+    rule = max(report.obs_dropped, key=lambda r: report.obs_dropped[r])
+    raise DataQualityError(
+        f"QC removes {flagged} of {report.obs_rows} observations of '{target}' (data.obs); most by "
+        f"rule {rule}: {report.obs_dropped[rule]} rows{QC_TABLE[rule].cause}; fix the data or the "
+        "config (qc.ranges, qc.sentinels), or raise qc.max_drop_share if this is expected")
 
 
 def read_partitions(results: list[ChunkResult]) -> pd.DataFrame:
@@ -316,8 +366,10 @@ def ingest_nwp(cfg: WxopsConfig, files: list[Path], out_dir: Path,
     out_dir.mkdir(parents=True, exist_ok=True)
     for stale in out_dir.glob("part-*"):
         stale.unlink()
-    tasks = plan_chunks(files, stations, data.nwp, data.obs, cfg.features.target, out_dir)
+    tasks = plan_chunks(files, stations, data.nwp, data.obs, cfg.features.target, out_dir,
+                        data.qc)
     results = run_tasks(build_chunk, tasks)
+    check_drop_share(summarise(results), data.qc, cfg.features.target)
     table = read_partitions(results)
     table["time"] = table["valid_time"]
     table["block"] = block_labels(table["init_time"], cfg.split.block)

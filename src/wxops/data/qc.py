@@ -1,19 +1,9 @@
-"""Quality control of observations: a documented table of rules, counted per rule.
+"""Quality control of observations: one table of rules (:data:`QC_TABLE`), counted per rule.
 
-=================  =====================================================  ===============
-rule               flags a row when                                       applies to
-=================  =====================================================  ===============
-``sentinel``       a value equals a missing-value code (-9900, -9999...)  used variables
-``missing``        a value is missing (NaN, or a sentinel)                used variables
-``range``          a value lies outside its physical range (VARIABLES)    used variables
-``bad_time``       the time is missing, or a local time that does not     time
-                   exist or cannot be resolved (see ``data.timezone``)
-``duplicate_time`` the timestamp repeats an earlier row (first is kept)   time
-``constant_run``   a value stays identical for ``max_constant_hours``     variables marked
-                   hours in a row (a stuck sensor)                         ``stuck_check``
-``gap``            the step to the previous row in the same block         time (counted,
-                   exceeds ``max_gap_hours``                              rows not flagged)
-=================  =====================================================  ===============
+The same rules, read from the same ``qc:`` settings, check tabular observations
+(:func:`apply_qc`) and the station observations an NWP table is joined with
+(:func:`wxops.data.nwp_table.clean_obs`): :func:`flag_values` and :func:`flag_times`
+apply them to one column and to the times.
 
 "used variables" are the target and the predictors. With ``qc.action: drop`` flagged rows
 are removed; with ``keep`` they stay, with their rules listed in a ``qc_flags`` column.
@@ -32,7 +22,7 @@ the units degF?").
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -73,10 +63,89 @@ VARIABLES: dict[str, Variable] = {
     )
 }
 
+@dataclass(frozen=True)
+class QCRule:
+    """One quality-control rule: what it flags, where, and the likely cause to name when
+    it flags many rows."""
+
+    name: str
+    flags: str
+    """When a row is flagged."""
+    applies_to: Literal["values", "time"]
+    """``values``: each used variable (the target and the predictors); ``time``: the times."""
+    cause: str = ""
+    flags_rows: bool = True
+    """False for rules that are counted but flag no row (a gap: no row is wrong)."""
+    usable: bool = False
+    """Whether a flagged value can still be used (``qc.action: keep`` keeps it)."""
+
+
+#: Every QC rule, in the order they are checked and reported.
+QC_TABLE: dict[str, QCRule] = {r.name: r for r in (
+    QCRule("sentinel", "a value equals a missing-value code (``qc.sentinels``)", "values",
+           ": missing-value codes (qc.sentinels)"),
+    QCRule("missing", "a value is missing (NaN, or a sentinel)", "values",
+           ": the column is empty or missing (missing markers: data.na_values)"),
+    QCRule("range", "a value lies outside its physical range (``VARIABLES``, ``qc.ranges``)",
+           "values", usable=True),
+    QCRule("bad_time", "the time is missing, or a local time that does not exist or cannot "
+           "be resolved (``data.timezone``)", "time",
+           ": times missing or not valid local times (data.timezone)"),
+    QCRule("duplicate_time", "the time repeats an earlier row of the same station (the "
+           "first is kept)", "time",
+           ": repeated times (local time with daylight saving? set data.timezone)"),
+    QCRule("constant_run", "a value stays identical for ``qc.max_constant_hours`` hours in a "
+           "row (a stuck sensor; variables with ``stuck_check``)", "values",
+           ": the value never changes (a stuck sensor?)", usable=True),
+    QCRule("gap", "the step to the previous row in the same block exceeds "
+           "``qc.max_gap_hours`` (counted, no row flagged)", "time", flags_rows=False),
+)}
+
 #: Rules that flag rows; ``gap`` is counted apart since no row is wrong.
-ROW_RULES: tuple[str, ...] = ("sentinel", "missing", "range", "bad_time", "duplicate_time",
-                              "constant_run")
-QC_RULES: tuple[str, ...] = (*ROW_RULES, "gap")
+ROW_RULES: tuple[str, ...] = tuple(r.name for r in QC_TABLE.values() if r.flags_rows)
+QC_RULES: tuple[str, ...] = tuple(QC_TABLE)
+
+
+def qc_ranges(cfg: QCConfig) -> dict[str, tuple[float, float]]:
+    """Physical range per variable: :data:`VARIABLES`, overridden by ``qc.ranges``."""
+    ranges = {name: (v.low, v.high) for name, v in VARIABLES.items()}
+    ranges.update({k: (float(lo), float(hi)) for k, (lo, hi) in cfg.ranges.items()})
+    return ranges
+
+
+def flag_values(values: pd.Series, variable: str, time: pd.Series, cfg: QCConfig, *,
+                groups: pd.Series | None = None) -> tuple[pd.Series, dict[str, pd.Series]]:
+    """The ``values`` rules of :data:`QC_TABLE` on one numeric column of ``variable``.
+
+    Returns the values with sentinels as NaN and one boolean mask per rule that applies.
+    ``groups`` (e.g. the station per row): stuck-sensor runs are found within each group.
+    """
+    sentinel = values.isin(cfg.sentinels)
+    values = values.mask(sentinel).astype("float64")
+    missing = values.isna()
+    hits = {"sentinel": sentinel, "missing": missing}
+    ranges = qc_ranges(cfg)
+    if variable in ranges:
+        low, high = ranges[variable]
+        hits["range"] = ~missing & ((values < low) | (values > high))
+    if variable in VARIABLES and VARIABLES[variable].stuck_check:
+        if groups is None:
+            hits["constant_run"] = _constant_runs(values, time, cfg.max_constant_hours)
+        else:
+            runs = [_constant_runs(values[idx], time[idx], cfg.max_constant_hours)
+                    for idx in groups.groupby(groups.to_numpy()).groups.values()]
+            hits["constant_run"] = (pd.concat(runs).reindex(values.index, fill_value=False)
+                                    if runs else pd.Series(False, index=values.index))
+    return values, hits
+
+
+def flag_times(time: pd.Series, *, keys: pd.DataFrame | None = None) -> dict[str, pd.Series]:
+    """The row-flagging ``time`` rules of :data:`QC_TABLE`; a time repeats only within the
+    same ``keys`` (e.g. the station)."""
+    bad_time = time.isna()
+    frame = time.to_frame("time") if keys is None else pd.concat([keys, time.rename("time")], axis=1)
+    duplicate = frame.duplicated(keep="first") & ~bad_time
+    return {"bad_time": bad_time, "duplicate_time": duplicate}
 
 
 @dataclass
@@ -136,8 +205,7 @@ def apply_qc(
         )
     data = frame.copy()
     n_rows = len(data)
-    ranges = {name: (v.low, v.high) for name, v in VARIABLES.items()}
-    ranges.update({k: (float(lo), float(hi)) for k, (lo, hi) in cfg.ranges.items()})
+    ranges = qc_ranges(cfg)
 
     per_column: dict[str, dict[str, pd.Series]] = {}
     for col in columns:
@@ -149,17 +217,7 @@ def apply_qc(
                 f"column {_label(col, file_columns)} holds non-numeric values such as "
                 f"{example!r} ({int(non_numeric.sum())} cells); if that marks a missing "
                 "value, declare it with data.na_values")
-        sentinel = values.isin(cfg.sentinels)
-        values = values.mask(sentinel)
-        data[col] = values.astype("float64")
-        missing = values.isna()
-        hits = {"sentinel": sentinel, "missing": missing}
-        if col in ranges:
-            low, high = ranges[col]
-            hits["range"] = ~missing & ((values < low) | (values > high))
-        if col in VARIABLES and VARIABLES[col].stuck_check:
-            hits["constant_run"] = _constant_runs(values, data["time"], cfg.max_constant_hours)
-        per_column[col] = hits
+        data[col], per_column[col] = flag_values(values, col, data["time"], cfg)
 
     _check_units_plausible(data, columns, cfg, file_columns)
     report = QCReport(rows_in=n_rows, rows_out=0, action=cfg.action, source=notes)
@@ -191,10 +249,8 @@ def apply_qc(
     for col in kept_columns:
         for rule, hit in per_column[col].items():
             _mark(flags, by_column, rule, col, hit)
-    bad_time = data["time"].isna()
-    _mark(flags, by_column, "bad_time", "time", bad_time)
-    dup = data["time"].duplicated(keep="first") & ~bad_time
-    _mark(flags, by_column, "duplicate_time", "time", dup)
+    for rule, hit in flag_times(data["time"]).items():
+        _mark(flags, by_column, rule, "time", hit)
     gaps, gap_hours = _count_gaps(data, cfg.max_gap_hours)
 
     flagged = pd.concat([flags[r] for r in ROW_RULES], axis=1).any(axis=1)
@@ -318,13 +374,7 @@ def _cause(rule: str, col: str, values: pd.Series | None,
             return (f": are the units {unit}? declare them with data.units "
                     f"({{{col}: {unit}}})")
         return f": values outside [{low:g}, {high:g}] {VARIABLES[col].units}; check data.units"
-    return {
-        "constant_run": ": the value never changes (a stuck sensor?)",
-        "missing": ": the column is empty or missing (missing markers: data.na_values)",
-        "sentinel": ": missing-value codes (qc.sentinels)",
-        "duplicate_time": ": repeated times (local time with daylight saving? set data.timezone)",
-        "bad_time": ": times missing or not valid local times (data.timezone)",
-    }.get(rule, "")
+    return QC_TABLE[rule].cause if rule in QC_TABLE else ""
 
 
 def _mark(

@@ -109,15 +109,17 @@ class TorchMLPRegressor(RegressorMixin, BaseEstimator):
         for epoch in range(self.epochs):
             net.train()
             order = torch.randperm(n, generator=gen).to(self.device_)
-            total = 0.0
+            # summed on the device in float64 (the same sums as Python floats would give),
+            # read once per epoch: no GPU-to-CPU sync per mini-batch
+            total = torch.zeros((), dtype=torch.float64, device=self.device_)
             for start in range(0, n, self.batch_size):
                 idx = order[start : start + self.batch_size]
                 opt.zero_grad()
                 loss = loss_fn(net(xs[idx]).squeeze(-1), ts[idx])
                 loss.backward()
                 opt.step()
-                total += float(loss.detach()) * len(idx)
-            train_loss = total / n
+                total += loss.detach().to(torch.float64) * len(idx)
+            train_loss = float(total) / n
             if not np.isfinite(train_loss):
                 raise TrainingError(
                     f"loss became {train_loss} at epoch {epoch}; lower learning_rate"

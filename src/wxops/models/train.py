@@ -15,16 +15,11 @@ import numpy as np
 import pandas as pd
 from sklearn.pipeline import Pipeline
 
-from wxops.config import (
-    GradientBoostingConfig,
-    LinearConfig,
-    MLPConfig,
-    ModelConfig,
-    ProbabilityConfig,
-)
-from wxops.errors import ModelConfigError, TrainingError, WxopsError
+from wxops.config import ModelConfig, ProbabilityConfig
+from wxops.errors import TrainingError, WxopsError
 from wxops.features import TARGET, FeatureTable, MeteoFeatures
 from wxops.models.mlp import EpochCallback
+from wxops.models.types import model_type
 from wxops.split import Split
 
 
@@ -52,38 +47,8 @@ def seed_everything(seed: int) -> None:
 
 
 def build_estimator(cfg: ModelConfig, *, seed: int) -> Any:
-    """The unfitted estimator a model configuration describes."""
-    if isinstance(cfg, MLPConfig):
-        from wxops.models.mlp import TorchMLPRegressor
-
-        return TorchMLPRegressor(
-            hidden_dim=cfg.hidden_dim, hidden_layers=cfg.hidden_layers,
-            learning_rate=cfg.learning_rate, batch_size=cfg.batch_size, epochs=cfg.epochs,
-            weight_decay=cfg.weight_decay, device=cfg.device, random_state=seed,
-        )
-    if isinstance(cfg, GradientBoostingConfig):
-        from sklearn.ensemble import HistGradientBoostingRegressor
-
-        return HistGradientBoostingRegressor(
-            max_iter=cfg.max_iter, learning_rate=cfg.learning_rate, max_depth=cfg.max_depth,
-            max_leaf_nodes=cfg.max_leaf_nodes, l2_regularization=cfg.l2_regularization,
-            early_stopping=False, random_state=seed,
-        )
-    if isinstance(cfg, ProbabilityConfig):
-        from wxops.models.probability import ThresholdProbabilityClassifier
-
-        return ThresholdProbabilityClassifier(
-            thresholds=tuple(cfg.thresholds), event=cfg.event, max_iter=cfg.max_iter,
-            learning_rate=cfg.learning_rate, max_depth=cfg.max_depth,
-            max_leaf_nodes=cfg.max_leaf_nodes, l2_regularization=cfg.l2_regularization,
-            random_state=seed,
-        )
-    if isinstance(cfg, LinearConfig):
-        from sklearn.linear_model import Ridge
-        from sklearn.preprocessing import StandardScaler
-
-        return Pipeline([("scale", StandardScaler()), ("ridge", Ridge(alpha=cfg.alpha))])
-    raise ModelConfigError(f"unknown model type {getattr(cfg, 'type', cfg)!r}")
+    """The unfitted estimator a model configuration describes (by its registered type)."""
+    return model_type(cfg.type).build(cfg, seed)
 
 
 def train_model(
@@ -102,7 +67,8 @@ def train_model(
     x_val = features.transform(split.validation[table.inputs])
     y_train = split.train[TARGET].to_numpy(dtype=float)
     y_val = split.validation[TARGET].to_numpy(dtype=float)
-    if isinstance(cfg, ProbabilityConfig):
+    if model_type(cfg.type).output == "probability":
+        assert isinstance(cfg, ProbabilityConfig)
         return _train_probability(cfg, features, (x_train, y_train), (x_val, y_val),
                                   seed=seed, on_epoch=on_epoch)
     estimator = build_estimator(cfg, seed=seed)
@@ -118,11 +84,11 @@ def train_model(
     device = "cpu"
     try:
         inner = estimator
-        if isinstance(cfg, MLPConfig):
+        if model_type(cfg.type).loss_curve == "epochs":
             estimator.fit(x_train, y_train, X_val=x_val, y_val=y_val, on_epoch=on_epoch)
             inner = estimator.regressor_ if log else estimator
             history = inner.history_
-            device = inner.device_
+            device = getattr(inner, "device_", "cpu")
         else:
             estimator.fit(x_train, y_train)
             inner = estimator.regressor_ if log else estimator

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from wxops.errors import MonitorError, VerificationError
+from wxops.verify.score_table import lookup
 from wxops.verify.scoring import categorical_scores, continuous_scores, worse_by_pct
 
 
@@ -152,8 +153,10 @@ def breaches(scores: pd.DataFrame, rules: list[Any], promoted: dict[str, float])
                 breached = bool(worse > rule.max_worse_pct)
             elif rule.limit is not None:
                 worse = float("nan")
-                positive = rule.score.split("_")[0] in ("correlation", "pod", "csi", "ets")
-                breached = value < rule.limit if positive else value > rule.limit
+                entry = lookup(rule.score)
+                if entry is None:
+                    raise MonitorError(f"monitor.live_rules: unknown score '{rule.score}'")
+                breached = entry.breaches_limit(value, rule.limit)
             else:
                 worse, breached = float("nan"), False
             rows.append({"window_end": end, "score": rule.score, "value": value,

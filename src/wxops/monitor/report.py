@@ -1,5 +1,7 @@
 """The status page: an HTML file with plots, built from the files a monitor run leaves.
 
+The page is the Jinja2 template ``monitor/templates/status.html.j2`` (autoescaped).
+
 Operators open ``wxops-out/monitor/report/index.html``: the verdict and its exit code,
 every alert with its evidence, live scores over time against the promotion level, and
 drift per feature against its threshold.
@@ -7,7 +9,6 @@ drift per feature against its threshold.
 
 from __future__ import annotations
 
-import html
 import json
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,8 @@ import numpy as np
 import pandas as pd
 
 from wxops.errors import MonitorError
+from wxops.templating import render
+from wxops.verify.score_table import score_names
 
 _VERDICT = {0: ("healthy", "#1a7f37"), 3: ("stale or missing data", "#9a6700"),
             4: ("input drift", "#bc4c00"), 5: ("live-score incident", "#cf222e")}
@@ -78,6 +81,18 @@ def plot_drift(drift: pd.DataFrame, path: Path) -> Path:
     return path
 
 
+def _number(value: Any) -> str:
+    """``0.1234`` -> ``"0.1234"``; an undefined score (None in JSON, NaN) -> ``"–"``."""
+    if value is None or not np.isfinite(float(value)):
+        return "–"
+    return f"{float(value):.4g}"
+
+
+def _thresholds(scores: pd.DataFrame) -> list[float]:
+    """Event thresholds named by the ``hits_<t>`` columns of a score table."""
+    return [float(c[5:]) for c in scores.columns if c.startswith("hits_")]
+
+
 def write_status_page(out_dir: Path) -> Path:
     """Build ``report/index.html`` from ``status.json``, ``scores.csv`` and ``drift.csv``."""
     status_path = out_dir / "status.json"
@@ -88,8 +103,11 @@ def write_status_page(out_dir: Path) -> Path:
     drift = pd.read_csv(out_dir / "drift.csv", parse_dates=["window_end"])
     page_dir = out_dir / "report"
     page_dir.mkdir(parents=True, exist_ok=True)
-    names = [s for s in ("rmse", "mae", "bias") if s in scores.columns] + \
-        [c for c in scores.columns if c.startswith("ets_")]
+    # plots of the headline scores; the table lists every live score, in score-table order
+    live = score_names(_thresholds(scores), live=True)
+    names = [c for c in score_names(_thresholds(scores), live=True, headline=True)
+             if c in scores.columns]
+    shown = [c for c in live if c in status["latest_scores"]]
     images = []
     if names and not scores.empty:
         images.append(plot_scores(scores, status.get("promotion", {}), names, page_dir / "scores.png"))
@@ -97,30 +115,21 @@ def write_status_page(out_dir: Path) -> Path:
         images.append(plot_drift(drift, page_dir / "drift.png"))
     code = int(status["exit_code"])
     verdict, colour = _VERDICT.get(code, ("unknown", "#57606a"))
-    esc = html.escape
-    alert_rows = "".join(
-        f"<tr><td>{esc(a['kind'])}</td><td>{esc(a['subject'])}</td><td>{esc(a['message'])}</td></tr>"
-        for a in status["alerts"]) or "<tr><td colspan=3>none</td></tr>"
     incident = status.get("incident")
-    incident_html = (f"<h2>Incident</h2><p>{esc(str(incident['outcome']))}</p>"
-                     f"<pre>{esc(json.dumps(incident.get('details', {}), indent=2))}</pre>"
-                     if incident else "")
-    latest = "".join(f"<tr><td>{esc(k)}</td><td>{v:.4g}</td><td>"
-                     f"{status['promotion'].get(k, float('nan')):.4g}</td></tr>"
-                     for k, v in status["latest_scores"].items() if k in names or k == "n")
-    notes = "".join(f"<li>{esc(n)}</li>" for n in status.get("notes", []))
-    imgs = "".join(f'<p><img src="{p.name}" alt="{p.stem}" style="max-width:100%"></p>' for p in images)
-    page = f"""<!doctype html><html><head><meta charset="utf-8"><title>wxops monitor</title>
-<style>body{{font-family:sans-serif;max-width:980px;margin:2em auto}}td,th{{padding:2px 8px;
-border-bottom:1px solid #ddd;text-align:left}}.v{{color:#fff;background:{colour};padding:4px 10px}}</style>
-</head><body><h1>wxops monitor: {esc(status['model'])} version {esc(status['version'])}</h1>
-<p><span class="v">{esc(verdict)} (exit code {code})</span> as of {esc(status['now'])};
-{status['joined_total']} forecast/observation pairs joined, {status['joined_latest']} in the latest window;
-newest observation {status['observation_age_s'] / 3600:.1f} h old, newest input
-{status['input_age_s'] / 3600:.1f} h old.</p>
-<h2>Alerts</h2><table><tr><th>kind</th><th>subject</th><th>evidence</th></tr>{alert_rows}</table>
-{incident_html}<h2>Latest window</h2><table><tr><th>score</th><th>live</th><th>at promotion</th></tr>
-{latest}</table>{imgs}<ul>{notes}</ul></body></html>"""
+    promotion = status.get("promotion", {})
+    latest = [{"score": k, "live": _number(v), "promotion": _number(promotion.get(k))}
+              for k, v in status["latest_scores"].items() if k in shown or k == "n"]
+    page = render(
+        "wxops.monitor", "status.html.j2", colour=colour, verdict=verdict, code=code,
+        model=status["model"], version=status["version"], now=status["now"],
+        joined_total=status["joined_total"], joined_latest=status["joined_latest"],
+        observation_age_h=status["observation_age_s"] / 3600,
+        input_age_h=status["input_age_s"] / 3600, alerts=status["alerts"],
+        incident=None if not incident else {
+            "outcome": str(incident["outcome"]),
+            "details": json.dumps(incident.get("details", {}), indent=2)},
+        latest=latest, images=[{"file": p.name, "alt": p.stem} for p in images],
+        notes=status.get("notes", []))
     index = page_dir / "index.html"
     index.write_text(page, encoding="utf-8")
     return index

@@ -68,8 +68,9 @@ def verify_cmd(
         return
     show_table(GATE_TITLE, GATE_COLUMNS, _gate_rows(ev))
     console = Console()
-    cols = ["n", "rmse", "mae", "bias", "correlation",
-            *[f"{s}_{t:g}" for t in cfg.verify.thresholds for s in ("hits", "misses", "ets")]]
+    from wxops.verify.score_table import score_names
+
+    cols = ["n", *score_names(cfg.verify.thresholds, counts=("hits", "misses"), headline=True)]
     scores = ev.replay.scores[[c for c in cols if c in ev.replay.scores]]
     console.print(scores.to_string(float_format=lambda v: f"{v:.3g}"))
     verdict = "[green]PASS[/]" if ev.passed else "[red]FAIL[/]"

@@ -37,6 +37,7 @@ from wxops.release.technical import TechnicalResult, run_technical_checks
 from wxops.verify.evaluate import Verification, json_ready, stratify, verify_forecasts
 from wxops.verify.references import Climatology, cap_values, fit_climatology, nwp_forecast
 from wxops.verify.report import write_report
+from wxops.verify.score_table import score_names
 
 #: Version tag holding the semantic version given at promotion.
 SEMVER_TAG = "wxops.semver"
@@ -439,9 +440,8 @@ def evaluate_version(
     if not technical.passed:
         gate_rows = [*gate_rows, *({"rule": f"technical: {c.name}", "status": "fail",
                                     "why": c.detail} for c in technical.checks if not c.passed)]
-    replay_cols = ["n", "rmse", "mae", "bias", "correlation",
-                   *[f"{s}_{t:g}" for t in cfg.verify.thresholds
-                     for s in ("hits", "misses", "ets", "pss", "brier")]]
+    replay_cols = ["n", *score_names(cfg.verify.thresholds, counts=("hits", "misses"),
+                                     headline=True)]
     page = write_report(
         verification, out_dir, title=f"{name} version {version}",
         meta={"model": name, "version": version, "compared with champion":
@@ -458,6 +458,7 @@ def evaluate_version(
               "time": _time_note(data.obs),
               "technical tests": technical.summary()},
         gate_passed=gate.passed and technical.passed, gate_rows=gate_rows, histories=histories,
+        model_types={m.name: m.type for m in cfg.models},
         extra_sections={"Replay scores (what the gate judges)":
                         replayed.scores[[c for c in replay_cols if c in replayed.scores]]
                         .rename_axis("source")},
@@ -643,8 +644,6 @@ def _digests(info: dict[str, Any] | None) -> dict[str, str]:
 
 
 def _side_by_side(v: Verification) -> dict[str, dict[str, float]]:
-    cols = ["n", "rmse", "mae", "bias", "correlation",
-            *[f"{s}_{t:g}" for t in v.thresholds
-              for s in ("hits", "misses", "false_alarms", "pod", "far", "ets", "pss")]]
+    cols = ["n", *score_names(v.thresholds, counts=("hits", "misses", "false_alarms"))]
     return {c: {s: float(v.scores.at[s, c]) for s in v.sources} for c in cols
             if c in v.scores.columns}

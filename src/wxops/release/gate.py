@@ -28,12 +28,8 @@ from wxops.release.significance import (
     dm_hln_test,
 )
 from wxops.verify.evaluate import Verification
-from wxops.verify.scoring import POSITIVE, base_score, event_operator, skill, worse_by_pct
-
-#: Categorical scores the bootstrap can resample (scores' contingency-table methods).
-_CATEGORICAL = {"pod": "probability_of_detection", "far": "false_alarm_ratio",
-                "csi": "threat_score", "ets": "equitable_threat_score",
-                "pss": "peirce_skill_score"}
+from wxops.verify.score_table import lookup
+from wxops.verify.scoring import base_score, event_operator, skill, worse_by_pct
 
 #: Scores with a per-forecast loss the bootstrap can resample.
 _LOSSES = {"rmse": np.square, "mae": np.abs}
@@ -249,15 +245,18 @@ def _significance(score: str, against: str, ctx: _Context) -> TestResult | None:
             return block_bootstrap_test(a, b, block_length=ctx.block,
                                         n_samples=ctx.cfg.bootstrap_samples, seed=ctx.seed)
         return dm_hln_test(a, b, lead_time=ctx.lead_time)
-    if name not in _CATEGORICAL:
+    entry = lookup(score)
+    # the bootstrap resamples scores' contingency tables; bias-like scores have no
+    # one-sided "better" to test
+    if entry is None or entry.source != "contingency" or entry.direction == "closer":
         return None
     threshold = float(score.rpartition("_")[2])
     op = event_operator(ctx.verification.event)
-    sign = 1.0 if name in POSITIVE else -1.0
+    sign = 1.0 if entry.direction == "higher" else -1.0
 
     def difference(index: np.ndarray) -> np.ndarray:
-        return sign * (_resampled(name, fc, o, index, threshold, op)
-                       - _resampled(name, fr, o, index, threshold, op))
+        return sign * (_resampled(entry.function, fc, o, index, threshold, op)
+                       - _resampled(entry.function, fr, o, index, threshold, op))
 
     p, lo, hi, block = bootstrap_difference(
         difference, o.size, dependence=op(o, threshold).astype(float),
@@ -266,9 +265,9 @@ def _significance(score: str, against: str, ctx: _Context) -> TestResult | None:
     return TestResult("block-bootstrap", p, float("nan"), lo, hi, int(o.size), block)
 
 
-def _resampled(name: str, f: np.ndarray, o: np.ndarray, index: np.ndarray, threshold: float,
+def _resampled(method: str, f: np.ndarray, o: np.ndarray, index: np.ndarray, threshold: float,
                op: Any) -> np.ndarray:
-    """``name`` of each resample (rows ``index``), by scores' contingency tables."""
+    """The contingency-table ``method`` of each resample (rows ``index``), by scores."""
     import xarray as xr
     from scores.categorical import ThresholdEventOperator
 
@@ -277,4 +276,4 @@ def _resampled(name: str, f: np.ndarray, o: np.ndarray, index: np.ndarray, thres
         .make_contingency_manager(xr.DataArray(f[index], dims=dims),
                                   xr.DataArray(o[index], dims=dims))
     table = manager.transform(preserve_dims=["sample"])
-    return np.asarray(getattr(table, _CATEGORICAL[name])(), dtype=float).reshape(-1)
+    return np.asarray(getattr(table, method)(), dtype=float).reshape(-1)

@@ -20,6 +20,7 @@ from wxops.config import WxopsConfig
 from wxops.release.gate import GateResult, evaluate_gate
 from wxops.verify.evaluate import verify_forecasts
 from wxops.verify.references import fit_climatology
+from wxops.verify.score_table import lookup, names_of
 
 
 @dataclass
@@ -76,7 +77,7 @@ def select_configuration(
         verdicts[name] = evaluate_gate(v, gate_cfg)
         scores[name] = {f"val_{c}": float(v.scores.at["candidate", c])
                         for c in v.scores.columns
-                        if c.startswith(("ets_", "pss_", "pod_", "far_", "brier_", "hits_"))
+                        if c.startswith(("hits_", *(f"{n}_" for n in names_of("categorical"))))
                         and np.isfinite(v.scores.at["candidate", c])}
     fails = {n: len(verdicts[n].failed_rules) for n in by_metric}
     best = min(by_metric, key=lambda n: (fails[n], metrics[n][selection]))
@@ -88,8 +89,9 @@ def select_configuration(
         message = (f"no configuration passes all of the gate's reference rules on validation; "
                    f"{best} fails the fewest ({'; '.join(failed)})")
         for rule in failed:
-            if rule.startswith(("ets_", "pss_")):
-                score = rule.split(" ")[0]
+            score = rule.split(" ")[0]
+            entry = lookup(score)
+            if entry is not None and entry.kind == "categorical" and entry.direction == "higher":
                 top = max(by_metric, key=lambda n: scores[n].get(f"val_{score}", -np.inf))
                 message += (f". No configuration beats {rule.split(' vs ')[1].split(':')[0]} on "
                             f"{score} (best {top}: {scores[top].get(f'val_{score}', float('nan')):.3f})")

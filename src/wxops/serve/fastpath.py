@@ -97,7 +97,7 @@ def _compile_meteo_pipeline(model: Any, schema: InputSchema) -> Predict | None:
     """A NumPy version of ``Pipeline([MeteoFeatures, estimator])``, or None if not one."""
     from sklearn.pipeline import Pipeline
 
-    from wxops.features import MeteoFeatures
+    from wxops.features import MeteoFeatures, derive_features
 
     if not isinstance(model, Pipeline) or len(model.steps) != 2:
         return None
@@ -113,11 +113,11 @@ def _compile_meteo_pipeline(model: Any, schema: InputSchema) -> Predict | None:
         out_columns = list(features.transform(to_frame(probe, schema)).columns)
     except (ValueError, KeyError, TypeError):
         return None
-    transform = _meteo_transform(derived, inputs)
     final = _compile_estimator(estimator) or estimator.predict
 
     def predict(batch: Batch) -> np.ndarray:
-        cols = transform(batch.columns)
+        # the feature maths of training itself (wxops.features), on the batch's arrays
+        cols = derive_features({name: batch.columns[name] for name in inputs}, derived)
         x = np.column_stack([cols[name] for name in out_columns])
         return np.asarray(final(x), dtype=np.float64).reshape(batch.n_rows)
 
@@ -168,37 +168,3 @@ def _scaler(scaler: Any) -> Callable[[np.ndarray], np.ndarray]:
         return x
 
     return apply
-
-
-def _meteo_transform(
-    derived: set[str], inputs: list[str]
-) -> Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]]:
-    """:meth:`MeteoFeatures.transform`'s arithmetic, in the same order, on arrays."""
-    a, b = 17.625, 243.04
-
-    def transform(cols: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        out = {n: cols[n] for n in inputs if n != "time"}
-        if "t2m" in out and "td2m" in out:
-            t, td = out["t2m"], out["td2m"]
-            rh = np.minimum(100.0 * np.exp(a * td / (b + td) - a * t / (b + t)), 100.0)
-            out["rh"] = np.where(np.isnan(out["rh"]), rh, out["rh"]) if "rh" in out else rh
-        if "dewpoint_depression" in derived:
-            out["dewpoint_depression"] = out["t2m"] - out["td2m"]
-        if "wind_components" in derived:
-            rad = np.deg2rad(out.pop("wind_dir"))
-            out["wind_u"] = -out["wind_speed"] * np.sin(rad)
-            out["wind_v"] = -out["wind_speed"] * np.cos(rad)
-        if "cyclic_time" in derived:
-            time = cols["time"]
-            day = time.astype("datetime64[D]")
-            minutes = (time - day) // np.timedelta64(1, "m")
-            hour = (minutes // 60) + (minutes % 60) / 60.0
-            doy = (day - time.astype("datetime64[Y]").astype("datetime64[D]")).astype(
-                np.int64) + 1
-            out["hour_sin"] = np.sin(2 * np.pi * hour / 24.0)
-            out["hour_cos"] = np.cos(2 * np.pi * hour / 24.0)
-            out["doy_sin"] = np.sin(2 * np.pi * doy / 365.25)
-            out["doy_cos"] = np.cos(2 * np.pi * doy / 365.25)
-        return out
-
-    return transform

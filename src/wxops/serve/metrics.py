@@ -28,9 +28,15 @@ multiprocess mode; the info metric then takes the max over live workers).
 from __future__ import annotations
 
 import os
+import threading
+from collections.abc import Iterator
 
+import numpy as np
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client import multiprocess as prom_mp
+from prometheus_client.core import HistogramMetricFamily
+from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
@@ -38,6 +44,57 @@ _LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.
 #: Visibility thresholds that matter to aviation (m), up to the 100 km QC limit.
 VALUE_BUCKETS = (200.0, 400.0, 800.0, 1500.0, 3000.0, 5000.0, 8000.0, 10_000.0, 16_000.0,
                  25_000.0, 50_000.0, 100_000.0)
+
+
+class ValueHistogram(Collector):
+    """A histogram filled a whole array at a time (the predicted values of one flush).
+
+    In one process the buckets are NumPy counts, exposed through prometheus-client's
+    public collector API (``HistogramMetricFamily``): a flush of 100-row requests costs
+    about a microsecond per request, where one ``Histogram.observe`` per value costs
+    ~2 microseconds per value. In multiprocess mode the values must reach the shared
+    files, so a plain ``Histogram`` observes each value. NaN values are not counted.
+    """
+
+    def __init__(self, name: str, documentation: str, buckets: tuple[float, ...],
+                 registry: CollectorRegistry | None) -> None:
+        self._name, self._documentation = name, documentation
+        self._bounds = np.asarray([*sorted(buckets), np.inf], dtype=np.float64)
+        self._counts = np.zeros(len(self._bounds), dtype=np.int64)
+        self._sum = 0.0
+        self._lock = threading.Lock()
+        self._shared: Histogram | None = None
+        if registry is None:  # multiprocess mode: the default registry writes the files
+            self._shared = Histogram(name, documentation, buckets=buckets, registry=None)
+        else:
+            registry.register(self)
+
+    def observe_all(self, values: np.ndarray) -> None:
+        """Count every value that is not NaN (a NaN would turn the sum NaN)."""
+        finite = values[~np.isnan(values)]
+        if self._shared is not None:
+            observe = self._shared.observe
+            for value in finite.tolist():
+                observe(value)
+            return
+        # a value equal to a bound belongs to that bucket (le), as in Histogram.observe
+        counts = np.bincount(np.searchsorted(self._bounds, finite, side="left"),
+                             minlength=len(self._bounds))
+        with self._lock:
+            self._counts += counts
+            self._sum += float(finite.sum())
+
+    def describe(self) -> Iterator[HistogramMetricFamily]:
+        yield HistogramMetricFamily(self._name, self._documentation)
+
+    def collect(self) -> Iterator[HistogramMetricFamily]:
+        with self._lock:
+            cumulative = np.cumsum(self._counts).tolist()
+            total = self._sum
+        family = HistogramMetricFamily(self._name, self._documentation)
+        family.add_metric([], [(floatToGoString(b), float(c)) for b, c in
+                               zip(self._bounds.tolist(), cumulative, strict=True)], total)
+        yield family
 
 
 class ServiceMetrics:
@@ -54,8 +111,8 @@ class ServiceMetrics:
                                  ["endpoint", "status"], buckets=_LATENCY_BUCKETS, registry=reg)
         self.rows = Counter("wxops_prediction_rows", "Rows predicted.", ["endpoint"],
                             registry=reg)
-        self.values = Histogram("wxops_predicted_value", "Distribution of predicted values.",
-                                buckets=value_buckets, registry=reg)
+        self.values = ValueHistogram("wxops_predicted_value", "Distribution of predicted values.",
+                                     value_buckets, reg)
         self.model_info = Gauge("wxops_model_info", "The model version served (value 1).",
                                 ["name", "version", "run_id"], registry=reg,
                                 multiprocess_mode="max")

@@ -10,12 +10,15 @@ swap.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import logging
+import os
 import re
+import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -120,7 +123,8 @@ def load_model(name: str, version: str) -> LoadedModel:
     connected)."""
     from wxops import tracking
 
-    servable = tracking.load_servable_model(name, version)
+    with _dead_code_paths_dropped():
+        servable = tracking.load_servable_model(name, version)
     schema = InputSchema.from_signature(servable.inputs)
     predictor = build_predictor(servable.model, schema)
     warm = predictor.fn(synthetic_batch(schema, 1))
@@ -132,6 +136,21 @@ def load_model(name: str, version: str) -> LoadedModel:
         source=servable.source, signature=servable.inputs, schema=schema,
         predictor=predictor, tags=servable.tags,
     )
+
+
+@contextlib.contextmanager
+def _dead_code_paths_dropped() -> Iterator[None]:
+    """Remove the ``sys.path`` entries a model load added whose folder is gone again.
+
+    MLflow puts a loaded model's ``code_paths`` folder first on ``sys.path`` on every load;
+    wxops loads from a temporary copy that is deleted afterwards, so without this every
+    hot swap left one more dead entry (searched, in vain, by every later import).
+    """
+    before = set(sys.path)
+    try:
+        yield
+    finally:
+        sys.path[:] = [p for p in sys.path if p in before or os.path.isdir(p)]
 
 
 class ModelHolder:

@@ -172,7 +172,7 @@ class PredictionSink:
                 entries.append(self._queue.popleft())
             if not entries:
                 return 0
-            observe_all(self._metrics.values, np.concatenate([e.outputs for e in entries]))
+            self._metrics.values.observe_all(np.concatenate([e.outputs for e in entries]))
             if self._store is None:
                 return 0
             rows = [_row(e) for e in entries]
@@ -202,25 +202,3 @@ def _row(entry: LogEntry) -> tuple[Any, ...]:
     return (received, entry.endpoint, entry.model_name, entry.model_version, entry.run_id,
             len(entry.outputs), orjson.dumps(inputs, option=_NUMPY).decode(),
             orjson.dumps(entry.outputs, option=_NUMPY).decode())
-
-
-def observe_all(histogram: Any, values: np.ndarray) -> None:
-    """``histogram.observe`` for every value, as one NumPy bucket count per flush.
-
-    Falls back to one ``observe`` per value if prometheus-client's histogram layout
-    (``_upper_bounds``, ``_buckets``, ``_sum``) ever changes.
-    """
-    bounds = getattr(histogram, "_upper_bounds", None)
-    buckets = getattr(histogram, "_buckets", None)
-    total = getattr(histogram, "_sum", None)
-    if bounds is None or buckets is None or total is None or len(bounds) != len(buckets):
-        for value in values.tolist():
-            histogram.observe(value)
-        return
-    finite = values[~np.isnan(values)]
-    counts = np.bincount(np.searchsorted(np.asarray(bounds), finite, side="left"),
-                         minlength=len(bounds))
-    for index, count in enumerate(counts.tolist()):
-        if count:
-            buckets[index].inc(count)
-    total.inc(float(finite.sum()))

@@ -12,8 +12,17 @@ if TYPE_CHECKING:
     import pandas as pd
 
 
-def plot_loss_curves(histories: dict[str, list[dict[str, float | None]]], path: Path) -> Path:
-    """Train (dashed) and validation (solid) loss per epoch of each configuration."""
+def plot_loss_curves(histories: dict[str, list[dict[str, float | None]]], path: Path, *,
+                     types: dict[str, str] | None = None) -> Path:
+    """Train (dashed) and validation (solid) loss per step of each configuration.
+
+    ``types`` (configuration -> model type) names each curve's step on the x-axis from
+    the model-type registry (epoch, boosting stage...); unknown: "step".
+    """
+    from wxops.models.types import MODEL_TYPES
+
+    axes = {name: MODEL_TYPES[t].loss_axis for name, t in (types or {}).items()
+            if t in MODEL_TYPES}
     import matplotlib
 
     matplotlib.use("Agg")
@@ -26,14 +35,16 @@ def plot_loss_curves(histories: dict[str, list[dict[str, float | None]]], path: 
         x = list(epochs)
         train = np.array([h["train_loss"] for h in history], dtype=float)
         ax.plot(x, train, ls="--", color=color, alpha=0.7,
-                label=f"{name} train", marker="o" if len(x) == 1 else None)
+                label=f"{name} train" + (f" [{axes[name]}]" if name in axes else ""),
+                marker="o" if len(x) == 1 else None)
         val = np.array([np.nan if h["val_loss"] is None else h["val_loss"] for h in history],
                        dtype=float)
         if np.isfinite(val).any():
             ax.plot(x, val, ls="-", color=color, label=f"{name} validation",
                     marker="s" if len(x) == 1 else None)
     ax.axhline(1.0, color="grey", lw=0.8, ls=":", label="training mean (= 1)")
-    ax.set_xlabel("epoch (boosting: stage / 2 %)")
+    steps = sorted({axes.get(name, "step") for name in histories})
+    ax.set_xlabel(" / ".join(steps))
     ax.set_ylabel("MSE / var(target)")
     ax.set_title("Loss curves per configuration")
     ax.legend(fontsize=7, ncol=2)

@@ -1,12 +1,14 @@
 """The verification report: one self-contained HTML page plus the PNG plots it shows.
 
+The page is the Jinja2 template ``verify/templates/report.html.j2`` (autoescaped); this
+module only turns scores into the rows it shows.
+
 Written to a folder (then logged to the model version's run by the caller), so an
 operator can open ``index.html`` from disk or from the MLflow UI's artifact view.
 """
 
 from __future__ import annotations
 
-import html
 import math
 from collections.abc import Sequence
 from pathlib import Path
@@ -14,6 +16,7 @@ from typing import Any
 
 import pandas as pd
 
+from wxops.templating import render
 from wxops.verify.evaluate import Verification
 from wxops.verify.plots import (
     plot_error_by,
@@ -21,15 +24,10 @@ from wxops.verify.plots import (
     plot_performance_diagram,
     plot_scorecard,
 )
+from wxops.verify.score_table import COUNTS, names_of, score_names
 
-_CSS = """
-body{font-family:system-ui,sans-serif;margin:2em;max-width:1200px;color:#222}
-table{border-collapse:collapse;margin:1em 0;font-size:0.9em}
-th,td{border:1px solid #ccc;padding:3px 8px;text-align:right}
-th{background:#f2f2f2} td.l,th.l{text-align:left}
-.pass{color:#06702b;font-weight:bold} .fail{color:#b00020;font-weight:bold}
-.na{color:#888} img{max-width:100%;border:1px solid #eee;margin:0.5em 0}
-"""
+Table = dict[str, list[Any]]
+"""``{"columns": [...], "rows": [[cell, ...], ...]}``: what the template's table shows."""
 
 
 def _fmt(value: Any) -> str:
@@ -39,30 +37,23 @@ def _fmt(value: Any) -> str:
         if math.isnan(value):
             return "–"
         return f"{value:.0f}" if abs(value) >= 100 else f"{value:.3g}"
-    return html.escape(str(value))
+    return str(value)
 
 
-def _table(frame: pd.DataFrame, *, index_label: str | Sequence[str] = "source") -> str:
+def _table(frame: pd.DataFrame) -> Table:
     frame = frame.reset_index()
-    head = "".join(f'<th class="l">{html.escape(str(c))}</th>' if i == 0 else
-                   f"<th>{html.escape(str(c))}</th>" for i, c in enumerate(frame.columns))
-    body = []
-    for _, row in frame.iterrows():
-        cells = "".join(f'<td class="l">{_fmt(v)}</td>' if i == 0 else f"<td>{_fmt(v)}</td>"
-                        for i, v in enumerate(row.tolist()))
-        body.append(f"<tr>{cells}</tr>")
-    return f"<table><tr>{head}</tr>{''.join(body)}</table>"
+    return {"columns": [str(c) for c in frame.columns],
+            "rows": [[_fmt(v) for v in row.tolist()] for _, row in frame.iterrows()]}
 
 
-def _event_table(frame: pd.DataFrame, label: str) -> str:
+def _event_table(frame: pd.DataFrame, label: str) -> Table:
     """A contingency table whose undefined scores say why, e.g. ``undefined: no
     forecasts of the event``, instead of a bare dash."""
     from wxops.verify.scoring import undefined_reason
 
     shown = frame.astype(object).copy()
     for source, row in frame.iterrows():
-        counts = {k: row.get(f"{k}_{label}") for k in ("hits", "misses", "false_alarms",
-                                                       "correct_negatives")}
+        counts = {k: row.get(f"{k}_{label}") for k in COUNTS}
         if any(v is None or v != v for v in counts.values()):
             continue
         for col in frame.columns:
@@ -74,28 +65,21 @@ def _event_table(frame: pd.DataFrame, label: str) -> str:
     return _table(shown.rename_axis("source"))
 
 
-def _gate_html(passed: bool | None, rows: Sequence[dict[str, Any]]) -> str:
+def _gate(passed: bool | None, rows: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
     if passed is None:
-        return "<p class='na'>No gate evaluated for this report.</p>"
-    verdict = "<span class='pass'>PASS</span>" if passed else "<span class='fail'>FAIL</span>"
-    head = ("<tr><th class='l'>rule</th><th>n</th><th>events</th><th>candidate</th>"
-            "<th>reference</th><th>skill</th><th>effect (cand. - ref.)</th><th>95 % CI</th>"
-            "<th>p-value</th><th class='l'>test</th><th class='l'>result</th></tr>")
-    body = []
+        return None
+    shown = []
     for r in rows:
         status = r["status"]
-        css = {"pass": "pass", "fail": "fail"}.get(status, "na")
-        ci = (f"[{_fmt(r.get('ci_low'))}, {_fmt(r.get('ci_high'))}]"
-              if r.get("ci_low") is not None else "–")
-        body.append(
-            f"<tr><td class='l'>{html.escape(r['rule'])}</td><td>{_fmt(r.get('n'))}</td>"
-            f"<td>{_fmt(r.get('events'))}</td><td>{_fmt(r.get('candidate'))}</td>"
-            f"<td>{_fmt(r.get('reference'))}</td><td>{_fmt(r.get('skill'))}</td>"
-            f"<td>{_fmt(r.get('effect'))}</td><td>{ci}</td><td>{_fmt(r.get('p_value'))}</td>"
-            f"<td class='l'>{_fmt(r.get('test'))}</td>"
-            f"<td class='l {css}'>{html.escape(status)}: {html.escape(r.get('why', ''))}</td></tr>"
-        )
-    return f"<p id='gate-verdict'>Gate: {verdict}</p><table id='gate'>{head}{''.join(body)}</table>"
+        shown.append({
+            "rule": r["rule"], "status": status, "why": r.get("why", ""),
+            "css": {"pass": "pass", "fail": "fail"}.get(status, "na"),
+            "ci": (f"[{_fmt(r.get('ci_low'))}, {_fmt(r.get('ci_high'))}]"
+                   if r.get("ci_low") is not None else "–"),
+            **{k: _fmt(r.get(k)) for k in ("n", "events", "candidate", "reference", "skill",
+                                           "effect", "p_value", "test")},
+        })
+    return {"passed": passed, "rows": shown}
 
 
 def write_report(
@@ -107,6 +91,7 @@ def write_report(
     gate_passed: bool | None = None,
     gate_rows: Sequence[dict[str, Any]] = (),
     histories: dict[str, list[dict[str, float | None]]] | None = None,
+    model_types: dict[str, str] | None = None,
     extra_sections: dict[str, pd.DataFrame] | None = None,
 ) -> Path:
     """Write ``index.html`` and its PNG plots into ``out_dir``; return the HTML path.
@@ -118,6 +103,7 @@ def write_report(
         meta: key facts shown at the top (model, version, data digest...).
         gate_passed, gate_rows: the gate verdict and one row per rule, if evaluated.
         histories: train/validation loss per epoch, for the loss-curve plot.
+        model_types: configuration -> model type, naming the loss curves' steps.
         extra_sections: further tables (heading -> frame), e.g. the replay scores.
     """
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -125,8 +111,8 @@ def write_report(
     labels = [f"{t:g}" for t in verification.thresholds]
     plots: list[tuple[str, Path]] = [
         ("Scorecard", plot_scorecard(scores, out_dir / "scorecard.png",
-                                     columns=["rmse", "mae", "bias", "correlation",
-                                              *[f"ets_{x}" for x in labels]])),
+                                     columns=score_names(verification.thresholds,
+                                                         headline=True))),
         ("Error by hour of day", plot_error_by(verification.strata["hour"],
                                                out_dir / "error_by_hour.png", dimension="hour")),
         ("Performance diagram", plot_performance_diagram(
@@ -137,39 +123,31 @@ def write_report(
             verification.strata["lead_time"], out_dir / "error_by_lead_time.png",
             dimension="lead_time")))
     if histories:
-        plots.append(("Loss curves", plot_loss_curves(histories, out_dir / "loss_curves.png")))
+        plots.append(("Loss curves", plot_loss_curves(histories, out_dir / "loss_curves.png",
+                                                         types=model_types)))
 
-    continuous = [c for c in ("n", "rmse", "mae", "bias", "correlation") if c in scores.columns]
-    parts = [
-        f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
-        f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>",
-        f"<h1>{html.escape(title)}</h1>",
-    ]
-    if meta:
-        parts.append("<table id='meta'>" + "".join(
-            f"<tr><th class='l'>{html.escape(k)}</th><td class='l'>{html.escape(str(v))}</td></tr>"
-            for k, v in meta.items()) + "</table>")
-    parts += ["<h2>Quality gate</h2>", _gate_html(gate_passed, gate_rows),
-              f"<h2>Scores on the test block ({verification.n} forecasts)</h2>",
-              _table(scores[continuous].rename_axis("source"))]
+    continuous = [c for c in ("n", *names_of("continuous")) if c in scores.columns]
+    sections: list[dict[str, Any]] = [
+        {"level": 2, "heading": f"Scores on the test block ({verification.n} forecasts)",
+         "table": _table(scores[continuous].rename_axis("source"))}]
+    event = "below" if verification.event == "below" else "at or above"
     for label in labels:
-        cols = [f"{s}_{label}" for s in ("hits", "misses", "false_alarms", "correct_negatives",
-                                         "pod", "far", "csi", "ets", "pss", "frequency_bias",
-                                         "brier")]
-        event = "below" if verification.event == "below" else "at or above"
-        parts += [f"<h3>Events: {event} {label}</h3>",
-                  _event_table(scores[[c for c in cols if c in scores.columns]], label)]
+        cols = [f"{s}_{label}" for s in (*COUNTS, *names_of("categorical"))]
+        sections.append({"level": 3, "heading": f"Events: {event} {label}",
+                         "table": _event_table(scores[[c for c in cols if c in scores.columns]],
+                                               label)})
     if not verification.skill.empty:
-        parts += ["<h2>Skill (1 - score / score of the reference)</h2>",
-                  _table(verification.skill)]
+        sections.append({"level": 2, "heading": "Skill (1 - score / score of the reference)",
+                         "table": _table(verification.skill)})
     for heading, frame in (extra_sections or {}).items():
-        parts += [f"<h2>{html.escape(heading)}</h2>", _table(frame)]
+        sections.append({"level": 2, "heading": heading, "table": _table(frame)})
     unit = {"hour": " (UTC)", "month": " (block month)"}
     for dim, frame in verification.strata.items():
         wide = frame.pivot(index="group", columns="source", values="rmse")
         wide.insert(0, "n", frame.groupby("group")["n"].first())
-        name = html.escape(dim.replace("_", " ")) + unit.get(dim, "")
-        parts += [f"<h3>RMSE by {name}</h3>", _table(wide.rename_axis(dim))]
+        name = dim.replace("_", " ") + unit.get(dim, "")
+        sections.append({"level": 3, "heading": f"RMSE by {name}",
+                         "table": _table(wide.rename_axis(dim))})
         for label in labels:
             if f"ets_{label}" not in frame.columns or dim not in ("season", "hour", "lead_time",
                                                                   "month"):
@@ -177,16 +155,13 @@ def write_report(
             ets = frame.pivot(index="group", columns="source", values=f"ets_{label}")
             ets.insert(0, "events", frame.groupby("group")[f"events_{label}"].first())
             ets.insert(0, "n", frame.groupby("group")["n"].first())
-            parts += [f"<h3>ETS {label} by {name}</h3>", _table(ets.rename_axis(dim))]
-    for heading, path in plots:
-        parts.append(f"<h2>{html.escape(heading)}</h2><img src='{path.name}' "
-                     f"alt='{html.escape(heading)}' onload=\"this.dataset.ok='1'\" "
-                     "onerror=\"this.dataset.ok='0';this.insertAdjacentHTML('afterend',"
-                     "'<p class=fail>plot missing: '+this.getAttribute('src')+'</p>')\">")
-    if verification.notes:
-        parts.append("<h2>Notes</h2><ul>" + "".join(
-            f"<li>{html.escape(n)}</li>" for n in verification.notes) + "</ul>")
-    parts.append("</body></html>")
+            sections.append({"level": 3, "heading": f"ETS {label} by {name}",
+                             "table": _table(ets.rename_axis(dim))})
+    text = render("wxops.verify", "report.html.j2", title=title,
+                  meta={k: str(v) for k, v in (meta or {}).items()},
+                  gate=_gate(gate_passed, gate_rows), sections=sections,
+                  plots=[{"heading": h, "file": p.name} for h, p in plots],
+                  notes=list(verification.notes))
     page = out_dir / "index.html"
-    page.write_text("\n".join(parts), encoding="utf-8")
+    page.write_text(text, encoding="utf-8")
     return page

@@ -15,27 +15,18 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from wxops.config import CATEGORICAL_SCORES, threshold_label
 from wxops.errors import VerificationError
+from wxops.verify.score_table import (
+    COUNTS,
+    SCORES,
+    base_score,
+    lookup,
+    scores_of,
+    threshold_label,
+)
 
-#: Value of a perfect forecast, for the skill formula (None: no skill defined).
-PERFECT: dict[str, float | None] = {
-    "mae": 0.0, "rmse": 0.0, "bias": None, "correlation": 1.0,
-    "pod": 1.0, "far": 0.0, "csi": 1.0, "ets": 1.0, "pss": 1.0, "frequency_bias": None,
-    "crps": 0.0, "brier": 0.0,
-}
-#: Scores where a larger value is better.
-POSITIVE: frozenset[str] = frozenset({"correlation", "pod", "csi", "ets", "pss"})
-#: Contingency counts reported next to the categorical scores, in table order.
-COUNTS: tuple[str, ...] = ("hits", "misses", "false_alarms", "correct_negatives")
-
-
-def base_score(name: str) -> str:
-    """``ets_1000`` -> ``ets``; ``rmse`` -> ``rmse``."""
-    for score in sorted(PERFECT, key=len, reverse=True):
-        if name == score or name.startswith(score + "_"):
-            return score
-    return name
+__all__ = ["COUNTS", "base_score", "brier", "categorical_scores", "continuous_scores",
+           "crps_of_quantiles", "event_operator", "skill", "undefined_reason", "worse_by_pct"]
 
 
 def _as_arrays(fcst: Any, obs: Any) -> tuple[xr.DataArray, xr.DataArray]:
@@ -52,20 +43,18 @@ def _as_arrays(fcst: Any, obs: Any) -> tuple[xr.DataArray, xr.DataArray]:
 
 
 def continuous_scores(fcst: Any, obs: Any) -> dict[str, float]:
-    """MAE, RMSE, additive bias (mean forecast - obs) and Pearson correlation.
+    """Every continuous score of the score table (MAE, RMSE, additive bias, Pearson
+    correlation...) and ``n``, the pairs scored.
 
     Pairs with a missing forecast or observation are left out.
     """
-    import scores.continuous as sc
-
     f, o = _as_arrays(fcst, obs)
-    out = {
-        "mae": float(sc.mae(f, o)),
-        "rmse": float(sc.rmse(f, o)),
-        "bias": float(sc.additive_bias(f, o)),
-        "correlation": float(sc.correlation.pearsonr(f, o)) if f.size > 1 else float("nan"),
-        "n": float(f.size),
-    }
+    out: dict[str, float] = {}
+    for score in scores_of("continuous", source="values"):
+        # one pair has no spread: a correlation (or any score needing two) is undefined
+        out[score.name] = (float(score.resolve()(f, o)) if f.size > 1 or score.name != "correlation"
+                           else float("nan"))
+    out["n"] = float(f.size)
     return out
 
 
@@ -81,8 +70,8 @@ def event_operator(event: str) -> Callable[[Any, Any], Any]:
 def categorical_scores(
     fcst: Any, obs: Any, *, thresholds: list[float], event: str = "below"
 ) -> dict[str, float]:
-    """POD, FAR, CSI, ETS, Peirce skill score (PSS), frequency bias and the contingency
-    counts at each threshold.
+    """Every contingency-table score of the score table (POD, FAR, CSI, ETS, Peirce skill
+    score, frequency bias...) and the contingency counts at each threshold.
 
     Names carry the threshold, e.g. ``pod_1000``, ``hits_1000``. A score whose
     denominator is zero (no event observed or forecast) is NaN, as ``scores`` gives it.
@@ -97,16 +86,8 @@ def categorical_scores(
         table = ThresholdEventOperator(default_event_threshold=threshold, default_op_fn=op)
         manager = table.make_contingency_manager(f, o)
         counts = manager.get_counts()
-        values = {
-            "pod": manager.probability_of_detection(),
-            "far": manager.false_alarm_ratio(),
-            "csi": manager.threat_score(),
-            "ets": manager.equitable_threat_score(),
-            "pss": manager.peirce_skill_score(),
-            "frequency_bias": manager.frequency_bias(),
-        }
-        for name in (c for c in CATEGORICAL_SCORES if c in values):
-            out[f"{name}_{label}"] = float(values[name])
+        for score in scores_of("categorical", source="contingency"):
+            out[f"{score.name}_{label}"] = float(getattr(manager, score.function)())
         out[f"hits_{label}"] = float(counts["tp_count"])
         out[f"misses_{label}"] = float(counts["fn_count"])
         out[f"false_alarms_{label}"] = float(counts["fp_count"])
@@ -157,8 +138,6 @@ def crps_of_quantiles(quantiles: Any, obs: Any) -> float:
 
 def brier(prob: Any, obs_event: Any) -> float:
     """Brier score of event probabilities in [0, 1] against observed events (0/1)."""
-    from scores.probability import brier_score
-
     p = np.asarray(prob, dtype=float)
     e = np.asarray(obs_event, dtype=float)
     if p.shape != e.shape:
@@ -167,6 +146,7 @@ def brier(prob: Any, obs_event: Any) -> float:
         raise VerificationError("probabilities must lie in [0, 1]")
     if not np.isin(e, (0.0, 1.0)).all():
         raise VerificationError("observed events must be 0 or 1")
+    brier_score = SCORES["brier"].resolve()
     return float(brier_score(xr.DataArray(p, dims="time"), xr.DataArray(e, dims="time")))
 
 
@@ -175,21 +155,27 @@ def skill(score: str, value: float, reference: float) -> float | None:
 
     ``(value - reference) / (perfect - reference)``, which for error scores (perfect 0)
     is ``1 - score/score_reference``. None where no skill is defined (bias, frequency
-    bias) or the reference is already perfect.
+    bias: closer to perfect is better), the score is unknown or the reference is
+    already perfect.
     """
-    perfect = PERFECT.get(base_score(score))
-    if perfect is None or not np.isfinite(value) or not np.isfinite(reference):
+    entry = lookup(score)
+    if entry is None or not entry.has_skill or not np.isfinite(value) or not np.isfinite(reference):
         return None
-    if reference == perfect:
+    if reference == entry.perfect:
         return None
-    return float((value - reference) / (perfect - reference))
+    return float((value - reference) / (entry.perfect - reference))
 
 
 def worse_by_pct(score: str, value: float, reference: float) -> float:
-    """How many percent ``value`` is worse than ``reference`` (negative: better)."""
+    """How many percent ``value`` is worse than ``reference`` (negative: better), in the
+    score's own orientation (for bias: by the distance from perfect)."""
     if not np.isfinite(value) or not np.isfinite(reference):
         return float("nan")
-    diff = reference - value if base_score(score) in POSITIVE else value - reference
-    if reference == 0:
+    entry = lookup(score)
+    if entry is None:
+        raise VerificationError(f"unknown score {score!r}: not in wxops.verify.score_table")
+    diff = entry.distance(value) - entry.distance(reference)
+    scale = abs(entry.distance(reference)) if entry.direction == "closer" else abs(reference)
+    if scale == 0:
         return 0.0 if diff == 0 else float("inf") * np.sign(diff)
-    return float(100.0 * diff / abs(reference))
+    return float(100.0 * diff / scale)

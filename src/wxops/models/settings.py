@@ -1,0 +1,90 @@
+"""Settings of the built-in model types (``models:`` entries of ``wxops.yaml``).
+
+Each type's keys are a :class:`ModelSettings` subclass with a ``type`` literal; the
+registry in :mod:`wxops.models.types` ties it to its estimator, requirements and loss
+curve, and ``wxops.config`` builds the ``models:`` union from that registry.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, field_validator
+
+from wxops.section import Section
+
+
+class ModelSettings(Section):
+    """Keys every model configuration has."""
+
+    type: str
+    """The model type (a name in ``wxops.models.types.MODEL_TYPES``)."""
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    target_transform: Literal["none", "log"] = "none"
+    """``log``: train on log(1 + target) and predict in the target's unit, so fog (100 m)
+    weighs as much as a clear day (see ``wxops.models.target``); ``none``: the target."""
+
+
+class MLPConfig(ModelSettings):
+    """A PyTorch multi-layer perceptron regressor."""
+
+    type: Literal["mlp"]
+    hidden_dim: int = Field(default=64, ge=1, le=4096)
+    hidden_layers: int = Field(default=2, ge=1, le=8)
+    learning_rate: float = Field(default=1e-3, gt=0, le=1)
+    batch_size: int = Field(default=64, ge=1)
+    epochs: int = Field(default=20, ge=1, le=10_000)
+    weight_decay: float = Field(default=0.0, ge=0)
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+
+
+class GradientBoostingConfig(ModelSettings):
+    """scikit-learn's histogram gradient boosting regressor."""
+
+    type: Literal["gradient_boosting"]
+    max_iter: int = Field(default=200, ge=1)
+    learning_rate: float = Field(default=0.1, gt=0, le=1)
+    max_depth: int | None = Field(default=None, ge=1)
+    max_leaf_nodes: int = Field(default=31, ge=2)
+    l2_regularization: float = Field(default=0.0, ge=0)
+
+
+class LinearConfig(ModelSettings):
+    """Ridge regression on standardised features."""
+
+    type: Literal["linear"]
+    alpha: float = Field(default=1.0, ge=0)
+
+
+class ProbabilityConfig(ModelSettings):
+    """Probability of the target below (or above) each threshold: one histogram
+    gradient-boosting classifier per threshold, monotone across thresholds
+    (``wxops.models.probability``). Verified with probabilistic scores (Brier skill,
+    reliability, ROC) next to the deterministic configurations, not selected among them."""
+
+    type: Literal["probability"]
+    thresholds: list[float] = Field(default_factory=lambda: [1000.0, 5000.0])
+    """Event thresholds in the target's unit (visibility: metres)."""
+    event: Literal["below", "above"] = "below"
+    # smaller steps and trees than the regressor's defaults: fog is rare (~2 % of hours)
+    # and 31-leaf trees learn the training hours by heart (validation Brier rises)
+    max_iter: int = Field(default=60, ge=1)
+    learning_rate: float = Field(default=0.05, gt=0, le=1)
+    max_depth: int | None = Field(default=None, ge=1)
+    max_leaf_nodes: int = Field(default=15, ge=2)
+    l2_regularization: float = Field(default=1.0, ge=0)
+
+    @field_validator("thresholds")
+    @classmethod
+    def _some_thresholds(cls, value: list[float]) -> list[float]:
+        if not value:
+            raise ValueError("list at least one threshold")
+        return sorted(set(value))
+
+    @field_validator("target_transform")
+    @classmethod
+    def _no_transform(cls, value: str) -> str:
+        if value != "none":
+            raise ValueError("a probability model predicts events, not the target: "
+                             "leave target_transform at none")
+        return value
