@@ -111,16 +111,26 @@ class PlainReporter:
 
     def __init__(self, stream: TextIO | None = None) -> None:
         self.stream = stream or sys.stderr
+        self._pending: dict[str, str] = {}  # the latest epoch line not yet written, per model
 
     def __enter__(self) -> PlainReporter:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        return None
+        self._flush()
 
-    def _say(self, line: str) -> None:
+    def _write(self, line: str) -> None:
         self.stream.write(line + "\n")
         self.stream.flush()
+
+    def _flush(self) -> None:
+        for line in self._pending.values():
+            self._write(line)
+        self._pending.clear()
+
+    def _say(self, line: str) -> None:
+        self._flush()  # a model's last epoch before whatever comes next
+        self._write(line)
 
     @contextlib.contextmanager
     def stage(self, name: str) -> Iterator[None]:
@@ -132,12 +142,21 @@ class PlainReporter:
         self._say(f"{name}: {why}")
 
     def epochs(self, name: str, total: int) -> Callable[[int, float, float | None], None]:
-        every = max(1, total // 4)  # about four lines per configuration
+        every = max(1, total // 4)  # about four lines per configuration, and its last epoch
+        self._flush()
 
         def advance(epoch: int, train: float, val: float | None) -> None:
-            if (epoch + 1) % every == 0 or epoch + 1 >= total:
-                loss = f"train {train:.3f}" + (f" val {val:.3f}" if val is not None else "")
-                self._say(f"  train {name}: {epoch + 1}/{max(total, epoch + 1)} {loss}")
+            n = epoch + 1
+            loss = f"train {train:.3f}" + (f" val {val:.3f}" if val is not None else "")
+            known = total > 1 and n <= total  # boosting announces 1 and reports per stage
+            line = f"  train {name}: {n}/{total} {loss}" if known else f"  train {name}: {n} {loss}"
+            shown = n % every == 0 or n == total if known else n & (n - 1) == 0  # 1, 2, 4, 8, ...
+            if shown:
+                self._pending.pop(name, None)
+                self._flush()  # another model's last epoch first
+                self._write(line)
+            else:
+                self._pending[name] = line
 
         return advance
 
