@@ -23,7 +23,8 @@ from wxops.progress import Reporter, SilentReporter
 _STAGE_CODE: dict[str, tuple[str, ...]] = {
     "train": ("wxops.models.train", "wxops.models.mlp", "wxops.models.probability", "wxops.features",
               "wxops.models.task"),
-    "record": ("wxops.pipeline", "wxops.stages", "wxops.tracking", "wxops.verify.probabilistic"),
+    "record": ("wxops.pipeline", "wxops.stages", "wxops.tracking", "wxops.verify.probabilistic",
+               "wxops.release.probability_gate", "wxops.verify.probability_report"),
 }
 
 
@@ -460,7 +461,14 @@ def _verify_probability_models(cfg: WxopsConfig, results: dict[str, Any],
         path = out_dir / f"probability-{name}.json"
         path.write_text(json.dumps({**verification.to_dict(), "gate": gate.to_dict()}, indent=2))
         tracking.log_artifact(path)
-        lines += [*verification.summary(f"{name} (test block)"), f"{name} {gate.summary()}"]
+        from wxops.verify.probability_report import write_probability_report
+
+        page = write_probability_report(verification, out_dir / f"probability-{name}",
+                                        title=f"{name}: probability forecasts", gate=gate)
+        for file in sorted(page.parent.iterdir()):
+            tracking.log_artifact(file, f"probability-{name}")
+        lines += [*verification.summary(f"{name} (test block)"), f"{name} {gate.summary()}",
+                  f"{name} probability report: {page}"]
     return lines
 
 
