@@ -209,3 +209,23 @@ def test_release_note_says_which_way_each_score_is_better(extended: None) -> Non
     for row in ("| n |  | 240 |", "| rmse | lower | 900 | 950 |", "| bias | closer to 0 | -20 |",
                 "| frequency_bias_1000 | closer to 1 | 1.2 |", "| hss_1000 | higher | 0.4 |"):
         assert row in note, row
+
+
+class StagedConfig(ModelSettings):
+    type: Literal["staged_median"]
+
+
+def test_a_model_type_claiming_stages_it_lacks_is_named() -> None:
+    from wxops.errors import TrainingError
+
+    register_model_type(ModelType("staged_median", StagedConfig,
+                                  lambda cfg, seed: _build_median(MedianConfig(name="m", type="median"), seed),
+                                  loss_curve="stages"))
+    try:
+        table = build_features(assign_blocks(make_obs(60), SplitConfig()), FeaturesConfig())
+        split = split_by_blocks(table.frame, SplitConfig(cycle=3))
+        with pytest.raises(TrainingError, match=r"DummyRegressor has no staged_predict.*"
+                                                r"loss_curve='single'"):
+            train_model(StagedConfig(name="s", type="staged_median"), table, split, derived=[], seed=0)
+    finally:
+        unregister_model_type("staged_median")
