@@ -150,6 +150,9 @@ def test_score_table_refuses_bad_entries() -> None:
                              function="scores.continuous.rmse"))
     with pytest.raises(ValueError, match="use lower-case letters"):
         Score("R MSE", kind="continuous", direction="lower", perfect=0.0, function="x.y")
+    with pytest.raises(ValueError, match="a continuous score is computed from values, not contingency"):
+        Score("x", kind="continuous", direction="lower", perfect=0.0, function="threat_score",
+              source="contingency")
     with pytest.raises(ValueError, match="needs `type: Literal\\['knn'\\]`"):
         register_model_type(ModelType("knn", MedianConfig, _build_median))
     assert lookup("frequency_bias_1000") is SCORES["frequency_bias"]

@@ -62,6 +62,10 @@ class Score:
         if self.source is None:
             object.__setattr__(self, "source",
                                "values" if self.kind == "continuous" else "contingency")
+        allowed = ("values",) if self.kind == "continuous" else ("contingency", "probability")
+        if self.source not in allowed:
+            raise ValueError(f"score {self.name!r}: a {self.kind} score is computed from "
+                             f"{' or '.join(allowed)}, not {self.source}")
 
     @property
     def has_skill(self) -> bool:
