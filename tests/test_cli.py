@@ -38,7 +38,8 @@ def test_init_then_validate_and_schema(tmp_path: Path) -> None:
     text = (folder / "wxops.yaml").read_text()
     assert "# wxops.yaml" in text  # commented
     result = runner.invoke(app, ["config", "validate", "-c", str(folder / "wxops.yaml")])
-    assert result.exit_code == 0 and "valid (6 model configurations)" in result.output
+    n_models = len(yaml.safe_load(text)["models"])  # the template's own list, probability models included
+    assert result.exit_code == 0 and f"valid ({n_models} model configurations)" in result.output
     again = runner.invoke(app, ["init", str(folder)])
     assert again.exit_code == 1 and "already exists" in again.output
     schema = json.loads(runner.invoke(app, ["config", "schema"]).output)

@@ -150,6 +150,9 @@ def test_score_table_refuses_bad_entries() -> None:
                              function="scores.continuous.rmse"))
     with pytest.raises(ValueError, match="use lower-case letters"):
         Score("R MSE", kind="continuous", direction="lower", perfect=0.0, function="x.y")
+    with pytest.raises(ValueError, match="a continuous score is computed from values, not contingency"):
+        Score("x", kind="continuous", direction="lower", perfect=0.0, function="threat_score",
+              source="contingency")
     with pytest.raises(ValueError, match="needs `type: Literal\\['knn'\\]`"):
         register_model_type(ModelType("knn", MedianConfig, _build_median))
     assert lookup("frequency_bias_1000") is SCORES["frequency_bias"]
@@ -194,3 +197,38 @@ def test_config_validate_names_a_score_the_monitor_cannot_watch(tmp_path: Path) 
     assert done.returncode != 0
     assert "monitor.live_rules.1: score 'pss_300' is unknown" in done.stderr + done.stdout
     assert "(got {" not in done.stderr + done.stdout  # the message, not the whole file
+
+
+def test_release_note_says_which_way_each_score_is_better(extended: None) -> None:
+    from wxops.release.note import ChangeClass, release_note
+
+    note = release_note(
+        model="visibility", version="2", semver="1.1.0", change=ChangeClass("incremental"),
+        previous=None, reason="test", user="me", time="now", forced=False, gate_summary="pass",
+        params_diff=[], data_diff=[],
+        scores={"n": {"candidate": 240.0}, "rmse": {"candidate": 900.0, "champion": 950.0},
+                "bias": {"candidate": -20.0}, "frequency_bias_1000": {"candidate": 1.2},
+                "hss_1000": {"candidate": 0.4}})
+    for row in ("| n |  | 240 |", "| rmse | lower | 900 | 950 |", "| bias | closer to 0 | -20 |",
+                "| frequency_bias_1000 | closer to 1 | 1.2 |", "| hss_1000 | higher | 0.4 |"):
+        assert row in note, row
+
+
+class StagedConfig(ModelSettings):
+    type: Literal["staged_median"]
+
+
+def test_a_model_type_claiming_stages_it_lacks_is_named() -> None:
+    from wxops.errors import TrainingError
+
+    register_model_type(ModelType("staged_median", StagedConfig,
+                                  lambda cfg, seed: _build_median(MedianConfig(name="m", type="median"), seed),
+                                  loss_curve="stages"))
+    try:
+        table = build_features(assign_blocks(make_obs(60), SplitConfig()), FeaturesConfig())
+        split = split_by_blocks(table.frame, SplitConfig(cycle=3))
+        with pytest.raises(TrainingError, match=r"DummyRegressor has no staged_predict.*"
+                                                r"loss_curve='single'"):
+            train_model(StagedConfig(name="s", type="staged_median"), table, split, derived=[], seed=0)
+    finally:
+        unregister_model_type("staged_median")

@@ -11,7 +11,7 @@ import os
 import sys
 from importlib import resources
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -29,7 +29,7 @@ app.add_typer(config_app, name="config")
 
 ConfigOpt = Annotated[
     Path | None,
-    typer.Option("--config", "-c", help="wxops.yaml; default: the visibility example."),
+    typer.Option("--config", "-c", help="wxops.yaml; default: ./wxops.yaml, else the visibility example."),
 ]
 
 
@@ -43,6 +43,13 @@ def _fail(exc: Exception) -> None:
 
 def _project_dir(config: Path | None) -> Path:
     return (config.resolve().parent if config is not None else Path.cwd()).resolve()
+
+
+def _find(config: Path | None) -> Path | None:
+    """The config this command uses (``-c``, else ./wxops.yaml, else None), said on stderr."""
+    from wxops.config_lookup import use_config
+
+    return use_config(config)
 
 
 def _load(config: Path | None) -> WxopsConfig:
@@ -64,16 +71,17 @@ def run(
 
     configure_process()
     apply_thread_budget(thread_budget(1))  # in-process training: the cores it may use
+    config = _find(config)
     cfg = _load(config)
     from wxops.pipeline import run_pipeline
-    from wxops.progress import RichReporter, SilentReporter
+    from wxops.progress import SilentReporter, terminal_reporter
 
     try:
         if quiet:
             result = run_pipeline(cfg, project_dir=_project_dir(config),
                                   use_cache=not no_cache, reporter=SilentReporter())
         else:
-            with RichReporter() as reporter:
+            with terminal_reporter() as reporter:
                 result = run_pipeline(cfg, project_dir=_project_dir(config),
                                       use_cache=not no_cache, reporter=reporter)
     except WxopsError as exc:
@@ -120,12 +128,13 @@ def init(
     directory.mkdir(parents=True, exist_ok=True)
     template = resources.files("wxops").joinpath("templates/wxops.yaml").read_text("utf-8")
     target.write_text(template, encoding="utf-8")
-    typer.echo(f"wrote {target}; edit it, then: wxops run -c {target}")
+    typer.echo(f"wrote {target}; edit it, then run `wxops run` in {directory} (or: wxops run -c {target})")
 
 
 @config_app.command("validate")
 def config_validate(config: ConfigOpt = None) -> None:
     """Parse and check the config; print the typed result."""
+    config = _find(config)
     cfg = _load(config)
     typer.echo(f"{config or 'default config'}: valid ({len(cfg.models)} model configurations)")
 
@@ -147,6 +156,7 @@ def ui(
     from wxops.startup import configure_process
 
     configure_process()
+    config = _find(config)
     cfg = _load(config)
     uri = tracking.resolve_tracking_uri(cfg.tracking.uri, _project_dir(config))
     if not uri.startswith(("sqlite:", "postgresql", "mysql", "file:", "/")):
@@ -171,13 +181,12 @@ def runs(
     limit: Annotated[int, typer.Option(help="Most runs to list.")] = 50,
 ) -> None:
     """List runs of the experiment, filtered as in the MLflow UI."""
-    from rich.console import Console
-    from rich.table import Table
-
     from wxops import tracking
     from wxops.startup import configure_process
+    from wxops.terminal import show_table
 
     configure_process()
+    config = _find(config)
     cfg = _load(config)
     uri = tracking.resolve_tracking_uri(cfg.tracking.uri, _project_dir(config))
     try:
@@ -186,15 +195,11 @@ def runs(
     except WxopsError as exc:
         _fail(exc)
         return
-    table = Table(title=f"{len(found)} run(s) in '{cfg.tracking.experiment}'")
-    for col in ("run_id", "name", "model", "status", "val_rmse", "val_mae"):
-        table.add_column(col)
-    for r in found:
-        m = r["metrics"]
-        table.add_row(r["run_id"], r["name"], r["model"], r["status"],
-                      f"{m['val_rmse']:.1f}" if "val_rmse" in m else "",
-                      f"{m['val_mae']:.1f}" if "val_mae" in m else "")
-    Console().print(table)
+    rows = [(r["run_id"], r["name"], r["model"], r["status"],
+             f"{r['metrics']['val_rmse']:.1f}" if "val_rmse" in r["metrics"] else "",
+             f"{r['metrics']['val_mae']:.1f}" if "val_mae" in r["metrics"] else "") for r in found]
+    show_table(f"{len(found)} run(s) in '{cfg.tracking.experiment}'",
+               ("run_id", "name", "model", "status", "val_rmse", "val_mae"), rows)
 
 
 def _register_extensions() -> None:
@@ -216,9 +221,29 @@ def _register_extensions() -> None:
 _register_extensions()
 
 
+def _quiet_flag_types(command: Any) -> None:
+    """No ``<bool>`` beside on/off flags in the help (typer shows every option's type)."""
+    for param in command.params:
+        if getattr(param, "is_flag", False):
+            param.metavar = ""
+    make_help_option = command.get_help_option
+
+    def help_option(ctx: Any) -> Any:
+        option = make_help_option(ctx)
+        if option is not None:
+            option.metavar = ""
+        return option
+
+    command.get_help_option = help_option
+    for sub in getattr(command, "commands", {}).values():
+        _quiet_flag_types(sub)
+
+
 def main() -> None:
     """Entry point of the ``wxops`` command."""
-    app()
+    command = typer.main.get_command(app)
+    _quiet_flag_types(command)
+    command(prog_name="wxops")
 
 
 if __name__ == "__main__":

@@ -72,6 +72,12 @@ class DaskExecutor:
                 future.release()
 
 
+#: The scheduler's HTTP routes (health, metrics) on a free port and no dashboard. Without a
+#: dashboard address it still binds 8787 and warns "Port 8787 is already in use" whenever
+#: another Dask cluster runs on the machine.
+NO_DASHBOARD: dict[str, object] = {"dashboard": False, "dashboard_address": "127.0.0.1:0"}
+
+
 def slurm_cluster(cfg: SlurmConfig, log_directory: Path) -> Any:
     """A dask-jobqueue ``SLURMCluster`` for ``execution.slurm`` (no job submitted yet).
 
@@ -96,7 +102,7 @@ def slurm_cluster(cfg: SlurmConfig, log_directory: Path) -> Any:
         job_extra_directives=extra, job_script_prologue=prologue,
         python=cfg.python or sys.executable, interface=cfg.interface,
         log_directory=str(log_directory), local_directory=str(log_directory),
-        scheduler_options={"dashboard_address": None}, death_timeout=120,
+        scheduler_options=NO_DASHBOARD, death_timeout=120,
     )
 
 
@@ -143,7 +149,7 @@ def open_executor(cfg: ExecutionConfig, project_dir: Path | None = None) -> Iter
             env = {**WORKER_ENV, **dict.fromkeys(THREAD_ENV_VARS, threads),
                    WORKERS_ENV: str(cfg.workers)}
             cluster = LocalCluster(n_workers=cfg.workers, threads_per_worker=1, processes=True,
-                                   dashboard_address=None, env=env)
+                                   dashboard_address=None, env=env, scheduler_kwargs=NO_DASHBOARD)
             client = Client(cluster, set_as_default=False)
         elif cfg.executor == "slurm":
             logs = cfg.slurm.log_directory or (project_dir or Path.cwd()) / ".wxops" / "slurm"

@@ -142,38 +142,47 @@ def deploy_lock(
     output: Annotated[Path, typer.Option("--output", "-o", help="File to write.")]
         = Path("requirements.lock"),
     extra: Annotated[list[str] | None, typer.Option(
-        help="wxops extras to include, e.g. test (repeatable).")] = None,
+        help="wxops extras to include besides grib and server, e.g. remote (repeatable).")] = None,
     pyproject: Annotated[Path | None, typer.Option(
-        help="Read the requirements from this pyproject.toml instead of the installed "
-             "wxops (for wxops' own constraints.txt).")] = None,
+        help="Write plain name==version constraints for this pyproject.toml's requirements "
+             "instead (wxops' own constraints.txt; PIP_CONSTRAINT takes no hashes).")] = None,
 ) -> None:
-    """Pin wxops' requirements (and the stack's) to the versions installed here."""
-    from wxops.deploy.files import lock_text
-    from wxops.deploy.pins import (
-        STACK_EXTRAS,
-        pin_requirements,
-        pyproject_requirements,
-        wxops_requirements,
-    )
+    """Lock wxops' requirements (and the stack's) with hashes and platform markers (uv).
 
-    if pyproject is not None or extra:
-        roots = (pyproject_requirements(pyproject, extra or []) if pyproject is not None
-                 else [*wxops_requirements(extra or []), *STACK_EXTRAS])
-        pins = pin_requirements(roots)
-        source = f" --pyproject {pyproject}" if pyproject else ""
-        extras = "".join(f" --extra {e}" for e in extra or [])
-        text = pins.render(
-            "Pinned to the versions of the environment that ran\n"
-            f"  wxops deploy lock{source}{extras} -o {output}\n"
-            "torch, pip, setuptools and wheel are left out (pinned in pyproject or by the image).")
-        missing = pins.missing
-    else:
-        text, missing = lock_text()
+    Versions installed here are kept; `pip install --require-hashes -r requirements.lock`
+    installs exactly those files. uv's index: UV_INDEX_URL (default PyPI).
+    """
+    from wxops.deploy.lock import compile_lock, declared_requirements
+    from wxops.deploy.pins import STACK_EXTRAS, pin_requirements, pyproject_requirements
+
+    try:
+        if pyproject is not None:
+            pins = pin_requirements(pyproject_requirements(pyproject, extra or []))
+            extras = "".join(f" --extra {e}" for e in extra or [])
+            text = pins.render(
+                "Pinned to the versions of the environment that ran\n"
+                f"  wxops deploy lock --pyproject {pyproject}{extras} -o {output}\n"
+                "torch, pip, setuptools and wheel are left out (pinned in pyproject or by the image).")
+            missing = pins.missing
+        else:
+            extras_used = ["grib", "server", *(extra or [])]
+            roots = [*declared_requirements(extras_used), *STACK_EXTRAS]
+            pins = pin_requirements(roots)
+            command = "wxops deploy lock" + "".join(f" --extra {e}" for e in extra or []) + f" -o {output}"
+            text = compile_lock(roots, constraints=pins.pinned, header=(
+                f"{command}\n"
+                "Resolved by uv for every platform (markers kept), each file's sha256 recorded;\n"
+                "versions installed where it ran are kept. Install: pip install --require-hashes -r\n"
+                "this file (torch apart: its CPU or CUDA build is chosen by the image)."))
+            missing = pins.missing
+    except WxopsError as exc:
+        _fail(exc)
+        return
     output.write_text(text, encoding="utf-8")
     typer.echo(f"wrote {output} ({text.count('==')} pins)")
     if missing:
-        typer.secho(f"not installed here, left unpinned: {', '.join(sorted(missing))}",
-                    fg=typer.colors.YELLOW)
+        typer.secho(f"not installed here, {'left unpinned' if pyproject else 'resolved by uv'}: "
+                    f"{', '.join(sorted(missing))}", fg=typer.colors.YELLOW)
 
 
 @deploy_app.command("slurm")

@@ -127,7 +127,7 @@ def render(text: str, values: dict[str, str]) -> str:
 
 def lock_text(extra_roots: tuple[str, ...] = STACK_EXTRAS) -> tuple[str, list[str]]:
     """The pinned ``requirements.lock`` for the images and the names left unpinned."""
-    roots = [*wxops_requirements(), *extra_roots]
+    roots = [*wxops_requirements(["grib"]), *extra_roots]  # images read GRIB (ecCodes from Debian)
     pins = pin_requirements(roots)
     header = (
         "Pinned by `wxops deploy init` from the environment that ran it, so images and CI\n"

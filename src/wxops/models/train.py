@@ -92,7 +92,8 @@ def train_model(
         else:
             estimator.fit(x_train, y_train)
             inner = estimator.regressor_ if log else estimator
-            history = _staged_losses(inner, x_train, fit_train, x_val, fit_val, var)
+            history = _staged_losses(inner, x_train, fit_train, x_val, fit_val, var,
+                                     staged=model_type(cfg.type).loss_curve == "stages")
             if on_epoch is not None:
                 for epoch, point in enumerate(history):
                     on_epoch(epoch, float(point["train_loss"] or 0.0), point["val_loss"])
@@ -174,9 +175,15 @@ def _staged_losses(
     x_val: pd.DataFrame,
     y_val: np.ndarray,
     var: float,
+    *,
+    staged: bool,
 ) -> list[dict[str, float | None]]:
-    """Loss per boosting stage (every ~2 % of stages); one point for one-shot models."""
-    if not hasattr(estimator, "staged_predict"):
+    """Loss per boosting stage (every ~2 % of stages) for ``stages`` model types, read
+    from ``staged_predict`` and ``n_iter_``; one point for one-shot models."""
+    if staged and not (hasattr(estimator, "staged_predict") and hasattr(estimator, "n_iter_")):
+        raise TrainingError(f"{type(estimator).__name__} has no staged_predict/n_iter_; register "
+                            "its model type with loss_curve='single' (wxops.models.types)")
+    if not staged:
         return [{
             "train_loss": float(np.mean((estimator.predict(x_train) - y_train) ** 2)) / var,
             "val_loss": float(np.mean((estimator.predict(x_val) - y_val) ** 2)) / var,

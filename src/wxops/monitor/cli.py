@@ -67,6 +67,7 @@ def monitor(
     import pandas as pd
 
     from wxops.config import load_config
+    from wxops.config_lookup import use_config
     from wxops.monitor.metrics import MonitorMetrics
     from wxops.monitor.report import write_status_page
     from wxops.monitor.rules import write_rules
@@ -75,6 +76,7 @@ def monitor(
 
     configure_process()
     try:
+        config = use_config(config)
         cfg = load_config(config)
         project = _project(config)
         clock = pd.Timestamp(now).tz_localize(None) if now else None
@@ -136,11 +138,12 @@ def monitor(
 @monitor_app.command("report")
 def report(config: Annotated[Path | None, typer.Option("--config", "-c", help="wxops.yaml.")] = None) -> None:
     """Write the HTML status page (plots) from the last monitor run."""
+    from wxops.config_lookup import use_config
     from wxops.monitor.report import write_status_page
     from wxops.monitor.run import monitor_dir
 
     try:
-        page = write_status_page(monitor_dir(_project(config)))
+        page = write_status_page(monitor_dir(_project(use_config(config))))
     except WxopsError as exc:
         raise _fail(exc) from None
     typer.echo(str(page))
@@ -153,10 +156,12 @@ def rules(
 ) -> None:
     """Write the Prometheus alert rules and the Grafana dashboard JSON."""
     from wxops.config import load_config
+    from wxops.config_lookup import use_config
     from wxops.monitor.rules import write_rules
     from wxops.monitor.run import monitor_dir
 
     try:
+        config = use_config(config)
         cfg = load_config(config)
         paths = write_rules(cfg.monitor, out or monitor_dir(_project(config)))
     except WxopsError as exc:

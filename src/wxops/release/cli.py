@@ -15,13 +15,11 @@ from wxops.config import WxopsConfig
 from wxops.errors import WxopsError
 
 if TYPE_CHECKING:
-    from rich.table import Table
-
     from wxops.release.cycle import Evaluation
 
 ConfigOpt = Annotated[
     Path | None,
-    typer.Option("--config", "-c", help="wxops.yaml; default: the visibility example."),
+    typer.Option("--config", "-c", help="wxops.yaml; default: ./wxops.yaml, else the visibility example."),
 ]
 ReasonOpt = Annotated[str, typer.Option("--reason", "-r", help="Why: kept in the alias history.")]
 
@@ -34,9 +32,11 @@ def _fail(exc: Exception) -> None:
 def _setup(config: Path | None) -> tuple[WxopsConfig, Path]:
     from wxops import tracking
     from wxops.config import load_config
+    from wxops.config_lookup import use_config
     from wxops.startup import configure_process
 
     configure_process()
+    config = use_config(config)
     project_dir = (config.resolve().parent if config is not None else Path.cwd()).resolve()
     cfg = load_config(config)
     tracking.connect(tracking.resolve_tracking_uri(cfg.tracking.uri, project_dir), secrets=cfg.tracking.secrets)
@@ -56,6 +56,7 @@ def verify_cmd(
     from rich.console import Console
 
     from wxops.release.cycle import evaluate_version, resolve_version
+    from wxops.terminal import show_table
 
     try:
         cfg, project_dir = _setup(config)
@@ -65,8 +66,8 @@ def verify_cmd(
     except WxopsError as exc:
         _fail(exc)
         return
+    show_table(GATE_TITLE, GATE_COLUMNS, _gate_rows(ev))
     console = Console()
-    console.print(_gate_table(ev))
     from wxops.verify.score_table import score_names
 
     cols = ["n", *score_names(cfg.verify.thresholds, counts=("hits", "misses"), headline=True)]
@@ -81,28 +82,28 @@ def verify_cmd(
         raise typer.Exit(code=EXIT_GATE_REJECTED)
 
 
-def _gate_table(ev: Evaluation) -> Table:
-    from rich.table import Table
+GATE_TITLE = "quality gate (forecast-cycling replay)"
+GATE_COLUMNS = ("rule", "n", "events", "candidate", "reference", "effect", "95 % CI", "p-value", "result")
 
-    table = Table(title="quality gate (forecast-cycling replay)")
-    for col in ("rule", "n", "events", "candidate", "reference", "effect", "95 % CI",
-                "p-value", "result"):
-        table.add_column(col)
+
+def _gate_rows(ev: Evaluation) -> list[tuple[str, ...]]:
+    from rich.markup import escape
 
     def f(v: float | None) -> str:
         return "–" if v is None or v != v else f"{v:.4g}"
 
+    rows: list[tuple[str, ...]] = []
     for r in ev.gate.rows:
         color = {"pass": "green", "fail": "red"}.get(r.status, "dim")
-        ci = "–" if r.ci_low is None else f"[{f(r.ci_low)}, {f(r.ci_high)}]"
-        table.add_row(r.rule, str(r.n or "–"), str(r.events if r.events is not None else "–"),
-                      f(r.candidate), f(r.reference), f(r.effect), ci, f(r.p_value),
-                      f"[{color}]{r.status}[/]: {r.why}")
+        ci = "–" if r.ci_low is None else f"\\[{f(r.ci_low)}, {f(r.ci_high)}]"
+        rows.append((r.rule, str(r.n or "–"), str(r.events if r.events is not None else "–"),
+                     f(r.candidate), f(r.reference), f(r.effect), ci, f(r.p_value),
+                     f"[{color}]{r.status}[/]: {escape(r.why)}"))
     for c in ev.technical.checks:
-        table.add_row(f"technical: {c.name}", "", "", "", "", "", "", "",
-                      f"[{'green' if c.passed else 'red'}]{'pass' if c.passed else 'fail'}[/]:"
-                      f" {c.detail}")
-    return table
+        rows.append((f"technical: {c.name}", "", "", "", "", "", "", "",
+                     f"[{'green' if c.passed else 'red'}]{'pass' if c.passed else 'fail'}[/]:"
+                     f" {escape(c.detail)}"))
+    return rows
 
 
 def promote_cmd(
@@ -114,9 +115,8 @@ def promote_cmd(
     config: ConfigOpt = None,
 ) -> None:
     """Promote a version to champion if it passes technical tests and the quality gate."""
-    from rich.console import Console
-
     from wxops.release.cycle import promote_version, resolve_version
+    from wxops.terminal import show_table
 
     try:
         cfg, project_dir = _setup(config)
@@ -127,7 +127,7 @@ def promote_cmd(
         _fail(exc)
         return
     if promo.evaluation is not None:
-        Console().print(_gate_table(promo.evaluation))
+        show_table(GATE_TITLE, GATE_COLUMNS, _gate_rows(promo.evaluation))
         typer.echo(f"report: {promo.evaluation.report}")
     typer.secho(promo.message, fg=typer.colors.GREEN if promo.promoted else typer.colors.RED)
     if not promo.promoted:
@@ -156,11 +156,11 @@ def history_cmd(
     config: ConfigOpt = None,
 ) -> None:
     """List alias changes (and refused attempts); --at T says which version served at T."""
-    from rich.console import Console
-    from rich.table import Table
+    from rich.markup import escape
 
     from wxops.release.cycle import read_history
     from wxops.release.history import champion_at, parse_time
+    from wxops.terminal import show_table
 
     try:
         cfg, _ = _setup(config)
@@ -174,13 +174,10 @@ def history_cmd(
         typer.echo(f"champion at {when.isoformat()}: "
                    + (f"version {holder}" if holder else "none (no champion yet)"))
         return
-    table = Table(title=f"alias history of '{cfg.tracking.registered_model}'")
-    for col in ("#", "time (UTC)", "user", "action", "from", "to", "gate", "forced", "reason"):
-        table.add_column(col)
-    for e in entries:
-        table.add_row(str(e.seq), e.time[:19], e.user, e.action, e.from_version or "–",
-                      e.to_version or "–", e.gate, "yes" if e.forced else "", e.reason)
-    Console().print(table)
+    rows = [(str(e.seq), e.time, escape(e.user), e.action, e.from_version or "–", e.to_version or "–",
+             e.gate, "yes" if e.forced else "", escape(e.reason)) for e in entries]
+    show_table(f"alias history of '{cfg.tracking.registered_model}'",
+               ("#", "time (UTC)", "user", "action", "from", "to", "gate", "forced", "reason"), rows)
 
 
 def register(app: typer.Typer) -> None:

@@ -106,6 +106,16 @@ def _md_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     return "\n".join(lines)
 
 
+def _better(column: str) -> str:
+    """Which way a score is better, from the score table ("" for counts such as ``n``)."""
+    from wxops.verify.score_table import lookup
+
+    score = lookup(column)
+    if score is None:
+        return ""
+    return {"higher": "higher", "lower": "lower"}.get(score.direction, f"closer to {score.perfect:g}")
+
+
 def release_note(
     *,
     model: str,
@@ -146,8 +156,8 @@ def release_note(
     sources = sorted({s for row in scores.values() for s in row},
                      key=lambda s: ["candidate", "champion"].index(s)
                      if s in ("candidate", "champion") else 2)
-    parts.append(_md_table(["score", *sources],
-                           [[name, *[row.get(s) for s in sources]]
+    parts.append(_md_table(["score", "better", *sources],
+                           [[name, _better(name), *[row.get(s) for s in sources]]
                             for name, row in scores.items()]))
     if change.kind == "breaking":
         parts += ["", "## Signature changes (clients must change their requests)", ""]

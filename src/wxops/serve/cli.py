@@ -17,7 +17,7 @@ def register(app: typer.Typer) -> None:
 
 def serve(
     config: Annotated[Path | None, typer.Option(
-        "--config", "-c", help="wxops.yaml (for tracking.uri); default: the visibility example.")
+        "--config", "-c", help="wxops.yaml (for tracking.uri); default: ./wxops.yaml, else the visibility example.")
     ] = None,
     model: Annotated[str | None, typer.Option(
         help="NAME@ALIAS (followed as it moves) or NAME/VERSION (pinned). "
@@ -78,6 +78,7 @@ def serve(
     from pydantic import ValidationError
 
     from wxops.config import load_config
+    from wxops.config_lookup import use_config
     from wxops.serve.server import serve as run_server
     from wxops.serve.settings import ENV_PREFIX, ServeSettings, unknown_env
     from wxops.tracking import resolve_tracking_uri
@@ -89,6 +90,7 @@ def serve(
                              f"{ENV_PREFIX}<OPTION> (e.g. {ENV_PREFIX}PORT); see `wxops serve --help`")
         if log_format is not None and log_format not in ("sqlite", "parquet"):
             raise WxopsError(f"--log-format {log_format!r}: use sqlite or parquet")
+        config = use_config(config)
         cfg = load_config(config)
         project = (config.resolve().parent if config is not None else Path.cwd()).resolve()
         given: dict[str, object] = {

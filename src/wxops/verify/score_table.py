@@ -35,6 +35,54 @@ probabilities and observed events (``fn(prob, event)``)."""
 
 
 @dataclass(frozen=True)
+class Counts:
+    """A contingency table at one threshold."""
+
+    hits: float
+    misses: float
+    false_alarms: float
+    correct_negatives: float
+
+    @property
+    def observed(self) -> float:
+        return self.hits + self.misses
+
+    @property
+    def forecast(self) -> float:
+        return self.hits + self.false_alarms
+
+    @property
+    def n(self) -> float:
+        return self.observed + self.false_alarms + self.correct_negatives
+
+
+def _no_observed(c: Counts) -> str | None:
+    return "no observed events" if c.observed == 0 else None
+
+
+def _pss_undefined(c: Counts) -> str | None:
+    if c.false_alarms + c.correct_negatives == 0 and c.observed > 0:
+        return "every case is an event (no non-event to judge false alarms on)"
+    return _no_observed(c)
+
+
+def _no_forecast(c: Counts) -> str | None:
+    return "no forecasts of the event" if c.forecast == 0 else None
+
+
+def _no_events(c: Counts) -> str | None:
+    return "no observed or forecast events" if c.observed + c.false_alarms == 0 else None
+
+
+def _ets_undefined(c: Counts) -> str | None:
+    if (why := _no_events(c)) is not None:
+        return why
+    if c.n > 0 and c.hits + c.misses + c.false_alarms - c.observed * c.forecast / c.n == 0:
+        return "every case is an event (no skill measurable against chance)"
+    return None
+
+
+@dataclass(frozen=True)
 class Score:
     """One score: what it is called, how it is computed and which way is better."""
 
@@ -55,6 +103,9 @@ class Score:
     live: bool = True
     """Whether the monitor computes it from forecasts and observations alone (a live rule
     may name it); probability scores need the climatological frequency and are not live."""
+    undefined: Callable[[Counts], str | None] | None = None
+    """Contingency scores: why the score is undefined (a zero denominator) for these
+    counts, in words for the report ("no forecasts of the event"); None when defined."""
 
     def __post_init__(self) -> None:
         if not self.name.isidentifier() or not self.name.islower():
@@ -62,6 +113,10 @@ class Score:
         if self.source is None:
             object.__setattr__(self, "source",
                                "values" if self.kind == "continuous" else "contingency")
+        allowed = ("values",) if self.kind == "continuous" else ("contingency", "probability")
+        if self.source not in allowed:
+            raise ValueError(f"score {self.name!r}: a {self.kind} score is computed from "
+                             f"{' or '.join(allowed)}, not {self.source}")
 
     @property
     def has_skill(self) -> bool:
@@ -127,17 +182,23 @@ for _score in (
     Score("correlation", headline=True, kind="continuous", direction="higher", perfect=1.0,
           function="scores.continuous.correlation.pearsonr", description="Pearson correlation"),
     Score("pod", kind="categorical", direction="higher", perfect=1.0,
-          function="probability_of_detection", description="probability of detection"),
+          function="probability_of_detection", undefined=_no_observed,
+          description="probability of detection"),
     Score("far", kind="categorical", direction="lower", perfect=0.0,
-          function="false_alarm_ratio", description="false alarm ratio"),
+          function="false_alarm_ratio", undefined=_no_forecast,
+          description="false alarm ratio"),
     Score("csi", kind="categorical", direction="higher", perfect=1.0,
-          function="threat_score", description="critical success index"),
+          function="threat_score", undefined=_no_events,
+          description="critical success index"),
     Score("ets", headline=True, kind="categorical", direction="higher", perfect=1.0,
-          function="equitable_threat_score", description="equitable threat score"),
+          function="equitable_threat_score", undefined=_ets_undefined,
+          description="equitable threat score"),
     Score("pss", headline=True, kind="categorical", direction="higher", perfect=1.0,
-          function="peirce_skill_score", description="Peirce skill score"),
+          function="peirce_skill_score", undefined=_pss_undefined,
+          description="Peirce skill score"),
     Score("frequency_bias", kind="categorical", direction="closer", perfect=1.0,
-          function="frequency_bias", description="forecast events / observed events"),
+          function="frequency_bias", undefined=_no_observed,
+          description="forecast events / observed events"),
     Score("brier", kind="categorical", direction="lower", perfect=0.0,
           function="scores.probability.brier_score", source="probability", live=False,
           description="Brier score of the event probability"),

@@ -19,6 +19,7 @@ from wxops.errors import VerificationError
 from wxops.verify.score_table import (
     COUNTS,
     SCORES,
+    Counts,
     base_score,
     lookup,
     scores_of,
@@ -98,24 +99,12 @@ def categorical_scores(
 def undefined_reason(score: str, *, hits: float, misses: float, false_alarms: float,
                      correct_negatives: float) -> str | None:
     """Why a categorical score is undefined (its denominator is zero) for these counts,
-    in words for a report ("no forecasts of the event"); None when it is defined."""
-    observed = hits + misses
-    forecast = hits + false_alarms
-    n = observed + false_alarms + correct_negatives
-    base = base_score(score)
-    if base in ("pod", "frequency_bias", "pss") and observed == 0:
-        return "no observed events"
-    if base == "pss" and false_alarms + correct_negatives == 0:
-        return "every case is an event (no non-event to judge false alarms on)"
-    if base == "far" and forecast == 0:
-        return "no forecasts of the event"
-    if base in ("csi", "ets") and observed + false_alarms == 0:
-        return "no observed or forecast events"
-    if base == "ets" and n > 0:
-        random_hits = observed * forecast / n
-        if hits + misses + false_alarms - random_hits == 0:
-            return "every case is an event (no skill measurable against chance)"
-    return None
+    in words for a report ("no forecasts of the event"); None when it is defined or the
+    score table gives no reason for it."""
+    entry = lookup(score)
+    if entry is None or entry.undefined is None:
+        return None
+    return entry.undefined(Counts(hits, misses, false_alarms, correct_negatives))
 
 
 def crps_of_quantiles(quantiles: Any, obs: Any) -> float:
