@@ -82,9 +82,13 @@ def test_wxops_ui_shows_the_runs_of_the_project_in_a_browser(tmp_path: Path) -> 
         start_new_session=True)
     try:
         assert proc.stdout is not None
-        first = proc.stdout.readline()
-        found = re.search(r"http://\S+", first)
-        assert found, first
+        said = ""
+        for _ in range(5):  # "config: ..." and then the address
+            said += proc.stdout.readline()
+            found = re.search(r"http://\S+", said)
+            if found:
+                break
+        assert found, said
         url = found.group(0)
         assert url.endswith(f"/#/experiments/{exp}?workflowType=machine_learning"), url
         base = url.split("/#/")[0]
