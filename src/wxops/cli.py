@@ -33,6 +33,18 @@ ConfigOpt = Annotated[
 ]
 
 
+@app.callback()
+def _options(
+    verbose: Annotated[bool, typer.Option("--verbose", "-v",
+                                          help="Show the INFO lines of MLflow and other libraries.")] = False,
+) -> None:
+    """MLOps for weather and climate ML: ingest, train, track, register."""
+    if verbose:
+        from wxops.startup import VERBOSE_ENV
+
+        os.environ[VERBOSE_ENV] = "1"  # read by configure_process in this and child processes
+
+
 def _fail(exc: Exception) -> None:
     from wxops.tracking import failed_runs_cleanup
 

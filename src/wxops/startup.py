@@ -11,9 +11,16 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
+#: Set by ``wxops -v``: every command's process set-up lets library INFO lines through.
+VERBOSE_ENV = "WXOPS_VERBOSE"
+
 
 def configure_process(*, verbose: bool = False) -> None:
-    """Quiet third-party noise that says nothing to a wxops user; keep real warnings."""
+    """Quiet third-party noise that says nothing to a wxops user; keep real warnings.
+
+    ``verbose`` (or ``WXOPS_VERBOSE=1``, which ``wxops -v`` sets) keeps MLflow's INFO lines.
+    """
+    verbose = verbose or os.environ.get(VERBOSE_ENV) == "1"
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
     # A gone tracking server is noticed in ~3 s (then runs go to the outbox), not after

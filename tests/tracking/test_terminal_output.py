@@ -53,3 +53,13 @@ def test_mlflow_info_lines_show_only_when_verbose(tmp_path: Path, verbose: bool,
     done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=_env(tmp_path),
                           capture_output=True, text=True, timeout=300, check=True)
     assert bool(NOISE.search(done.stderr)) is shown, done.stderr
+
+
+@pytest.mark.parametrize(("flags", "shown"), [((), False), (("-v",), True)])
+def test_cli_verbose_flag_shows_mlflow_info_lines(tmp_path: Path, flags: tuple[str, ...], shown: bool) -> None:
+    """``wxops -v`` (any command) lets MLflow's INFO lines through; without it they stay out."""
+    wxops = Path(sys.executable).with_name("wxops")
+    done = subprocess.run([str(wxops), *flags, "runs"], cwd=tmp_path, env=_env(tmp_path),
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 1 and "no experiment 'visibility'" in done.stderr, done.stderr  # a fresh store
+    assert bool(NOISE.search(done.stderr)) is shown, done.stderr
