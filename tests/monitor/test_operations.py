@@ -115,7 +115,7 @@ def test_cli_exit_codes_and_report(project: Project, clean_replay: Replay, tmp_p
     bad = runner.invoke(app, [*common, "--observations", str(broken)])
     assert bad.exit_code == 1 and "broken.csv: missing column(s) ['visibility']" in bad.output
     report = runner.invoke(app, ["monitor", "report", "--config", str(config)])
-    assert report.exit_code == 0 and Path(report.output.strip()).is_file()
+    assert report.exit_code == 0 and Path(report.stdout.strip()).is_file()
     rules = runner.invoke(app, ["monitor", "rules", "--config", str(config), "--out", str(tmp_path / "r")])
     assert rules.exit_code == 0 and (tmp_path / "r/alerts.yml").is_file()
 

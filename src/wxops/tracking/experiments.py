@@ -12,11 +12,7 @@ from typing import Any
 
 from wxops.errors import TrackingError
 from wxops.tracking import session
-
-#: Experiment tag read by MLflow's UI to choose the experiment's view.
-KIND_TAG = "mlflow.experimentKind"
-#: Its value for machine-learning model training (the other main kind is "genai_development").
-KIND_TRAINING = "custom_model_development"
+from wxops.tracking.session import KIND_TAG, KIND_TRAINING
 
 
 def ensure_experiment(name: str, artifact_root: str | None) -> str:

@@ -20,6 +20,11 @@ from wxops.errors import TrackingError
 from wxops.tracking.writer import Writer
 
 _log = logging.getLogger("wxops.tracking")
+#: Experiment tag read by MLflow's UI to choose the experiment's view (outbox experiments
+#: get it too, so they open alike after `wxops sync`).
+KIND_TAG = "mlflow.experimentKind"
+#: Its value for machine-learning model training (the other main kind is "genai_development").
+KIND_TRAINING = "custom_model_development"
 _T = TypeVar("_T")
 
 
@@ -232,8 +237,6 @@ def go_offline(exc: BaseException) -> None:
 
 def local_experiment(c: Any, experiment_id: str, artifact_root: str) -> str:
     """Outbox experiment standing in for server experiment ``experiment_id``."""
-    from wxops.tracking.experiments import KIND_TAG, KIND_TRAINING
-
     if experiment_id in _session.local_exp or experiment_id in _session.local_exp.values():
         return _session.local_exp.get(experiment_id, experiment_id)
     name = _session.exp_names.get(experiment_id, f"offline-{experiment_id}")
