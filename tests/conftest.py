@@ -111,3 +111,14 @@ def write_config(folder: Path, raw: dict[str, Any]) -> Path:
 @pytest.fixture
 def small_config() -> WxopsConfig:
     return parse_config(small_config_dict())
+
+
+#: Files that take minutes, started first: two workers (pytest-xdist, whole files each)
+#: then finish together instead of one waiting alone on a long journey at the end.
+_LONG_FIRST = ("tests/server/test_team_journey.py", "tests/deploy/test_jenkinsfile.py",
+               "tests/release/test_release_cycle.py", "tests/server/test_offline_sync.py")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    rank = {name: i for i, name in enumerate(_LONG_FIRST)}
+    items.sort(key=lambda item: rank.get(item.nodeid.split("::")[0], len(rank)))  # stable: the rest keep their order
