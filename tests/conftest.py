@@ -35,11 +35,13 @@ def _restore_mlflow_target(saved: dict[str, str | None]) -> None:
             os.environ.pop(key, None)
         else:
             os.environ[key] = value
+    # MLflow's globals win over the environment: cleared, so the restored environment decides
+    # (a registry URI set by an earlier test sent MlflowClient(uri) to that test's registry).
     utils = sys.modules.get("mlflow.tracking._tracking_service.utils")
-    if utils is not None and saved["MLFLOW_TRACKING_URI"] is None:
+    if utils is not None:
         utils._tracking_uri = None  # type: ignore[attr-defined]
     registry = sys.modules.get("mlflow.tracking._model_registry.utils")
-    if registry is not None and saved["MLFLOW_REGISTRY_URI"] is None:
+    if registry is not None:
         registry._registry_uri = None  # type: ignore[attr-defined]
 
 

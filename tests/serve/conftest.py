@@ -154,6 +154,16 @@ def admin() -> dict[str, str]:
 
 
 @pytest.fixture(autouse=True)
+def _serving_process_store(registry: Registry) -> None:
+    """The servers here run in this process's threads, and a serving process points MLflow
+    at its store once, at start: each test starts pointed at the registry (the tests
+    before it may have pointed elsewhere; tests/conftest.py puts MLflow back after each)."""
+    from wxops.tracking.session import point_at
+
+    point_at(registry.uri)
+
+
+@pytest.fixture(autouse=True)
 def _no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
     # Loopback traffic must never go through a proxy configured in the environment.
     monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")

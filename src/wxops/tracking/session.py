@@ -116,16 +116,22 @@ def connect(uri: str, *, outbox: Path | None = None, secrets: Iterable[str] | No
 
 
 def point_at(uri: str) -> None:
-    """Set MLflow's tracking and registry URI, keeping the user's ``MLFLOW_TRACKING_URI``."""
+    """Set MLflow's tracking and registry URI in this process only.
+
+    MLflow also exports both to ``MLFLOW_TRACKING_URI`` and ``MLFLOW_REGISTRY_URI``; the
+    user's own values are put back, so a child process (``wxops serve --tracking-uri``)
+    or a later pipeline in this process is not sent to this store's registry.
+    """
     import mlflow
 
-    before = os.environ.get("MLFLOW_TRACKING_URI")
+    before = {key: os.environ.get(key) for key in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
-    if before is None:
-        os.environ.pop("MLFLOW_TRACKING_URI", None)
-    else:
-        os.environ["MLFLOW_TRACKING_URI"] = before
+    for key, value in before.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
 
 
 def current_uri() -> str:
