@@ -16,7 +16,8 @@ def _promote(registry: Registry, version: str) -> None:
     """What a release step does: move the champion alias (MLflow's own client)."""
     import mlflow
 
-    mlflow.MlflowClient(registry.uri, registry_uri=registry.uri).set_registered_model_alias(SWAP_MODEL, "champion", version)
+    client = mlflow.MlflowClient(registry.uri, registry_uri=registry.uri)
+    client.set_registered_model_alias(SWAP_MODEL, "champion", version)
 
 
 def test_promotion_under_load_swaps_atomically_with_zero_errors(
