@@ -29,7 +29,7 @@ AUTH = {"Authorization": f"Bearer {PREDICT_TOKEN}"}
 
 @pytest.fixture(scope="module")
 def prob_version(registry: Registry) -> ProbabilityVersion:
-    return register_probability_version(registry.project, registry.uri, base="probbase")
+    return register_probability_version(registry.run_id, registry.uri, base="visibility")
 
 
 @pytest.fixture(scope="module")
