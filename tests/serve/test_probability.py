@@ -92,6 +92,7 @@ def test_model_and_openapi_describe_the_probabilities(prob_server: RunningServer
     assert info["outputs"]["event"] == "below"
     assert info["outputs"]["thresholds"] == [1000.0, 5000.0]
     assert info["outputs"]["columns"] == COLUMNS
+    assert info["predict_path"] == "numpy"  # the compiled path, checked against its predict
     doc = requests.get(f"{prob_server.url}/openapi.json", timeout=10).json()
     ok = doc["paths"]["/predict"]["post"]["responses"]["200"]["content"]["application/json"]
     row = ok["schema"]["properties"]["result"]["items"]
