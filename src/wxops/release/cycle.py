@@ -24,7 +24,6 @@ from wxops.errors import ReleaseError, StoredDataError
 from wxops.features import TARGET
 from wxops.release.gate import GateResult, evaluate_gate
 from wxops.release.history import HistoryEntry, current_user, now_utc, rollback_target
-from wxops.release.probability_cycle import ProbabilityEvaluation
 from wxops.release.note import (
     bump_version,
     classify_change,
@@ -32,6 +31,7 @@ from wxops.release.note import (
     diff_signature,
     release_note,
 )
+from wxops.release.probability_cycle import ProbabilityEvaluation
 from wxops.release.replay import replay_cycles, replay_init_times
 from wxops.release.stored import RELEASE_DIR, TestData, read_release_data
 from wxops.release.technical import TechnicalResult, run_technical_checks

@@ -142,7 +142,7 @@ def run_technical_checks(
     detail = (f"{probe['n_predictions']} predictions, {probe['n_nonfinite']} not finite, "
               f"range [{probe['min']:.4g}, {probe['max']:.4g}]")
     if probability:
-        inside = probe["min"] is not None and 0.0 <= probe["min"] and probe["max"] <= 1.0
+        inside = probe["min"] is not None and probe["min"] >= 0.0 and probe["max"] <= 1.0
         valid = valid and inside
         detail += ", probabilities must lie in [0, 1]"
     elif low is not None:
