@@ -88,7 +88,7 @@ def test_first_probability_version_is_champion_vs_climatology(project: dict[str,
                if r["against"] == "champion")
     assert "bss_1000" in v1.description and "events_1000" in v1.description
     # the deterministic version is its own registered model, as before
-    assert client.get_model_version_by_alias("visibility", "champion").version == "1"
+    assert str(client.get_model_version_by_alias("visibility", "champion").version) == "1"
 
 
 def test_stricter_gate_rejects_version_2_against_the_champion(project: dict[str, Any]) -> None:
@@ -105,7 +105,7 @@ def test_stricter_gate_rejects_version_2_against_the_champion(project: dict[str,
     assert vs_champion and all(r["status"] != "skipped" for r in vs_champion), vs_champion
     assert all(r["n"] > 0 and r["events"] is not None for r in vs_champion)
     aliases = _client(project["folder"]).get_registered_model("visibility-prob").aliases
-    assert aliases == {"champion": "1", "challenger": "2"}
+    assert {k: str(v) for k, v in aliases.items()} == {"champion": "1", "challenger": "2"}
 
 
 def test_release_cycle_commands_with_model(project: dict[str, Any]) -> None:
@@ -134,11 +134,10 @@ def test_release_cycle_commands_with_model(project: dict[str, Any]) -> None:
     back = wxops(folder, "rollback", "--model", "visibility-prob", "-r", "too strict")
     assert back.returncode == 0, back.stdout
     assert "from version 2 to version 1" in back.stdout
-    assert client.get_model_version_by_alias("visibility-prob", "champion").version == "1"
-    # the deterministic model's champion and history did not move
-    assert client.get_model_version_by_alias("visibility", "champion").version == "1"
-    plain = wxops(folder, "history")
-    assert "alias history of 'visibility'" in plain.stdout and "too strict" not in plain.stdout
+    assert str(client.get_model_version_by_alias("visibility-prob", "champion").version) == "1"
+    # the deterministic model's champion and alias history did not move
+    assert str(client.get_model_version_by_alias("visibility", "champion").version) == "1"
+    assert "too strict" not in json.dumps(client.get_registered_model("visibility").tags)
 
 
 def test_unknown_model_name_is_a_clear_error(project: dict[str, Any]) -> None:
