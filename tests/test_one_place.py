@@ -150,7 +150,7 @@ def test_score_table_refuses_bad_entries() -> None:
                              function="scores.continuous.rmse"))
     with pytest.raises(ValueError, match="use lower-case letters"):
         Score("R MSE", kind="continuous", direction="lower", perfect=0.0, function="x.y")
-    with pytest.raises(ValueError, match="a continuous score is computed from values, not contingency"):
+    with pytest.raises(ValueError, match="a continuous score is computed from values or probability, not contingency"):
         Score("x", kind="continuous", direction="lower", perfect=0.0, function="threat_score",
               source="contingency")
     with pytest.raises(ValueError, match="needs `type: Literal\\['knn'\\]`"):

@@ -16,6 +16,9 @@ from wxops.errors import ModelConfigError, TrainingError
 
 EpochCallback = Callable[[int, float, float | None], None]
 """Called after each epoch with (epoch, train_loss, val_loss or None)."""
+ScoresCallback = Callable[[int, dict[str, float]], None]
+"""Called after each epoch with (epoch, {metric: value}): further per-epoch metrics
+(probability MLPs: ``val_brier_1000``...)."""
 
 
 def resolve_device(device: str) -> str:
@@ -27,6 +30,20 @@ def resolve_device(device: str) -> str:
     if device == "cuda" and not torch.cuda.is_available():
         raise ModelConfigError("device 'cuda' requested but CUDA is not available; use 'auto'")
     return device
+
+
+def mlp_network(n_in: int, hidden_dim: int, hidden_layers: int, n_out: int) -> Any:
+    """``hidden_layers`` ReLU layers of ``hidden_dim`` units and a linear output layer
+    (the body every wxops MLP shares; PyTorch must be importable)."""
+    from torch import nn
+
+    layers: list[nn.Module] = []
+    width = n_in
+    for _ in range(hidden_layers):
+        layers += [nn.Linear(width, hidden_dim), nn.ReLU()]
+        width = hidden_dim
+    layers.append(nn.Linear(width, n_out))
+    return nn.Sequential(*layers)
 
 
 class TorchMLPRegressor(RegressorMixin, BaseEstimator):
@@ -87,13 +104,7 @@ class TorchMLPRegressor(RegressorMixin, BaseEstimator):
         self.y_mean_, self.y_std_ = float(t.mean()), float(t.std() + 1e-6)
         gen = torch.Generator().manual_seed(self.random_state)
         torch.manual_seed(self.random_state)
-        layers: list[nn.Module] = []
-        width = x.shape[1]
-        for _ in range(self.hidden_layers):
-            layers += [nn.Linear(width, self.hidden_dim), nn.ReLU()]
-            width = self.hidden_dim
-        layers.append(nn.Linear(width, 1))
-        net = nn.Sequential(*layers).to(self.device_)
+        net = mlp_network(x.shape[1], self.hidden_dim, self.hidden_layers, 1).to(self.device_)
         opt = torch.optim.Adam(net.parameters(), lr=self.learning_rate,
                                weight_decay=self.weight_decay)
         xs = torch.from_numpy((x - self.x_mean_) / self.x_std_).to(self.device_)

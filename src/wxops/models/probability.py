@@ -44,7 +44,60 @@ def monotone_probabilities(prob: np.ndarray, event: str = "below") -> np.ndarray
     return np.minimum.accumulate(p, axis=1)
 
 
-class ThresholdProbabilityClassifier(BaseEstimator):  # type: ignore[misc]
+class ThresholdProbabilityModel(BaseEstimator):  # type: ignore[misc]
+    """What every probability model shares: its thresholds, event and named columns.
+
+    After ``fit``: ``thresholds_`` (sorted), ``columns_`` (``p_below_1000``...), ``event``
+    and ``base_rates_`` (training event frequency per threshold), which training,
+    verification and the pipeline read; ``predict`` returns the named data frame of
+    :meth:`predict_proba_array`, which subclasses implement.
+    """
+
+    thresholds: tuple[float, ...]
+    event: str
+
+    def _events(self, y: Any) -> np.ndarray:
+        target = np.asarray(y, dtype=float).reshape(-1, 1)
+        t = np.asarray(self.thresholds_, dtype=float).reshape(1, -1)
+        return (target < t) if self.event == "below" else (target >= t)
+
+    def _prepare(self, y: Any) -> np.ndarray:
+        """Check the settings and the target, set ``thresholds_``, ``columns_`` and
+        ``base_rates_``; return the 0/1 events (rows x thresholds)."""
+        if self.event not in ("below", "above"):
+            raise TrainingError(f"event must be 'below' or 'above', got {self.event!r}")
+        if not self.thresholds:
+            raise TrainingError("a probability model needs at least one threshold")
+        if not all(np.isfinite(float(t)) for t in self.thresholds):
+            raise TrainingError(f"thresholds must be finite numbers, got {list(self.thresholds)}")
+        target = np.asarray(y, dtype=float)
+        if target.ndim != 1 or len(target) == 0 or not np.isfinite(target).all():
+            raise TrainingError("the target must be a non-empty 1-D array of finite values")
+        self.thresholds_ = sorted(float(t) for t in set(self.thresholds))
+        events = self._events(target)
+        for j, threshold in enumerate(self.thresholds_):
+            count = int(events[:, j].sum())
+            if count == 0 or count == len(target):
+                what = "no" if count == 0 else "only"
+                raise TrainingError(
+                    f"the training rows hold {what} events {self.event} {threshold:g} "
+                    f"({count} of {len(target)}); choose thresholds that occur in the "
+                    "training data (verify.thresholds or the model's thresholds)")
+        self.base_rates_: list[float] = [float(r) for r in events.mean(0)]
+        self.columns_ = [probability_column(t, self.event) for t in self.thresholds_]
+        return events
+
+    def predict_proba_array(self, X: Any) -> np.ndarray:
+        """Monotone event probabilities, rows x thresholds (increasing)."""
+        raise NotImplementedError
+
+    def predict(self, X: Any) -> pd.DataFrame:
+        """Probabilities as a data frame with one named column per threshold."""
+        index = X.index if isinstance(X, pd.DataFrame) else None
+        return pd.DataFrame(self.predict_proba_array(X), columns=self.columns_, index=index)
+
+
+class ThresholdProbabilityClassifier(ThresholdProbabilityModel):
     """One gradient-boosting classifier per threshold; predicts named probabilities.
 
     Args:
@@ -75,54 +128,25 @@ class ThresholdProbabilityClassifier(BaseEstimator):  # type: ignore[misc]
         self.l2_regularization = l2_regularization
         self.random_state = random_state
 
-    def _events(self, y: Any) -> np.ndarray:
-        target = np.asarray(y, dtype=float).reshape(-1, 1)
-        t = np.asarray(self.thresholds_, dtype=float).reshape(1, -1)
-        return (target < t) if self.event == "below" else (target >= t)
-
     def fit(self, X: Any, y: Any) -> ThresholdProbabilityClassifier:
         from sklearn.ensemble import HistGradientBoostingClassifier
 
-        if self.event not in ("below", "above"):
-            raise TrainingError(f"event must be 'below' or 'above', got {self.event!r}")
-        if not self.thresholds:
-            raise TrainingError("a probability model needs at least one threshold")
-        target = np.asarray(y, dtype=float)
-        if target.ndim != 1 or len(target) == 0 or not np.isfinite(target).all():
-            raise TrainingError("the target must be a non-empty 1-D array of finite values")
-        self.thresholds_ = sorted(float(t) for t in set(self.thresholds))
-        events = self._events(target)
+        events = self._prepare(y)
         self.classifiers_: list[Any] = []
-        self.base_rates_: list[float] = []
-        for j, threshold in enumerate(self.thresholds_):
-            column = events[:, j]
-            count = int(column.sum())
-            if count == 0 or count == len(column):
-                what = "no" if count == 0 else "only"
-                raise TrainingError(
-                    f"the training rows hold {what} events {self.event} {threshold:g} "
-                    f"({count} of {len(column)}); choose thresholds that occur in the "
-                    "training data (verify.thresholds or the model's thresholds)")
+        for j in range(len(self.thresholds_)):
             clf = HistGradientBoostingClassifier(
                 max_iter=self.max_iter, learning_rate=self.learning_rate,
                 max_depth=self.max_depth, max_leaf_nodes=self.max_leaf_nodes,
                 l2_regularization=self.l2_regularization, early_stopping=False,
                 random_state=self.random_state)
-            clf.fit(X, column.astype(int))
+            clf.fit(X, events[:, j].astype(int))
             self.classifiers_.append(clf)
-            self.base_rates_.append(float(column.mean()))
-        self.columns_ = [probability_column(t, self.event) for t in self.thresholds_]
         return self
 
     def predict_proba_array(self, X: Any) -> np.ndarray:
         """Monotone event probabilities, rows x thresholds (increasing)."""
         raw = np.column_stack([clf.predict_proba(X)[:, 1] for clf in self.classifiers_])
         return monotone_probabilities(raw, self.event)
-
-    def predict(self, X: Any) -> pd.DataFrame:
-        """Probabilities as a data frame with one named column per threshold."""
-        index = X.index if isinstance(X, pd.DataFrame) else None
-        return pd.DataFrame(self.predict_proba_array(X), columns=self.columns_, index=index)
 
     def staged_losses(self, X: Any, y: Any, X_val: Any, y_val: Any) -> list[dict[str, float | None]]:
         """Brier score / Brier score of the training frequency, averaged over thresholds,

@@ -74,19 +74,30 @@ def run_train_task(task: TrainTask, on_epoch: EpochCallback | None = None) -> Ta
                             tags={**task.tags, **where_it_runs()},
                             system_metrics=task.system_metrics) as run_id:
         log_epoch, flush = tracking.epoch_logger(run_id)
+        log_scores, _ = tracking.metrics_logger(run_id)
+        per_epoch: dict[str, int] = {}  # metric logged per epoch -> its last step
 
         def both(epoch: int, train_loss: float, val_loss: float | None) -> None:
             log_epoch(epoch, train_loss, val_loss)
             if on_epoch is not None:
                 on_epoch(epoch, train_loss, val_loss)
 
+        def scores(epoch: int, values: dict[str, float]) -> None:
+            log_scores(epoch, values)
+            per_epoch.update(dict.fromkeys(values, epoch))
+
         try:
             result = train_model(task.model, table, split, derived=list(task.derived),
-                                 seed=task.seed, on_epoch=both)
+                                 seed=task.seed, on_epoch=both, on_scores=scores)
         finally:
             flush()
         tracking.log_params(result.params)
-        tracking.log_metrics(result.metrics)
+        # a final metric also logged per epoch (val_brier_1000) goes at the last epoch's
+        # step, so its chart does not jump back to step 0
+        tracking.log_metrics({k: v for k, v in result.metrics.items() if k not in per_epoch})
+        last = {k: v for k, v in result.metrics.items() if k in per_epoch}
+        if last:
+            tracking.log_metrics(last, step=max(per_epoch[k] for k in last))
         model_uri = tracking.log_model(result.model, "model", input_example=input_example(train[task.inputs]),
                                        pip_requirements=task.pip_requirements, code_paths=task.code_paths)
     return TaskOutcome(result, run_id, model_uri)

@@ -15,10 +15,11 @@ import numpy as np
 import pandas as pd
 from sklearn.pipeline import Pipeline
 
-from wxops.config import ModelConfig, ProbabilityConfig
+from wxops.config import ModelConfig
 from wxops.errors import TrainingError, WxopsError
 from wxops.features import TARGET, FeatureTable, MeteoFeatures
-from wxops.models.mlp import EpochCallback
+from wxops.models.mlp import EpochCallback, ScoresCallback
+from wxops.models.settings import ThresholdSettings
 from wxops.models.types import model_type
 from wxops.split import Split
 
@@ -59,8 +60,12 @@ def train_model(
     derived: list[str],
     seed: int,
     on_epoch: EpochCallback | None = None,
+    on_scores: ScoresCallback | None = None,
 ) -> TrainResult:
-    """Fit one configuration on ``split.train``; score it on ``split.validation``."""
+    """Fit one configuration on ``split.train``; score it on ``split.validation``.
+
+    ``on_epoch`` gets the loss curve point by point; ``on_scores`` the further per-epoch
+    metrics of models that have them (probability MLPs: Brier score per threshold)."""
     seed_everything(seed)
     features = MeteoFeatures(derived=list(derived))
     x_train = features.fit_transform(split.train[table.inputs])
@@ -68,9 +73,9 @@ def train_model(
     y_train = split.train[TARGET].to_numpy(dtype=float)
     y_val = split.validation[TARGET].to_numpy(dtype=float)
     if model_type(cfg.type).output == "probability":
-        assert isinstance(cfg, ProbabilityConfig)
+        assert isinstance(cfg, ThresholdSettings)
         return _train_probability(cfg, features, (x_train, y_train), (x_val, y_val),
-                                  seed=seed, on_epoch=on_epoch)
+                                  seed=seed, on_epoch=on_epoch, on_scores=on_scores)
     estimator = build_estimator(cfg, seed=seed)
     log = cfg.target_transform == "log"
     if log:
@@ -119,29 +124,43 @@ def train_model(
 
 
 def _train_probability(
-    cfg: ProbabilityConfig,
+    cfg: ThresholdSettings,
     features: MeteoFeatures,
     train: tuple[pd.DataFrame, np.ndarray],
     val: tuple[pd.DataFrame, np.ndarray],
     *,
     seed: int,
     on_epoch: EpochCallback | None,
+    on_scores: ScoresCallback | None,
 ) -> TrainResult:
-    """Fit the per-threshold classifiers; Brier score (and skill against the training
-    event frequency) on training and validation rows, per threshold."""
-    from wxops.models.probability import ThresholdProbabilityClassifier
+    """Fit a probability model; Brier score (and skill against the training event
+    frequency) on training and validation rows, per threshold."""
+    from wxops.models.probability import ThresholdProbabilityModel
 
     estimator = build_estimator(cfg, seed=seed)
-    assert isinstance(estimator, ThresholdProbabilityClassifier)
+    if not isinstance(estimator, ThresholdProbabilityModel):
+        raise TrainingError(f"model type '{cfg.type}' is registered with output 'probability' "
+                            f"but builds a {type(estimator).__name__}, not a "
+                            "wxops.models.probability.ThresholdProbabilityModel")
     (x_train, y_train), (x_val, y_val) = train, val
+    by_epoch = model_type(cfg.type).loss_curve == "epochs"
     try:
-        estimator.fit(x_train, y_train)
+        if by_epoch:
+            estimator.fit(x_train, y_train, X_val=x_val, y_val=y_val, on_epoch=on_epoch,
+                          on_scores=on_scores)
+        else:
+            estimator.fit(x_train, y_train)
+    except WxopsError:
+        raise
     except ValueError as exc:
         raise TrainingError(f"model '{cfg.name}' failed to train: {exc}") from exc
-    history = estimator.staged_losses(x_train, y_train, x_val, y_val)
-    if on_epoch is not None:
-        for epoch, point in enumerate(history):
-            on_epoch(epoch, float(point["train_loss"] or 0.0), point["val_loss"])
+    if by_epoch:
+        history = estimator.history_
+    else:
+        history = estimator.staged_losses(x_train, y_train, x_val, y_val)
+        if on_epoch is not None:
+            for epoch, point in enumerate(history):
+                on_epoch(epoch, float(point["train_loss"] or 0.0), point["val_loss"])
     model = Pipeline([("features", features), ("model", estimator)])
     metrics: dict[str, float] = {}
     for name, x, y in (("train", x_train, y_train), ("val", x_val, y_val)):
@@ -158,10 +177,11 @@ def _train_probability(
                 clim = float(np.mean((rate - events[:, j]) ** 2))
                 metrics[f"val_bss_{label}"] = 1.0 - brier / clim if clim > 0 else float("nan")
                 metrics[f"val_events_{label}"] = float(events[:, j].sum())
+    device = str(getattr(estimator, "device_", "cpu"))
     params = cfg.model_dump(mode="json")
-    params.update({"model": cfg.type, "seed": seed, "device_used": "cpu",
+    params.update({"model": cfg.type, "seed": seed, "device_used": device,
                    "n_train": len(y_train), "n_validation": len(y_val)})
-    return TrainResult(cfg.name, model, params, history, metrics, "cpu")
+    return TrainResult(cfg.name, model, params, history, metrics, device)
 
 
 def _rmse(pred: np.ndarray, obs: np.ndarray) -> float:

@@ -36,6 +36,7 @@ from wxops.models.settings import (
     MLPConfig,
     ModelSettings,
     ProbabilityConfig,
+    ProbabilityMLPConfig,
 )
 
 Output = Literal["value", "probability"]
@@ -45,7 +46,8 @@ by ``train_probability`` and verified with probability scores next to the regist
 version, never selected or registered."""
 LossCurve = Literal["epochs", "stages", "single"]
 """``epochs``: the estimator's ``fit(X, y, X_val=, y_val=, on_epoch=)`` records
-``history_`` per epoch (the PyTorch MLP); ``stages``: scored after fitting per stage of
+``history_`` per epoch (the PyTorch MLPs; a probability one also takes ``on_scores=`` for
+its per-threshold Brier scores per epoch); ``stages``: scored after fitting per stage of
 ``staged_predict`` (boosting); ``single``: one point (a one-shot fit)."""
 
 #: Packages every logged model needs (its pipeline is scikit-learn, pickled).
@@ -156,10 +158,6 @@ def _build_linear(cfg: LinearConfig, seed: int) -> Any:
     return Pipeline([("scale", StandardScaler()), ("ridge", Ridge(alpha=cfg.alpha))])
 
 
-register_model_type(ModelType("mlp", MLPConfig, _build_mlp, requirements=("torch",),
-                              loss_curve="epochs"))
-register_model_type(ModelType("gradient_boosting", GradientBoostingConfig,
-                              _build_gradient_boosting, loss_curve="stages"))
 def _build_probability(cfg: ProbabilityConfig, seed: int) -> Any:
     from wxops.models.probability import ThresholdProbabilityClassifier
 
@@ -171,6 +169,24 @@ def _build_probability(cfg: ProbabilityConfig, seed: int) -> Any:
     )
 
 
+def _build_probability_mlp(cfg: ProbabilityMLPConfig, seed: int) -> Any:
+    from wxops.models.probability_mlp import TorchThresholdProbabilityMLP
+
+    return TorchThresholdProbabilityMLP(
+        thresholds=tuple(cfg.thresholds), event=cfg.event, hidden_dim=cfg.hidden_dim,
+        hidden_layers=cfg.hidden_layers, learning_rate=cfg.learning_rate,
+        batch_size=cfg.batch_size, epochs=cfg.epochs, weight_decay=cfg.weight_decay,
+        device=cfg.device, random_state=seed,
+    )
+
+
+register_model_type(ModelType("mlp", MLPConfig, _build_mlp, requirements=("torch",),
+                              loss_curve="epochs"))
+register_model_type(ModelType("gradient_boosting", GradientBoostingConfig,
+                              _build_gradient_boosting, loss_curve="stages"))
 register_model_type(ModelType("linear", LinearConfig, _build_linear))
 register_model_type(ModelType("probability", ProbabilityConfig, _build_probability,
                               loss_curve="stages", output="probability"))
+register_model_type(ModelType("probability_mlp", ProbabilityMLPConfig, _build_probability_mlp,
+                              requirements=("torch",), loss_curve="epochs",
+                              output="probability"))

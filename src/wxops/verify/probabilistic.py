@@ -11,6 +11,14 @@ reads.
 
 Skill is against the climatological event frequency of the non-test rows (training and
 validation), a constant probability: BSS = 1 - BS / BS(climatology).
+
+Over all thresholds together, :func:`ranked_probability_score` gives the ranked
+probability score of the ordered categories the thresholds make (fog, mist, clear): the
+sum over thresholds of the Brier scores. It is the threshold-weighted CRPS
+(Gneiting and Ranjan 2011) whose weight is a unit mass at each threshold, so a proper
+score of the predictive distribution read at the thresholds. The unweighted CRPS in
+metres would need the distribution between and beyond the thresholds, which a
+threshold model does not forecast (interpolating one would score an assumption).
 """
 
 from __future__ import annotations
@@ -127,6 +135,34 @@ def brier_scores(prob: Any, events: Any, *, climatology: float) -> dict[str, flo
     return out
 
 
+def brier_skill_score(prob: Any, events: Any, *, climatology: float) -> float:
+    """1 - BS / BS(constant ``climatology`` frequency), by ``scores``' Brier score."""
+    out = brier_scores(prob, events, climatology=climatology)["bss"]
+    return float(out)
+
+
+def ranked_probability_score(prob: Any, events: Any) -> float:
+    """Mean over rows of the sum over thresholds of (p - o)^2: rows x thresholds of event
+    probabilities and observed events (0/1), each threshold by ``scores``' Brier score.
+
+    The ranked probability score of the categories between the thresholds, equal to the
+    CRPS weighted by a unit mass at each threshold (see the module docstring). 0 is
+    perfect; with one threshold it is the Brier score.
+    """
+    from scores.probability import brier_score
+
+    p = np.asarray(prob, dtype=float)
+    e = np.asarray(events, dtype=float)
+    if p.ndim != 2 or p.shape != e.shape:
+        raise VerificationError(f"probabilities {p.shape} and events {e.shape} must be the "
+                                "same rows x thresholds")
+    _check(p, e)
+    dims = ("time", "threshold")
+    per_threshold = brier_score(xr.DataArray(p, dims=dims), xr.DataArray(e, dims=dims),
+                                preserve_dims=["threshold"])
+    return float(per_threshold.sum())
+
+
 def roc_points(prob: Any, events: Any,
                thresholds: tuple[float, ...] = DECISION_THRESHOLDS) -> pd.DataFrame:
     """ROC curve: probability of detection and of false detection when acting at each
@@ -174,10 +210,14 @@ class ProbabilityVerification:
     """``hour``/``season``/``month`` -> ``group, threshold, brier, bss, n, events``."""
     event: str
     notes: list[str] = field(default_factory=list)
+    overall: dict[str, float] = field(default_factory=dict)
+    """Scores over all thresholds: ``rps``, ``rps_climatology``, ``rpss`` (skill), ``n``."""
 
     def metrics(self, prefix: str = "test_") -> dict[str, float]:
-        """Flat metrics for MLflow, e.g. ``test_bss_1000``, ``test_events_1000``."""
-        out: dict[str, float] = {}
+        """Flat metrics for MLflow, e.g. ``test_bss_1000``, ``test_events_1000``,
+        ``test_rps``."""
+        out: dict[str, float] = {f"{prefix}{k}": float(v) for k, v in self.overall.items()
+                                 if k in ("rps", "rpss")}
         for threshold, row in self.scores.iterrows():
             label = f"{float(threshold):g}"  # type: ignore[arg-type]
             for name in ("brier", "bss", "auc", "reliability", "resolution", "n", "events"):
@@ -192,6 +232,11 @@ class ProbabilityVerification:
                 f"{title} P({self.event} {float(threshold):g}): BSS vs climatology "  # type: ignore[arg-type]
                 f"{row['bss']:+.3f} (Brier {row['brier']:.4f} vs {row['brier_climatology']:.4f}), "
                 f"ROC area {row['auc']:.3f}, n={int(row['n'])}, events={int(row['events'])}")
+        if len(self.scores) > 1 and self.overall:
+            o = self.overall
+            lines.append(f"{title} ranked probability score over the thresholds {o['rps']:.4f} "
+                         f"vs climatology {o['rps_climatology']:.4f}: skill {o['rpss']:+.3f}, "
+                         f"n={int(o['n'])}")
         return lines
 
     def to_dict(self) -> dict[str, Any]:
@@ -205,6 +250,7 @@ class ProbabilityVerification:
             "roc": {f"{t:g}": records(v) for t, v in self.roc.items()},
             "economic_value": {f"{t:g}": records(v) for t, v in self.value.items()},
             "strata": {k: records(v) for k, v in self.strata.items()},
+            "overall": json_ready(self.overall),
             "notes": self.notes,
         }
 
@@ -280,7 +326,15 @@ def verify_probabilities(
     strata = {dim: pd.DataFrame(r).sort_values(["threshold", "group"], kind="stable")
               .reset_index(drop=True) for dim, r in strata_rows.items()}
     table = pd.DataFrame.from_dict(rows, orient="index")
-    return ProbabilityVerification(table, reliability, roc, value, strata, event, notes)
+    ordered = sorted(prob)
+    p_all = np.column_stack([np.asarray(prob[t], dtype=float)[keep] for t in ordered])
+    e_all = np.column_stack([event_indicator(o[keep], t, event) for t in ordered])
+    clim_all = np.broadcast_to([float(climatology[t]) for t in ordered], p_all.shape)
+    rps, rps_clim = ranked_probability_score(p_all, e_all), ranked_probability_score(clim_all, e_all)
+    overall = {"rps": rps, "rps_climatology": rps_clim,
+               "rpss": 1.0 - rps / rps_clim if rps_clim > 0 else float("nan"),
+               "n": float(keep.sum())}
+    return ProbabilityVerification(table, reliability, roc, value, strata, event, notes, overall)
 
 
 def _case_brier(p: np.ndarray, e: np.ndarray) -> np.ndarray:

@@ -31,7 +31,9 @@ better (bias, frequency bias), where no skill score is defined."""
 Source = Literal["values", "contingency", "probability"]
 """What the ``scores`` function takes: forecast and observed values (``fn(fcst, obs)``), the
 contingency table at a threshold (a method of ``scores``' contingency manager), or event
-probabilities and observed events (``fn(prob, event)``)."""
+probabilities and observed events (``fn(prob, event)``; a continuous probability score
+takes them at every threshold, rows x thresholds). Probability scores are computed by
+``wxops.verify.probabilistic`` for probability models (not from values)."""
 
 
 @dataclass(frozen=True)
@@ -113,7 +115,8 @@ class Score:
         if self.source is None:
             object.__setattr__(self, "source",
                                "values" if self.kind == "continuous" else "contingency")
-        allowed = ("values",) if self.kind == "continuous" else ("contingency", "probability")
+        allowed = (("values", "probability") if self.kind == "continuous"
+                   else ("contingency", "probability"))
         if self.source not in allowed:
             raise ValueError(f"score {self.name!r}: a {self.kind} score is computed from "
                              f"{' or '.join(allowed)}, not {self.source}")
@@ -202,6 +205,21 @@ for _score in (
     Score("brier", kind="categorical", direction="lower", perfect=0.0,
           function="scores.probability.brier_score", source="probability", live=False,
           description="Brier score of the event probability"),
+    Score("bss", kind="categorical", direction="higher", perfect=1.0,
+          function="wxops.verify.probabilistic.brier_skill_score", source="probability",
+          live=False, description="Brier skill score against the climatological event "
+                                  "frequency of the non-test rows (0: no better than it)"),
+    Score("auc", kind="categorical", direction="higher", perfect=1.0,
+          function="scores.probability.roc_auc", source="probability", live=False,
+          description="area under the ROC curve of the event probability (0.5: no "
+                      "discrimination)"),
+    # the CRPS with its threshold weight on the thresholds (wxops.verify.probabilistic):
+    # the distribution between the thresholds is not forecast, so no CRPS in metres
+    Score("rps", kind="continuous", direction="lower", perfect=0.0,
+          function="wxops.verify.probabilistic.ranked_probability_score",
+          source="probability", live=False,
+          description="ranked probability score over the thresholds: the sum of their "
+                      "Brier scores, the CRPS weighted by a unit mass at each threshold"),
 ):
     register_score(_score)
 
