@@ -13,15 +13,23 @@ Three ways, same data, same seeds, one process, interleaved so machine noise hit
 Model artifacts are not part of this comparison (saving a model is not training).
 
 Printed: the best of ``--repeat`` of each, the ratios wxops/off (target <= 1.03) and
-wxops/async (target <= 1.0), and the same ratios per interleaved round. Run it a few
+wxops/async (target <= 1.0), their spread over the interleaved rounds (min, median, max),
+and the same ratios of process CPU time (all threads: what tracking adds to the work,
+less disturbed than wall time by other processes on a loaded machine). Run it a few
 times on a quiet machine: the load average is printed with the result.
+
+``--quick`` (for a loaded or small machine, ~1-3 min): 2 rounds, each configuration cut
+to 5 epochs, warm-up with 1 epoch. Fewer epochs weigh the fixed costs of a run (creating
+it, its end) more, so quick ratios are if anything pessimistic.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -59,7 +67,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=5, help="interleaved rounds (best of)")
     parser.add_argument("--naive", action="store_true", help="also per-call synchronous logging")
+    parser.add_argument("--quick", action="store_true",
+                        help="2 rounds of 5 epochs per configuration (a loaded machine)")
     args = parser.parse_args()
+    if args.quick:
+        args.repeat = min(args.repeat, 2)
     configure_process()
     import mlflow
 
@@ -69,10 +81,12 @@ def main() -> None:
     obs, _ = apply_qc(read_source(cfg.data), [cfg.features.target, *cfg.features.predictors], cfg.data.qc)
     table = build_features(obs, cfg.features)
     split = split_by_blocks(table.frame, cfg.split)
-    mlps = [m for m in cfg.models if isinstance(m, MLPConfig)]
+    full = [m for m in cfg.models if isinstance(m, MLPConfig)]
+    mlps = [m.model_copy(update={"epochs": min(m.epochs, 5)}) for m in full] if args.quick else full
+    warm = [m.model_copy(update={"epochs": 1}) for m in full] if args.quick else full
     derived = list(cfg.features.derived)
 
-    def off() -> None:
+    def off(mlps: list[MLPConfig] = mlps) -> None:
         for m in mlps:
             train_model(m, table, split, derived=derived, seed=cfg.seed)
 
@@ -81,7 +95,7 @@ def main() -> None:
         tracking.connect(uri)
         exp = tracking.ensure_experiment("bench", Path(tmp).as_uri())
 
-        def with_wxops() -> None:
+        def with_wxops(mlps: list[MLPConfig] = mlps) -> None:
             with tracking.start_run(exp, "pipeline") as parent:
                 for m in mlps:
                     with tracking.start_run(exp, m.name, parent_run_id=parent,
@@ -93,7 +107,7 @@ def main() -> None:
                         tracking.log_params(result.params)
                         tracking.log_metrics(result.metrics)
 
-        def mlflow_async() -> None:
+        def mlflow_async(mlps: list[MLPConfig] = mlps) -> None:
             with _env(MLFLOW_ASYNC_LOGGING_BUFFERING_SECONDS=BUFFER_SECONDS,
                       MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL=str(INTERVAL)):
                 mlflow.set_tracking_uri(uri)
@@ -110,7 +124,7 @@ def main() -> None:
                             mlflow.log_params(result.params, synchronous=False)
                             mlflow.log_metrics(result.metrics, synchronous=False)
 
-        def naive() -> None:
+        def naive(mlps: list[MLPConfig] = mlps) -> None:
             mlflow.set_tracking_uri(uri)
             with mlflow.start_run(experiment_id=exp):
                 for m in mlps:
@@ -125,20 +139,24 @@ def main() -> None:
                         for k, v in result.metrics.items():
                             mlflow.log_metric(k, v)
 
-        modes: dict[str, Callable[[], None]] = {"off": off, "wxops": with_wxops, "async": mlflow_async}
+        modes: dict[str, Callable[..., None]] = {"off": off, "wxops": with_wxops, "async": mlflow_async}
         if args.naive:
             modes["naive"] = naive
         for fn in modes.values():  # warm-up: imports, first torch allocation, store caches
-            fn()
+            fn(warm)
         times: dict[str, list[float]] = {name: [] for name in modes}
+        cpu: dict[str, list[float]] = {name: [] for name in modes}
         load_before = os.getloadavg()
         for _ in range(args.repeat):
             for name, fn in modes.items():
+                start = time.process_time()
                 times[name].append(time_call(fn))
+                cpu[name].append(time.process_time() - start)
         load_after = os.getloadavg()
     best = {name: min(t) for name, t in times.items()}
     wx_off, wx_async = best["wxops"] / best["off"], best["wxops"] / best["async"]
-    print(f"3 MLP configs, {sum(m.epochs for m in mlps)} epochs in all, best of {args.repeat} each; "
+    print(f"3 MLP configs, {sum(m.epochs for m in mlps)} epochs in all{' (--quick)' if args.quick else ''}, "
+          f"best of {args.repeat} each; "
           f"load average {load_before[0]:.1f} before, {load_after[0]:.1f} after "
           f"({os.cpu_count()} CPUs)")
     labels = {"off": "tracking off", "wxops": "wxops tracking", "async": "MLflow buffered async",
@@ -151,6 +169,13 @@ def main() -> None:
     rounds = zip(times["off"], times["wxops"], times["async"], strict=True)
     print("per round wxops/off, wxops/async: " + ", ".join(
         f"{w / o:.3f}/{w / a:.3f}" for o, w, a in rounds))
+    for label, table in (("wall", times), ("cpu", cpu)):
+        for base in ("off", "async"):
+            ratios = [w / b for w, b in zip(table["wxops"], table[base], strict=True)]
+            print(f"{label} wxops/{base} over rounds: min {min(ratios):.3f}, "
+                  f"median {statistics.median(ratios):.3f}, max {max(ratios):.3f}")
+    print("process CPU s per pass (median): " + ", ".join(
+        f"{labels[name]} {statistics.median(values):.2f}" for name, values in cpu.items()))
 
 
 if __name__ == "__main__":

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from wxops import tracking
 from wxops.errors import TrackingError
+from wxops.tracking.writer import Writer
 
 
 def _store(tmp_path: Path) -> str:
@@ -80,3 +84,61 @@ def test_connecting_again_ends_the_previous_writer_thread(tmp_path: Path) -> Non
         with tracking.start_run(exp, "r"):
             tracking.log_params({"i": i})
         assert writers() == 1
+
+
+def _slow_store(tmp_path: Path, seconds: float) -> tuple[str, Any, Callable[..., None]]:
+    """A run in a real SQLite store whose ``log_batch`` takes at least ``seconds`` (a loaded
+    machine or a slow server), and that log_batch."""
+    import mlflow
+
+    exp = _store(tmp_path)
+    client = mlflow.MlflowClient()
+    run_id = client.create_run(exp).info.run_id
+
+    def log_batch(run: str, metrics: list[Any], params: list[Any], tags: list[Any]) -> None:
+        time.sleep(seconds)
+        client.log_batch(run, metrics=metrics, params=params, tags=tags)
+
+    return run_id, client, log_batch
+
+
+def test_live_writes_keep_to_their_share_of_time_and_lose_nothing(tmp_path: Path) -> None:
+    from mlflow.entities import Metric
+
+    run_id, client, log_batch = _slow_store(tmp_path, 0.05)
+    writer = Writer(log_batch, budget=0.1)  # a >= 50 ms write: then >= 0.5 s without one
+    try:
+        start = time.monotonic()
+        step = 0
+        while time.monotonic() - start < 1.0:  # a point each 10 ms, each due after 10 ms
+            writer.add(run_id, metrics=[Metric("loss", float(step), 0, step)], interval=0.01)
+            step += 1
+            time.sleep(0.01)
+        writes = writer.live_writes
+        writer.drain()
+    finally:
+        writer.close()
+    assert 1 <= writes <= 3, writes  # ~20 at the bare 10 ms interval with a 50 ms write
+    assert [m.step for m in client.get_metric_history(run_id, "loss")] == list(range(step))
+
+
+def test_a_job_comes_after_every_live_point_added_before_it(tmp_path: Path) -> None:
+    from mlflow.entities import Metric
+
+    run_id, client, log_batch = _slow_store(tmp_path, 0.0)
+    seen: list[int] = []
+    writer = Writer(log_batch)
+    try:
+        for step in range(50):  # due in a minute: only the job's order writes them now
+            writer.add(run_id, metrics=[Metric("loss", float(step), 0, step)], interval=60.0)
+        writer.submit(lambda: seen.extend(m.step for m in client.get_metric_history(run_id, "loss")))
+        writer.drain()
+    finally:
+        writer.close()
+    assert seen == list(range(50))
+
+
+@pytest.mark.parametrize("budget", [0.0, -0.1, 1.5])
+def test_a_write_budget_outside_0_to_1_is_refused(budget: float) -> None:
+    with pytest.raises(ValueError, match="write budget must be a share of time"):
+        Writer(lambda *_: None, budget=budget)

@@ -162,8 +162,9 @@ def metrics_logger(
     """A callback ``log(step, {key: value})`` that never waits on the store, and its flush.
 
     Points go to the session's writer, which writes them with one ``log_batch`` at most
-    every ``interval`` seconds (and with the run's end), so a step costs a queue put
-    instead of a round trip, and the UI sees new points within ``interval``. MLflow's
+    every ``interval`` seconds, less often when writes are slow (its write budget, see
+    :mod:`wxops.tracking.writer`), and with the run's end; a step costs an append under a
+    lock instead of a round trip, and the UI sees new points within about ``interval``. MLflow's
     own buffered async logging is the baseline of ``benchmarks/bench_tracking_overhead.py``.
 
     Inside a run, ``flush`` returns at once (the run's end writes the rest); outside a run

@@ -11,6 +11,15 @@ here and one thread does them:
   after every batch queued before it;
 - *samplers* (system metrics of a run) are polled on the same thread at their interval.
 
+The writes made *during* training (a run's live points, due after their interval) share
+the interpreter with it, so they get a budget: after such a write that took ``t`` seconds
+the next one waits at least ``t / budget`` (2 % by default: a 5 ms SQLite write keeps the
+2 s interval, a 100 ms write on a loaded machine or a slow server stretches it to 5 s).
+Nothing is dropped: a run's end, a job or a drain writes everything pending at once.
+Live points do not wake the thread one by one either: the first of a window schedules
+the write, the rest are appended under a lock (a queue put per epoch hands the
+interpreter to the writer and back).
+
 An error is kept and raised by :meth:`Writer.drain` on the caller's thread (at the
 latest when the outermost run ends), so nothing fails silently; after an error the
 writer skips the rest until it is drained.
@@ -33,6 +42,8 @@ _log = logging.getLogger("wxops.tracking")
 
 #: MLflow's limits of one ``log_batch`` call.
 MAX_METRICS, MAX_PARAMS, MAX_TAGS, MAX_ENTITIES = 1000, 100, 100, 1000
+#: Share of wall time the writes due during a run (live points) may take.
+DEFAULT_BUDGET = 0.02
 
 
 class Sampler(Protocol):
@@ -58,6 +69,12 @@ class Batch:
     params: list[Any] = field(default_factory=list)
     tags: list[Any] = field(default_factory=list)
     due: float = math.inf
+
+    def merge(self, other: Batch) -> None:
+        """Append ``other``'s entities (its due time is the caller's to combine)."""
+        self.metrics += other.metrics
+        self.params += other.params
+        self.tags += other.tags
 
     def chunks(self) -> list[tuple[list[Any], list[Any], list[Any]]]:
         """The batch cut into pieces within MLflow's limits per call."""
@@ -91,6 +108,11 @@ class _Watch:
 
 
 @dataclass
+class _Wake:
+    """Live points are waiting (see :meth:`Writer.add`)."""
+
+
+@dataclass
 class _Barrier:
     done: threading.Event = field(default_factory=threading.Event)
 
@@ -109,10 +131,19 @@ LogBatch = Callable[[str, list[Any], list[Any], list[Any]], None]
 class Writer:
     """One daemon thread writing queued batches and jobs; see the module docstring."""
 
-    def __init__(self, log_batch: LogBatch) -> None:
+    def __init__(self, log_batch: LogBatch, *, budget: float = DEFAULT_BUDGET) -> None:
+        if not 0 < budget <= 1:
+            raise ValueError(f"write budget must be a share of time in (0, 1], got {budget}")
         self._log_batch = log_batch
+        self._budget = budget
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._pending: dict[str, Batch] = {}
+        self._live: dict[str, Batch] = {}  # live points not yet seen by the thread
+        self._live_lock = threading.Lock()
+        self._live_due = math.inf  # when the thread looks at them (a wake is queued for it)
+        self._quiet_until = 0.0  # no live write before this (the budget)
+        self.live_writes = 0
+        """How many writes of live points the thread made (for tests and benchmarks)."""
         self._samplers: dict[str, tuple[Sampler, float]] = {}
         self._errors: list[BaseException] = []
         self._thread = threading.Thread(target=self._loop, name="wxops-tracking-writer", daemon=True)
@@ -122,9 +153,22 @@ class Writer:
 
     def add(self, run_id: str, *, metrics: list[Any] | None = None, params: list[Any] | None = None,
             tags: list[Any] | None = None, interval: float | None = None) -> None:
-        """Queue entities of ``run_id``: written within ``interval`` seconds, or (None) with
-        the next job or drain."""
-        self._queue.put(_Add(run_id, Batch(metrics or [], params or [], tags or []), interval))
+        """Queue entities of ``run_id``: written after ``interval`` seconds (or later, within
+        the write budget), or (None) with the next job or drain."""
+        batch = Batch(metrics or [], params or [], tags or [])
+        if interval is None:
+            self._queue.put(_Add(run_id, batch, None))
+            return
+        due = time.monotonic() + interval
+        with self._live_lock:
+            live = self._live.setdefault(run_id, Batch())
+            live.merge(batch)
+            live.due = min(live.due, due)
+            wake = due < self._live_due
+            if wake:
+                self._live_due = due
+        if wake:
+            self._queue.put(_Wake())
 
     def submit(self, job: Callable[[], None]) -> None:
         """Queue ``job``; it runs after everything queued before it."""
@@ -159,24 +203,37 @@ class Writer:
 
     def _loop(self) -> None:
         while True:
-            due = min([b.due for b in self._pending.values() if b.due != math.inf]
-                      + [d for _, d in self._samplers.values()], default=None)
+            batches = [b.due for b in self._pending.values() if b.due != math.inf]
+            if batches:
+                batches = [max(min(batches), self._quiet_until)]
+            due = min(batches + [d for _, d in self._samplers.values()] + [self._live_due],
+                      default=math.inf)
             try:
-                item = self._queue.get(timeout=None if due is None else max(0.0, due - time.monotonic()))
+                item = self._queue.get(timeout=None if due == math.inf else max(0.0, due - time.monotonic()))
             except queue.Empty:
                 item = None
             if item is _STOP:
+                self._take_live()
                 self._flush(everything=True)
                 return
             self._handle(item)
             self._tick()
 
+    def _take_live(self) -> None:
+        """Move the live points added so far into the pending batches."""
+        with self._live_lock:
+            live, self._live, self._live_due = self._live, {}, math.inf
+        for run_id, batch in live.items():
+            pending = self._pending.setdefault(run_id, Batch())
+            pending.merge(batch)
+            pending.due = min(pending.due, batch.due)
+
     def _handle(self, item: Any) -> None:
+        if not isinstance(item, _Add | _Wake | type(None)):
+            self._take_live()  # an ordered item comes after every point added before it
         if isinstance(item, _Add):
             batch = self._pending.setdefault(item.run_id, Batch())
-            batch.metrics += item.batch.metrics
-            batch.params += item.batch.params
-            batch.tags += item.batch.tags
+            batch.merge(item.batch)
             if item.interval is not None:
                 batch.due = min(batch.due, time.monotonic() + item.interval)
         elif isinstance(item, _Job):
@@ -198,6 +255,8 @@ class Writer:
 
     def _tick(self) -> None:
         now = time.monotonic()
+        if self._live_due <= now:
+            self._take_live()
         for run_id, (sampler, due) in list(self._samplers.items()):
             if now >= due:
                 self._samplers[run_id] = (sampler, now + sampler.interval)
@@ -218,10 +277,17 @@ class Writer:
 
     def _flush(self, *, everything: bool) -> None:
         now = time.monotonic()
-        for run_id in [r for r, b in self._pending.items() if everything or b.due <= now]:
+        if not everything and now < self._quiet_until:
+            return  # live points wait for the budget; ordered writes never do
+        due = [r for r, b in self._pending.items() if everything or b.due <= now]
+        for run_id in due:
             batch = self._pending.pop(run_id)
             for metrics, params, tags in batch.chunks():
                 self._guard(lambda: self._log_batch(run_id, metrics, params, tags), run_id)  # noqa: B023
+        if due and not everything:
+            took = time.monotonic() - now
+            self._quiet_until = now + took / self._budget
+            self.live_writes += 1
 
     def _guard(self, fn: Callable[[], None], run_id: str | None = None) -> None:
         if self._errors:
