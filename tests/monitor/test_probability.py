@@ -103,7 +103,7 @@ def setup(project: Project, held_out: pd.DataFrame,
     version = register_probability_version(project.run_id, project.uri, base="visibility")
     root = tmp_path_factory.mktemp("prob-monitor")
     calibrated, drifted = root / "calibrated.db", root / "drifted.db"
-    _serve(project.uri, f"{version.name}@champion", held_out, calibrated)
+    _serve(project.uri, f"{version.name}/{version.version}", held_out, calibrated)
     _drift_log(calibrated, drifted)
     return Setup(project, version, held_out, calibrated, drifted)
 
