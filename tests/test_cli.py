@@ -110,15 +110,17 @@ def test_run_then_search_runs(tmp_path: Path) -> None:
     raw["models"] = [{"name": "ridge", "type": "linear"},
                      {"name": "tiny-mlp", "type": "mlp", "hidden_dim": 4, "epochs": 2},
                      {"name": "prob", "type": "probability", "max_iter": 10}]
+    raw["tracking"] = {"probability_model": None}  # verified only (registry: test_probability_versions)
     config.write_text(yaml.safe_dump(raw))
     result = runner.invoke(app, ["run", "-q", "-c", str(config)])
     assert result.exit_code == 0, result.output
-    # the probability model is verified on the test block, not registered
+    # the probability model is verified on the test block; with probability_model: null
+    # it is not registered
     for threshold in ("1000", "5000"):
         line = next(x for x in result.output.splitlines()
                     if x.startswith(f"prob (test block) P(below {threshold}): BSS vs climatology"))
         assert "events=" in line and "n=" in line
-    assert "prob gate " in result.output
+    assert "prob gate " in result.output and "visibility-prob" not in result.output
     verified = json.loads((tmp_path / "wxops-out" / "probability-prob.json").read_text())
     assert {r["threshold"] for r in verified["scores"]} == {1000.0, 5000.0}
     assert {"reliability", "roc", "economic_value", "strata", "gate"} <= set(verified)

@@ -123,7 +123,13 @@ def run(
         typer.echo(f"selection: {result.selection}")
     for line in result.summary:
         typer.echo(line)
-    if result.gate_passed is False:  # a scheduler acts on it: see wxops.exit_codes
+    if result.probability_version:
+        alias = "champion" if result.probability_champion else "challenger"
+        typer.echo(f"probability: {result.probability_best} -> {result.probability_model} "
+                   f"version {result.probability_version} [{alias}]"
+                   + (f": {result.probability_message}" if result.probability_message else ""))
+    if result.gate_passed is False or result.probability_gate_passed is False:
+        # a scheduler acts on it: see wxops.exit_codes
         from wxops.exit_codes import EXIT_GATE_REJECTED
 
         raise typer.Exit(code=EXIT_GATE_REJECTED)

@@ -225,6 +225,9 @@ class TrackingConfig(_Section):
     """MLflow tracking URI. Unset: ``MLFLOW_TRACKING_URI``, else SQLite in the project."""
     experiment: str = "visibility"
     registered_model: str = "visibility"
+    probability_model: str | None = None
+    """Registered model of the best probability configuration (by validation Brier skill),
+    released through its own gate; unset: ``<registered_model>-prob``; ``null``: none."""
     selection_metric: Literal["val_rmse", "val_mae"] = "val_rmse"
     secrets: list[str] = Field(default_factory=list)
     """Values never logged: replaced by ``***`` in params, tags, artifacts and log text
@@ -234,6 +237,27 @@ class TrackingConfig(_Section):
     ``system/...`` metrics (MLflow's system metrics)."""
     system_metrics_interval: float = Field(default=1.0, gt=0, le=3600)
     """Seconds between system-metrics samples (short: configuration runs last seconds)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_probability_model(cls, data: Any) -> Any:
+        # unset and null differ: unset names the default, null turns registration off
+        if isinstance(data, dict) and "probability_model" not in data:
+            data = {**data, "probability_model":
+                    f"{data.get('registered_model', 'visibility')}-prob"}
+        return data
+
+    @model_validator(mode="after")
+    def _distinct_models(self) -> TrackingConfig:
+        if self.probability_model is not None and (
+                self.probability_model.strip() == self.registered_model.strip()):
+            raise ValueError(
+                f"probability_model '{self.probability_model}' is the registered_model's own "
+                "name: probability versions need a registered model of their own (e.g. "
+                f"'{self.registered_model}-prob'), or null for none")
+        if self.probability_model is not None and not self.probability_model.strip():
+            raise ValueError("probability_model is empty: give a name, or null for none")
+        return self
 
 
 NotifyEvent = Literal["promotion", "rejection", "rollback", "incident"]

@@ -54,6 +54,14 @@ class PipelineResult:
     """Five lines: test-block scores against the references and the gate's rules."""
     selection: str = ""
     """Why this configuration was registered (the gate's reference rules on validation)."""
+    probability_model: str = ""
+    """Registered model of the best probability configuration ("" when none registered)."""
+    probability_version: str = ""
+    probability_best: str = ""
+    probability_champion: bool = False
+    probability_gate_passed: bool | None = None
+    """Whether its new version passed the probability gate (None: no new version)."""
+    probability_message: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -243,6 +251,17 @@ def _run_stages(
             registration, release = _register(cfg, project_dir, cache, uri, logged[best], best,
                                               parent_id, source, split_digests, git, stored, report)
         tracking.set_tags({"wxops.registered_version": registration.version})
+        prob_best, prob_note = _choose_probability(cfg, results)
+        prob_registration, prob_release = None, None
+        if prob_best is not None and cfg.tracking.probability_model is not None:
+            report.info(prob_note)
+            tracking.set_tags({"wxops.best_probability_config": prob_best,
+                               "wxops.probability_selection": prob_note[:4000]})
+            with report.stage(f"register {cfg.tracking.probability_model}"):
+                prob_registration, prob_release = _register(
+                    cfg, project_dir, cache, uri, logged[prob_best], prob_best, parent_id, source,
+                    split_digests, git, stored, report, model=cfg.tracking.probability_model)
+            tracking.set_tags({"wxops.probability_version": prob_registration.version})
 
     result = PipelineResult(
         run_id=parent_id, tracking_uri=uri, experiment=cfg.tracking.experiment,
@@ -258,6 +277,15 @@ def _run_stages(
         result.report = release.report
         result.summary = release.summary
     result.summary = (*result.summary, *probability_lines)
+    if prob_registration is not None:
+        result.probability_model = prob_registration.name
+        result.probability_version = prob_registration.version
+        result.probability_best = prob_best or ""
+        result.probability_champion = prob_registration.became_champion
+        if prob_release is not None:
+            result.probability_gate_passed = prob_release.gate_passed
+            result.probability_message = prob_release.message
+            result.summary = (*result.summary, *prob_release.summary)
     (out_dir / "result.json").write_text(json.dumps(result.to_dict(), indent=2))
     if not tracking.is_offline():  # a rerun after `wxops sync` must talk to the server
         cache.put("pipeline", whole_key, result)
@@ -334,21 +362,26 @@ def _log_pipeline_inputs(cfg: WxopsConfig, values: dict[str, Any], source: _Sour
 def _register(cfg: WxopsConfig, project_dir: Path, cache: StageCache, uri: str,
               logged: dict[str, str], best: str, parent_id: str, source: _Source,
               split_digests: dict[str, str], git: dict[str, Any], stored: Any,
-              report: Reporter) -> tuple[Any, _ReleaseOutcome | None]:
+              report: Reporter, model: str | None = None) -> tuple[Any, _ReleaseOutcome | None]:
     """Register the best configuration's model and release it (gate, promote); a model
-    registered before (same model, same store) is not registered again."""
+    registered before (same model, same store) is not registered again. ``model``: the
+    registered model (default ``tracking.registered_model``; the probability model's
+    versions go through the probability gate)."""
     from wxops import tracking
 
-    reg_key = make_key(logged["model_uri"], cfg.tracking.registered_model, uri)
+    name = model or cfg.tracking.registered_model
+    reg_key = make_key(logged["model_uri"], name, uri)
     registration = cache.get("register", reg_key)
     if registration is not None:
-        report.info(f"best model unchanged: already version {registration.version}")
+        report.info(f"best {'probability ' if model else ''}model unchanged: already "
+                    f"{name} version {registration.version}")
         return registration, None
     registration = tracking.register_model(
-        logged["model_uri"], cfg.tracking.registered_model, run_id=logged["run_id"],
+        logged["model_uri"], name, run_id=logged["run_id"],
         tags={"data_sha256": source.sha256, "training_data_sha256": split_digests["train"],
               "config_hash": section_hash(cfg), "git_commit": str(git["commit"]),
               "config_name": best, "pipeline_run_id": parent_id,
+              **({"wxops.output": "probability"} if model else {}),
               **({"wxops.key_columns": "station,init_time,lead_time"} if cfg.data.is_nwp else {})},
         first_as_champion=False,
     )
@@ -357,8 +390,8 @@ def _register(cfg: WxopsConfig, project_dir: Path, cache: StageCache, uri: str,
             f"version {registration.version} registered offline in the outbox as "
             "challenger: `wxops sync` registers it on the server and the gate decides there"))
     else:
-        release = _release(cfg, project_dir, registration, stored)
-    report.info(release.message)
+        release = _release(cfg, project_dir, registration, stored, model)
+    report.info(release.message if not model else f"{name}: {release.message}")
     if not tracking.is_offline():  # an outbox version is not the server's
         cache.put("register", reg_key, release.registration)
     return release.registration, release
@@ -410,6 +443,27 @@ def _choose(cfg: WxopsConfig, results: dict[str, Any], metrics: dict[str, dict[s
         if scores and name in logged:
             tracking.log_metrics_to_run(logged[name]["run_id"], scores)
     return chosen.best, chosen.message
+
+
+def _choose_probability(cfg: WxopsConfig, results: dict[str, Any]) -> tuple[str | None, str]:
+    """The probability configuration to register: the highest validation Brier skill
+    (``val_bss_<t>``, averaged over its thresholds; never the test block), first listed on
+    a tie. None when no probability configuration or ``tracking.probability_model: null``."""
+    import math
+
+    names = [n for n in results if n in _probability_names(cfg)]
+    if not names or cfg.tracking.probability_model is None:
+        return None, ""
+
+    def skill(name: str) -> float:
+        values = [float(v) for k, v in results[name].metrics.items()
+                  if k.startswith("val_bss_") and math.isfinite(float(v))]
+        return sum(values) / len(values) if values else -math.inf
+
+    best = max(names, key=skill)
+    others = ", ".join(f"{n} {skill(n):+.3f}" for n in names)
+    return best, (f"{best} -> {cfg.tracking.probability_model}: best mean validation Brier "
+                  f"skill over its thresholds ({others})")
 
 
 def _probability_names(cfg: WxopsConfig) -> set[str]:
@@ -656,7 +710,8 @@ def _store_release_data(cfg: WxopsConfig, obs: Any, table: Any, split: Any) -> A
     return stored
 
 
-def _release(cfg: WxopsConfig, project_dir: Path, registration: Any, stored: Any) -> _ReleaseOutcome:
+def _release(cfg: WxopsConfig, project_dir: Path, registration: Any, stored: Any,
+             model: str | None = None) -> _ReleaseOutcome:
     """Verify the new version and promote it to champion only if the gate passes."""
     from wxops.errors import ArtifactIntegrityError, ReleaseError, StoredDataError, VerificationError
     from wxops.release.cycle import promote_version
@@ -664,7 +719,8 @@ def _release(cfg: WxopsConfig, project_dir: Path, registration: Any, stored: Any
 
     try:
         promo = promote_version(cfg, project_dir=project_dir, version=registration.version,
-                                reason="wxops run: new best configuration", data=stored)
+                                reason=f"wxops run: new best {'probability ' if model else ''}"
+                                       "configuration", data=stored, model=model)
     except (ReleaseError, StoredDataError, VerificationError, ArtifactIntegrityError) as exc:
         return _ReleaseOutcome(registration, False,
                                f"version {registration.version} stays challenger: {exc}")

@@ -19,6 +19,7 @@ import pandas as pd
 import pytest
 import requests
 
+from tests.probability_version import PROBABILITY_MODEL
 from wxops.config import WxopsConfig, parse_config
 from wxops.pipeline import run_pipeline
 from wxops.release.cycle import load_test_data
@@ -35,6 +36,8 @@ class Project:
     uri: str
     raw: dict[str, object]
     version: str
+    run_id: str
+    """The pipeline run (its probability configuration: ``tests.probability_version``)."""
 
     def config(self, **monitor: object) -> WxopsConfig:
         """The project config with ``monitor:`` overrides (test-sized windows by default)."""
@@ -63,9 +66,10 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Project:
     uri = f"sqlite:///{root / 'mlflow.db'}"
     raw: dict[str, object] = {"seed": 7, "models": [{"name": "ridge", "type": "linear", "alpha": 1.0}],
                               "tracking": {"uri": uri}}
-    result = run_pipeline(parse_config(raw), project_dir=root)
+    models = [*raw["models"], PROBABILITY_MODEL]  # type: ignore[misc]
+    result = run_pipeline(parse_config({**raw, "models": models}), project_dir=root)
     assert result.became_champion, result.release_message
-    return Project(root, uri, raw, result.version)
+    return Project(root, uri, raw, result.version, result.run_id)
 
 
 @pytest.fixture(scope="session")

@@ -30,7 +30,7 @@ def test_promtool_accepts_the_generated_rules(tmp_path: Path) -> None:
     done = subprocess.run([str(PROMTOOL), "check", "rules", str(paths["rules"])], capture_output=True,
                           text=True, timeout=60)
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "SUCCESS: 6 rules found" in done.stdout
+    assert "SUCCESS: 7 rules found" in done.stdout
 
 
 @needs_promtool

@@ -19,6 +19,7 @@ import pandas as pd
 import pytest
 import requests
 
+from tests.probability_version import PROBABILITY_MODEL
 from wxops.config import parse_config
 from wxops.pipeline import run_pipeline
 from wxops.serve import RunningServer, ServeSettings, build_app, run_in_thread
@@ -47,14 +48,16 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Registry:
     project = tmp_path_factory.mktemp("serve-project")
     uri = f"sqlite:///{project / 'mlflow.db'}"
 
-    def cfg(name: str, alpha: float) -> object:
+    def cfg(name: str, alpha: float, *extra: dict[str, object]) -> object:
         return parse_config({
             "seed": 7,
-            "models": [{"name": f"ridge-{alpha:g}", "type": "linear", "alpha": alpha}],
+            "models": [{"name": f"ridge-{alpha:g}", "type": "linear", "alpha": alpha}, *extra],
             "tracking": {"uri": uri, "registered_model": name},
         })
 
-    first = run_pipeline(cfg("visibility", 1.0), project_dir=project)  # type: ignore[arg-type]
+    # the probability configuration rides along (test_probability registers it)
+    first = run_pipeline(cfg("visibility", 1.0, PROBABILITY_MODEL),  # type: ignore[arg-type]
+                         project_dir=project)
     run_pipeline(cfg(SWAP_MODEL, 1.0), project_dir=project)  # type: ignore[arg-type]
     second = run_pipeline(cfg(SWAP_MODEL, 5000.0), project_dir=project)  # type: ignore[arg-type]
     assert (first.version, second.version) == ("1", "2")

@@ -7,6 +7,7 @@ and the column, so an operator can fix a feed without reading code.
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 from pathlib import Path
 
@@ -18,6 +19,23 @@ from wxops.errors import MonitorError
 #: Columns of the long prediction table built from the log (besides the input columns).
 FORECAST_COLUMNS: tuple[str, ...] = ("received_at", "model_name", "model_version", "run_id",
                                      "time", "forecast")
+#: A probability model's output column (``wxops.models.probability.probability_column``).
+_PROBABILITY = re.compile(r"^p_(below|above)_([0-9.eE+-]+)$")
+
+
+def probability_columns(frame: pd.DataFrame) -> dict[str, tuple[str, float]]:
+    """``{"p_below_1000": ("below", 1000.0), ...}``: the probability outputs a prediction
+    table holds (a probability version's log), in increasing threshold; empty for a
+    version that predicts the value itself."""
+    found: dict[str, tuple[str, float]] = {}
+    for col in frame.columns:
+        match = _PROBABILITY.match(str(col))
+        if match is not None:
+            try:
+                found[str(col)] = (match[1], float(match[2]))
+            except ValueError:
+                continue
+    return dict(sorted(found.items(), key=lambda item: item[1][1]))
 
 
 def read_prediction_log(path: Path) -> pd.DataFrame:
@@ -26,8 +44,9 @@ def read_prediction_log(path: Path) -> pd.DataFrame:
     Reads the SQLite file or the Parquet folder that ``wxops serve --prediction-log``
     writes. Columns: ``received_at`` (naive UTC), ``model_name``, ``model_version``,
     ``run_id``, ``time`` (the input's time, naive UTC), ``forecast`` and every input
-    column of the request. Only what the log stores is read: no request headers, no
-    tokens.
+    column of the request. A probability version's entries give its named outputs
+    (``p_below_1000``...) as columns instead, with ``forecast`` left empty. Only what the
+    log stores is read: no request headers, no tokens.
     """
     if not path.exists():
         raise MonitorError(f"{path}: prediction log not found; start `wxops serve "
@@ -63,10 +82,20 @@ def explode_requests(raw: pd.DataFrame, *, source: str) -> pd.DataFrame:
         except (TypeError, json.JSONDecodeError) as exc:
             raise MonitorError(f"{source}: a prediction-log entry is not valid JSON ({exc})") from exc
         frame = pd.DataFrame(inputs)
-        if len(frame) != len(outputs):
+        named = outputs if isinstance(outputs, dict) else {}  # probabilities per threshold
+        lengths = {k: len(v) for k, v in named.items()}
+        if named and len(set(lengths.values())) > 1:
+            raise MonitorError(f"{source}: an entry's output columns differ in length {lengths}")
+        n_out = len(next(iter(named.values()), [])) if named else len(outputs)
+        if len(frame) != n_out:
             raise MonitorError(f"{source}: an entry has {len(frame)} input rows but "
-                               f"{len(outputs)} outputs")
-        frame["forecast"] = np.asarray(outputs, dtype=float)
+                               f"{n_out} outputs")
+        if named:
+            for name, values in named.items():
+                frame[name] = np.asarray(values, dtype=float)
+            frame["forecast"] = np.nan
+        else:
+            frame["forecast"] = np.asarray(outputs, dtype=float)
         frame["received_at"] = rec.received_at
         frame["model_name"] = rec.model_name
         frame["model_version"] = str(rec.model_version)

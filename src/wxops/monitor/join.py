@@ -4,7 +4,8 @@
 (input time + lead time), station (when both sides name one) and lead time.
 :func:`score_windows` scores rolling windows with the same functions as verification
 (:mod:`wxops.verify.scoring`, i.e. the ``scores`` package), so a live RMSE means what the
-RMSE recorded at promotion means.
+RMSE recorded at promotion means; :func:`score_probability_windows` does the same for a
+probability version's Brier score and reliability (:mod:`wxops.verify.probabilistic`).
 """
 
 from __future__ import annotations
@@ -112,6 +113,94 @@ def score_windows(joined: pd.DataFrame, *, window: pd.Timedelta, step: pd.Timede
         rows.append(row)
     return pd.DataFrame(rows).set_index("window_end") if rows else pd.DataFrame(
         columns=["model_version", "n"]).rename_axis("window_end")
+
+
+def score_probability_windows(joined: pd.DataFrame, columns: dict[str, tuple[str, float]], *,
+                              window: pd.Timedelta, step: pd.Timedelta, max_windows: int,
+                              min_samples: int) -> pd.DataFrame:
+    """Rolling-window scores of a probability version: per threshold ``t`` the Brier
+    score ``brier_<t>``, the reliability term of its decomposition ``reliability_<t>``
+    and the observed ``events_<t>``, by :func:`wxops.verify.probabilistic.brier_scores`
+    (the ``scores`` package), as verified at promotion. ``columns`` is
+    :func:`wxops.monitor.inputs.probability_columns` of the table.
+    """
+    from wxops.verify.probabilistic import brier_scores, event_indicator
+    from wxops.verify.score_table import threshold_label
+
+    rows: list[dict[str, Any]] = []
+    times = joined["valid_time"]
+    for end in window_ends(times, window=window, step=step, max_windows=max_windows):
+        part = joined[(times > end - window) & (times <= end)]
+        version = str(part["model_version"].mode().iloc[0]) if len(part) else ""
+        part = part[part["model_version"] == version].dropna(subset=list(columns))
+        row: dict[str, Any] = {"window_end": end, "model_version": version, "n": float(len(part))}
+        if len(part) >= min_samples:
+            obs = part["obs"].to_numpy(dtype=float)
+            for column, (event, threshold) in columns.items():
+                events = event_indicator(obs, threshold, event)
+                try:
+                    found = brier_scores(part[column].to_numpy(dtype=float), events,
+                                         climatology=float(events.mean()))
+                except VerificationError as exc:
+                    raise MonitorError(f"window ending {end}, {column}: {exc}") from exc
+                label = threshold_label(threshold)
+                row.update({f"brier_{label}": found["brier"],
+                            f"reliability_{label}": found["reliability"],
+                            f"events_{label}": found["events"]})
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("window_end") if rows else pd.DataFrame(
+        columns=["model_version", "n"]).rename_axis("window_end")
+
+
+def promotion_probability_scores(metrics: dict[str, float],
+                                 thresholds: list[float]) -> dict[str, float]:
+    """A probability version's Brier score and reliability per threshold at promotion:
+    the test-block verification the pipeline logs to its run (``test_brier_1000``...)."""
+    from wxops.verify.score_table import threshold_label
+
+    out: dict[str, float] = {}
+    for threshold in thresholds:
+        label = threshold_label(threshold)
+        for name in ("brier", "reliability"):
+            value = metrics.get(f"test_{name}_{label}")
+            if value is not None and np.isfinite(value):
+                out[f"{name}_{label}"] = float(value)
+    return out
+
+
+def probability_breaches(scores: pd.DataFrame, rules: list[Any], thresholds: list[float],
+                         promoted: dict[str, float]) -> pd.DataFrame:
+    """:func:`breaches` for a probability version: each rule (``monitor.probability_rules``)
+    on each threshold's score, against its promotion value (lower is better for both)."""
+    from wxops.verify.score_table import threshold_label
+
+    rows = []
+    for rule in rules:
+        for threshold in thresholds:
+            score = f"{rule.score}_{threshold_label(threshold)}"
+            reference = promoted.get(score)
+            for end, rec in scores.iterrows():
+                value = float(rec.get(score, np.nan))
+                worse = float("nan")
+                breached = False
+                if np.isfinite(value) and reference is not None:
+                    worse = (100.0 * (value - reference) / reference if reference > 0
+                             else float("inf") if value > 0 else 0.0)
+                    breached = bool(
+                        (rule.max_worse_pct is not None and worse > rule.max_worse_pct)
+                        or (rule.max_increase is not None
+                            and value - reference > rule.max_increase))
+                elif np.isfinite(value) and rule.limit is not None:
+                    breached = value > rule.limit
+                rows.append({"window_end": end, "score": score, "value": value,
+                             "promotion": np.nan if reference is None else reference,
+                             "worse_pct": worse,
+                             "max_worse_pct": (np.nan if rule.max_worse_pct is None
+                                               else rule.max_worse_pct),
+                             "max_increase": (np.nan if rule.max_increase is None
+                                              else rule.max_increase),
+                             "breached": breached})
+    return pd.DataFrame(rows)
 
 
 def promotion_scores(verification: dict[str, Any] | None) -> dict[str, float]:

@@ -19,6 +19,9 @@ metric                                         labels
 ``wxops_monitor_model_info``                   name, version (value 1)
 =============================================  ======================================
 
+A probability version's live scores are ``brier_<t>``, ``reliability_<t>`` and
+``events_<t>`` per threshold ``t`` (e.g. ``score="reliability_1000"``).
+
 Labels carry names only (scores, features, versions): never request values or tokens.
 One-shot runs write the exposition text to ``metrics.prom`` (node_exporter's textfile
 collector reads it); ``--watch`` serves it on ``/metrics``.

@@ -3,8 +3,9 @@
 The page is the Jinja2 template ``monitor/templates/status.html.j2`` (autoescaped).
 
 Operators open ``wxops-out/monitor/report/index.html``: the verdict and its exit code,
-every alert with its evidence, live scores over time against the promotion level, and
-drift per feature against its threshold.
+every alert with its evidence, live scores over time against the promotion level (for a
+probability version: Brier score and reliability per threshold), and drift per feature
+against its threshold.
 """
 
 from __future__ import annotations
@@ -107,6 +108,10 @@ def write_status_page(out_dir: Path) -> Path:
     live = score_names(_thresholds(scores), live=True)
     names = [c for c in score_names(_thresholds(scores), live=True, headline=True)
              if c in scores.columns]
+    if status.get("thresholds"):  # a probability version: Brier score and reliability
+        live = [f"{n}_{t:g}" for n in ("brier", "reliability", "events")
+                for t in status["thresholds"]]
+        names = [c for c in live if c in scores.columns and not c.startswith("events_")]
     shown = [c for c in live if c in status["latest_scores"]]
     images = []
     if names and not scores.empty:
@@ -122,6 +127,8 @@ def write_status_page(out_dir: Path) -> Path:
     page = render(
         "wxops.monitor", "status.html.j2", colour=colour, verdict=verdict, code=code,
         model=status["model"], version=status["version"], now=status["now"],
+        kind=("probability model, thresholds " + ", ".join(
+            f"{t:g}" for t in status["thresholds"])) if status.get("thresholds") else "",
         joined_total=status["joined_total"], joined_latest=status["joined_latest"],
         observation_age_h=status["observation_age_s"] / 3600,
         input_age_h=status["input_age_s"] / 3600, alerts=status["alerts"],

@@ -65,6 +65,10 @@ def dashboard(cfg: MonitorConfig) -> dict[str, Any]:
         _panel(8, "Monitor status (exit code) and open incident", [
             ("wxops_monitor_status", "exit code"), ("wxops_monitor_incident_open", "incident")],
             x=0, y=24, w=24, h=6),
+        _panel(9, "Probability versions: live Brier score and reliability vs promotion", [
+            ("wxops_monitor_live_score{score=~\"(brier|reliability)_.*\"}", "live {{score}}"),
+            ("wxops_monitor_promotion_score{score=~\"(brier|reliability)_.*\"}",
+             "promotion {{score}}")], x=0, y=30, w=24),
     ]
     return {
         "__inputs": [{"name": "DS_PROMETHEUS", "label": "Prometheus", "type": "datasource",

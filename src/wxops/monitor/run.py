@@ -26,8 +26,22 @@ from wxops.errors import MonitorError
 from wxops.monitor.actions import Incident, incident_key, load_state, open_incident, save_state
 from wxops.monitor.alerts import Alert, exit_code
 from wxops.monitor.drift import SeasonalBaseline, compare_with_observed
-from wxops.monitor.inputs import FORECAST_COLUMNS, read_observation_files, read_prediction_log
-from wxops.monitor.join import breaches, join_forecasts, promotion_scores, score_windows, sustained
+from wxops.monitor.inputs import (
+    FORECAST_COLUMNS,
+    probability_columns,
+    read_observation_files,
+    read_prediction_log,
+)
+from wxops.monitor.join import (
+    breaches,
+    join_forecasts,
+    probability_breaches,
+    promotion_probability_scores,
+    promotion_scores,
+    score_probability_windows,
+    score_windows,
+    sustained,
+)
 
 _META = {*FORECAST_COLUMNS, "station", "valid_time", "lead_time"}
 
@@ -59,6 +73,9 @@ class MonitorResult:
     incident: Incident | None = None
     incident_open: bool = False
     notes: list[str] = field(default_factory=list)
+    thresholds: list[float] = field(default_factory=list)
+    """A probability version's thresholds (its scores are ``brier_<t>``...); empty for a
+    version that predicts the value."""
 
     def summary(self) -> dict[str, Any]:
         """JSON-ready digest (what ``status.json`` holds)."""
@@ -67,6 +84,8 @@ class MonitorResult:
         return json_ready({
             "model": self.model, "version": self.version, "now": self.now,
             "exit_code": self.exit_code, "alerts": [a.to_dict() for a in self.alerts],
+            "kind": "probability" if self.thresholds else "value",
+            "thresholds": self.thresholds,
             "promotion": self.promotion, "latest_scores": self.latest_scores,
             "live_breach_windows": self.live_breach_windows,
             "drift_breach_windows": {f"{f}/{b}": n for (f, b), n in self.drift_breach_windows.items()},
@@ -83,7 +102,9 @@ def monitor_dir(project_dir: Path) -> Path:
 
 def served_features(preds: pd.DataFrame, wanted: list[str] | None) -> list[str]:
     """Numeric input columns to watch; an unknown configured feature is an error."""
-    numeric = [c for c in preds.columns if c not in _META and pd.api.types.is_numeric_dtype(preds[c])]
+    outputs = probability_columns(preds)  # a probability version's answers, not inputs
+    numeric = [c for c in preds.columns if c not in _META and c not in outputs
+               and pd.api.types.is_numeric_dtype(preds[c])]
     if wanted is None:
         return numeric
     unknown = [f for f in wanted if f not in numeric]
@@ -211,35 +232,39 @@ def monitor_once(cfg: WxopsConfig, *, project_dir: Path, observations: list[Path
     features = served_features(preds, m.drift.features)
     joined = join_forecasts(preds, obs, target=cfg.features.target, lead_time=cfg.features.lead_time,
                             features=features)
-    scores = score_windows(joined, window=win, step=step, max_windows=m.max_windows,
-                           min_samples=m.min_samples, thresholds=cfg.verify.thresholds,
-                           event=cfg.verify.event, cap=cfg.verify.cap_for(cfg.features.target))
+    outputs = probability_columns(preds)
+    thresholds = [t for _, t in outputs.values()]
     tracking.connect(tracking.resolve_tracking_uri(cfg.tracking.uri, project_dir), secrets=cfg.tracking.secrets)
-    promoted = promotion_scores(tracking.read_run_json(str(latest["run_id"]),
-                                                       "verification/verification.json"))
     notes: list[str] = []
+    if outputs:  # a probability version: Brier score and reliability per threshold
+        scores = score_probability_windows(joined, outputs, window=win, step=step,
+                                           max_windows=m.max_windows, min_samples=m.min_samples)
+        promoted = promotion_probability_scores(
+            tracking.get_run_record(str(latest["run_id"]))["metrics"], thresholds)
+        checks = probability_breaches(scores, m.probability_rules, thresholds, promoted)
+        key_score = f"brier_{thresholds[0]:g}"
+    else:
+        scores = score_windows(joined, window=win, step=step, max_windows=m.max_windows,
+                               min_samples=m.min_samples, thresholds=cfg.verify.thresholds,
+                               event=cfg.verify.event, cap=cfg.verify.cap_for(cfg.features.target))
+        promoted = promotion_scores(tracking.read_run_json(str(latest["run_id"]),
+                                                           "verification/verification.json"))
+        checks = breaches(scores, m.live_rules, promoted)
+        key_score = "rmse"
     if not promoted:
         notes.append(f"version {version} has no recorded promotion scores; live rules use their "
                      "absolute 'limit' where set")
-    checks = breaches(scores, m.live_rules, promoted)
     alerts: list[Alert] = []
 
     live_windows: dict[str, int] = {}
-    scored = scores.dropna(subset=["rmse"]) if "rmse" in scores.columns else scores.iloc[0:0]
-    for rule in m.live_rules:
-        rows = checks[checks["score"] == rule.score] if not checks.empty else checks
-        rows = rows[rows["window_end"].isin(scored.index)] if not rows.empty else rows
-        flags = [bool(v) for v in rows["breached"]] if not rows.empty else []
-        live_windows[rule.score] = _run_length(flags)
+    scored = scores.dropna(subset=[key_score]) if key_score in scores.columns else scores.iloc[0:0]
+    for score in (list(dict.fromkeys(checks["score"])) if not checks.empty else []):
+        rows = checks[checks["score"] == score]
+        rows = rows[rows["window_end"].isin(scored.index)]
+        flags = [bool(v) for v in rows["breached"]]
+        live_windows[score] = _run_length(flags)
         if sustained(flags, m.windows):
-            last = rows.iloc[-1]
-            alerts.append(Alert("live_score", rule.score,
-                                f"live {rule.score} {last['value']:.4g} vs {last['promotion']:.4g} at "
-                                f"promotion ({last['worse_pct']:+.1f} %, limit {rule.max_worse_pct:g} %) "
-                                f"for {live_windows[rule.score]} windows of {window or m.window}",
-                                {"value": float(last["value"]), "promotion": float(last["promotion"]),
-                                 "worse_pct": float(last["worse_pct"]), "windows": live_windows[rule.score],
-                                 "window_end": str(last["window_end"])}))
+            alerts.append(_live_alert(score, rows.iloc[-1], live_windows[score], window or m.window))
 
     ends = list(scored.index) or list(scores.index)
     baseline, base_notes = load_baseline(cfg, project_dir, model=model, version=version,
@@ -313,8 +338,28 @@ def monitor_once(cfg: WxopsConfig, *, project_dir: Path, observations: list[Path
         drift_breach_windows=drift_windows, drift_latest=drift_latest,
         observation_age_s=obs_age, input_age_s=input_age, invalid_share=invalid,
         joined_latest=joined_latest, joined_total=len(joined), incident=incident,
-        incident_open=bool(state["open"]), notes=notes,
+        incident_open=bool(state["open"]), notes=notes, thresholds=thresholds,
     )
+
+
+def _live_alert(score: str, last: pd.Series, windows: int, window: str) -> Alert:
+    """The alert of a live score beyond its limit for ``windows`` windows in a row."""
+    value, promotion, worse = (float(last["value"]), float(last["promotion"]),
+                               float(last["worse_pct"]))
+    increase = float(last.get("max_increase", np.nan))
+    if not np.isfinite(promotion):
+        limit = "beyond its absolute limit"
+    elif np.isfinite(increase):
+        limit = f"{value - promotion:+.4g}, limit +{increase:g}"
+    else:
+        limit = f"{worse:+.1f} %, limit {float(last['max_worse_pct']):g} %"
+    what = ("calibration drifted: " if score.startswith("reliability_") else
+            "probability forecasts degraded: " if score.startswith("brier_") else "")
+    return Alert("live_score", score,
+                 f"{what}live {score} {value:.4g} vs {promotion:.4g} at promotion ({limit}) "
+                 f"for {windows} windows of {window}",
+                 {"value": value, "promotion": promotion, "worse_pct": worse, "windows": windows,
+                  "window_end": str(last["window_end"])})
 
 
 def _run_length(flags: list[bool]) -> int:

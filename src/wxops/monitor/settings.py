@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from wxops.section import Section as _Section
 
@@ -42,6 +42,37 @@ class LiveScoreRule(_Section):
     """Absolute fallback, read by the score's direction in ``wxops.verify.score_table``:
     a floor on higher-is-better scores (ETS, POD, PSS...), a ceiling on lower-is-better
     ones (RMSE, FAR...), the largest distance from perfect on bias-like scores."""
+
+
+class ProbabilityRule(_Section):
+    """A live score of a probability version, per threshold, near its level at promotion.
+
+    ``brier``: the Brier score; ``reliability``: the reliability term of its Murphy
+    decomposition (mean squared distance of the binned forecasts from the observed
+    frequency: 0.01 is a forecast 0.1 off the diagonal on average). Breached when the
+    live value is worse than at promotion by more than ``max_worse_pct`` percent or by
+    more than ``max_increase`` (absolute), whichever is set; without promotion scores,
+    when above the absolute ``limit``.
+    """
+
+    score: Literal["brier", "reliability"] = "brier"
+    max_worse_pct: float | None = Field(default=None, ge=0)
+    max_increase: float | None = Field(default=None, ge=0)
+    limit: float | None = Field(default=None, ge=0)
+
+    @model_validator(mode="after")
+    def _some_limit(self) -> ProbabilityRule:
+        if self.max_worse_pct is None and self.max_increase is None:
+            raise ValueError(f"monitor.probability_rules: the '{self.score}' rule needs "
+                             "max_worse_pct or max_increase")
+        return self
+
+
+def _default_probability_rules() -> list[ProbabilityRule]:
+    # Brier scores move with the season's event frequency (more fog in winter), so the
+    # margin is wide; the reliability term is what a drifted calibration moves.
+    return [ProbabilityRule(score="brier", max_worse_pct=50.0, limit=0.1),
+            ProbabilityRule(score="reliability", max_increase=0.01, limit=0.02)]
 
 
 def _default_live_rules() -> list[LiveScoreRule]:
@@ -84,6 +115,9 @@ class MonitorConfig(_Section):
     windows: int = Field(default=3, ge=1, le=1000)
     """Consecutive windows a rule must be breached before it becomes an incident."""
     live_rules: list[LiveScoreRule] = Field(default_factory=_default_live_rules)
+    probability_rules: list[ProbabilityRule] = Field(default_factory=_default_probability_rules)
+    """Live rules of a probability version (its log holds ``p_below_1000``...), applied
+    to every threshold; ``live_rules`` apply to versions that predict the value."""
     drift: DriftConfig = Field(default_factory=DriftConfig)
     max_observation_age: Duration = "6h"
     max_input_age: Duration = "6h"

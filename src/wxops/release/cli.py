@@ -16,12 +16,16 @@ from wxops.errors import WxopsError
 
 if TYPE_CHECKING:
     from wxops.release.cycle import Evaluation
+    from wxops.release.probability_cycle import ProbabilityEvaluation
 
 ConfigOpt = Annotated[
     Path | None,
     typer.Option("--config", "-c", help="wxops.yaml; default: ./wxops.yaml, else the visibility example."),
 ]
 ReasonOpt = Annotated[str, typer.Option("--reason", "-r", help="Why: kept in the alias history.")]
+ModelNameOpt = Annotated[str | None, typer.Option(
+    "--model", "-m", help="Registered model: tracking.registered_model (default) or "
+    "tracking.probability_model (e.g. visibility-prob).")]
 
 
 def _fail(exc: Exception) -> None:
@@ -46,8 +50,9 @@ def _setup(config: Path | None) -> tuple[WxopsConfig, Path]:
 def verify_cmd(
     config: ConfigOpt = None,
     model: Annotated[str | None, typer.Option(
-        "--model", "-m", help="Version to verify: 7, visibility/7 or visibility@challenger "
-        "(default: the challenger, else the champion).")] = None,
+        "--model", "-m", help="Version to verify: 7, visibility/7, visibility@challenger, "
+        "visibility-prob/2 or just visibility-prob (default: the challenger, else the "
+        "champion, of tracking.registered_model).")] = None,
 ) -> None:
     """Verify a model version: scores vs references and champion, gate verdict, HTML report.
 
@@ -55,16 +60,23 @@ def verify_cmd(
     """
     from rich.console import Console
 
-    from wxops.release.cycle import evaluate_version, resolve_version
+    from wxops.release.cycle import evaluate_version, is_probability_model, resolve_model_version
     from wxops.terminal import show_table
 
     try:
         cfg, project_dir = _setup(config)
-        name = cfg.tracking.registered_model
-        version = resolve_version(name, model)
-        ev = evaluate_version(cfg, project_dir=project_dir, version=version)
+        name, version = resolve_model_version(cfg, model)
+        if is_probability_model(cfg, name):
+            from wxops.release.probability_cycle import evaluate_probability_version
+
+            pev = evaluate_probability_version(cfg, project_dir=project_dir, version=version)
+        else:
+            ev = evaluate_version(cfg, project_dir=project_dir, version=version)
     except WxopsError as exc:
         _fail(exc)
+        return
+    if is_probability_model(cfg, name):
+        _show_probability(pev)
         return
     show_table(GATE_TITLE, GATE_COLUMNS, _gate_rows(ev))
     console = Console()
@@ -82,11 +94,30 @@ def verify_cmd(
         raise typer.Exit(code=EXIT_GATE_REJECTED)
 
 
+def _show_probability(ev: ProbabilityEvaluation) -> None:
+    """The probability gate's table, Brier skill per threshold, the verdict; exit 6 on fail."""
+    from rich.console import Console
+
+    from wxops.terminal import show_table
+
+    show_table("probability gate (test block)", GATE_COLUMNS, _gate_rows(ev))
+    console = Console()
+    for line in ev.verification.summary(f"version {ev.version}"):
+        console.print(line, markup=False, highlight=False)
+    verdict = "[green]PASS[/]" if ev.passed else "[red]FAIL[/]"
+    console.print(f"{ev.name} version {ev.version}: {verdict} — {ev.why()}")
+    typer.echo(f"report: {ev.report}")
+    if not ev.passed:
+        from wxops.exit_codes import EXIT_GATE_REJECTED
+
+        raise typer.Exit(code=EXIT_GATE_REJECTED)
+
+
 GATE_TITLE = "quality gate (forecast-cycling replay)"
 GATE_COLUMNS = ("rule", "n", "events", "candidate", "reference", "effect", "95 % CI", "p-value", "result")
 
 
-def _gate_rows(ev: Evaluation) -> list[tuple[str, ...]]:
+def _gate_rows(ev: Evaluation | ProbabilityEvaluation) -> list[tuple[str, ...]]:
     from rich.markup import escape
 
     def f(v: float | None) -> str:
@@ -108,21 +139,23 @@ def _gate_rows(ev: Evaluation) -> list[tuple[str, ...]]:
 
 def promote_cmd(
     version: Annotated[str, typer.Argument(
-        help="Version to promote (7, visibility/7, @challenger).")],
+        help="Version to promote (7, visibility/7, @challenger, visibility-prob/2).")],
     reason: ReasonOpt = "",
     force: Annotated[bool, typer.Option("--force", help="Promote even if the gate fails "
                                         "(recorded as forced).")] = False,
+    model: ModelNameOpt = None,
     config: ConfigOpt = None,
 ) -> None:
-    """Promote a version to champion if it passes technical tests and the quality gate."""
-    from wxops.release.cycle import promote_version, resolve_version
+    """Promote a version to champion if it passes technical tests and the quality gate
+    (the probability gate for a version of tracking.probability_model)."""
+    from wxops.release.cycle import promote_version, resolve_model_version
     from wxops.terminal import show_table
 
     try:
         cfg, project_dir = _setup(config)
-        number = resolve_version(cfg.tracking.registered_model, version)
+        name, number = resolve_model_version(cfg, version, model)
         promo = promote_version(cfg, project_dir=project_dir, version=number,
-                                reason=reason, force=force)
+                                reason=reason, force=force, model=name)
     except WxopsError as exc:
         _fail(exc)
         return
@@ -136,13 +169,14 @@ def promote_cmd(
         raise typer.Exit(code=EXIT_GATE_REJECTED)
 
 
-def rollback_cmd(reason: ReasonOpt = "", config: ConfigOpt = None) -> None:
+def rollback_cmd(reason: ReasonOpt = "", model: ModelNameOpt = None,
+                 config: ConfigOpt = None) -> None:
     """Give champion back to the version that held it before the current one."""
     from wxops.release.cycle import rollback_champion
 
     try:
         cfg, project_dir = _setup(config)
-        promo = rollback_champion(cfg, reason=reason, project_dir=project_dir)
+        promo = rollback_champion(cfg, reason=reason, project_dir=project_dir, model=model)
     except WxopsError as exc:
         _fail(exc)
         return
@@ -153,18 +187,20 @@ def history_cmd(
     at: Annotated[str | None, typer.Option(
         "--at", help="A time (ISO 8601, e.g. 2026-11-26T06:00Z): which version was champion.")
     ] = None,
+    model: ModelNameOpt = None,
     config: ConfigOpt = None,
 ) -> None:
     """List alias changes (and refused attempts); --at T says which version served at T."""
     from rich.markup import escape
 
-    from wxops.release.cycle import read_history
+    from wxops.release.cycle import choose_model, read_history
     from wxops.release.history import champion_at, parse_time
     from wxops.terminal import show_table
 
     try:
         cfg, _ = _setup(config)
-        entries = read_history(cfg)
+        name = choose_model(cfg, model)
+        entries = read_history(cfg, name)
         when = parse_time(at) if at is not None else None
     except WxopsError as exc:
         _fail(exc)
@@ -176,7 +212,7 @@ def history_cmd(
         return
     rows = [(str(e.seq), e.time, escape(e.user), e.action, e.from_version or "–", e.to_version or "–",
              e.gate, "yes" if e.forced else "", escape(e.reason)) for e in entries]
-    show_table(f"alias history of '{cfg.tracking.registered_model}'",
+    show_table(f"alias history of '{name}'",
                ("#", "time (UTC)", "user", "action", "from", "to", "gate", "forced", "reason"), rows)
 
 

@@ -31,6 +31,7 @@ from wxops.release.note import (
     diff_signature,
     release_note,
 )
+from wxops.release.probability_cycle import ProbabilityEvaluation
 from wxops.release.replay import replay_cycles, replay_init_times
 from wxops.release.stored import RELEASE_DIR, TestData, read_release_data
 from wxops.release.technical import TechnicalResult, run_technical_checks
@@ -90,11 +91,53 @@ class Promotion:
     message: str
     semver: str | None = None
     change_class: str | None = None
-    evaluation: Evaluation | None = None
+    evaluation: Evaluation | ProbabilityEvaluation | None = None
 
 
-__all__ = ["Evaluation", "Promotion", "TestData", "evaluate_version", "load_release_data",
-           "load_test_data", "promote_version", "resolve_version", "rollback_champion"]
+__all__ = ["Evaluation", "Promotion", "TestData", "choose_model", "evaluate_version",
+           "is_probability_model", "load_release_data", "load_test_data", "promote_version",
+           "resolve_model_version", "resolve_version", "rollback_champion"]
+
+
+def choose_model(cfg: WxopsConfig, model: str | None) -> str:
+    """The registered model a release command acts on: ``tracking.registered_model``
+    (default) or ``tracking.probability_model``; any other name is an error."""
+    name = cfg.tracking.registered_model
+    if model is None or model.strip() in ("", name):
+        return name
+    if cfg.tracking.probability_model is not None and model.strip() == cfg.tracking.probability_model:
+        return cfg.tracking.probability_model
+    known = [name] + ([cfg.tracking.probability_model] if cfg.tracking.probability_model else [])
+    raise ReleaseError(f"model '{model}' is not one of this project's registered models "
+                       f"({', '.join(known)}; tracking.registered_model and "
+                       "tracking.probability_model in the config)")
+
+
+def is_probability_model(cfg: WxopsConfig, name: str) -> bool:
+    """Whether ``name`` is the project's registered model of probability versions."""
+    return cfg.tracking.probability_model is not None and name == cfg.tracking.probability_model
+
+
+def resolve_model_version(cfg: WxopsConfig, spec: str | None, model: str | None = None
+                          ) -> tuple[str, str]:
+    """(registered model, version) from ``7``, ``visibility-prob/7``, ``@challenger``,
+    ``visibility-prob@champion`` or a bare model name (its challenger, else champion);
+    ``model`` (``--model``) names the registered model when the spec does not."""
+    text = (spec or "").strip()
+    named: str | None = None
+    rest: str | None = text or None
+    if "@" in text:
+        named, _, alias = text.partition("@")
+        rest = f"@{alias}"
+    elif "/" in text:
+        named, _, rest = text.rpartition("/")
+    elif text and not text.isdigit():
+        named, rest = text, None
+    named = named or None
+    if named is not None and model is not None and named.strip() != model.strip():
+        raise ReleaseError(f"'{spec}' names model '{named}' but --model says '{model}'")
+    name = choose_model(cfg, named or model)
+    return name, resolve_version(name, rest)
 
 
 def load_release_data(name: str, version: str) -> TestData:
@@ -482,24 +525,35 @@ def promote_version(
     reason: str,
     force: bool = False,
     data: TestData | None = None,
+    model: str | None = None,
 ) -> Promotion:
     """Give ``version`` the champion alias if it passes the technical tests and the gate.
 
     ``force`` skips the verdict (recorded as forced), not the evaluation: the gate
     result still goes into the history and the release note. A refused attempt is
-    recorded in the history and leaves every alias unchanged.
+    recorded in the history and leaves every alias unchanged. ``model``: the registered
+    model (default ``tracking.registered_model``); the probability model's versions are
+    judged by the probability gate (:mod:`wxops.release.probability_cycle`).
     """
     if not reason.strip():
         raise ReleaseError("give a --reason: it goes into the alias history and release note")
-    name = cfg.tracking.registered_model
+    name = choose_model(cfg, model)
+    probability = is_probability_model(cfg, name)
     tracking.get_model_version(name, version)
     aliases = tracking.alias_map(name)
     previous = aliases.get("champion")
     if previous == version:
         raise ReleaseError(f"{name} version {version} is already the champion")
     notify.check_channels(cfg.notify)
-    evaluation = evaluate_version(cfg, project_dir=project_dir, version=version, data=data,
-                                  reason=reason)
+    evaluation: Evaluation | ProbabilityEvaluation
+    if probability:
+        from wxops.release.probability_cycle import evaluate_probability_version
+
+        evaluation = evaluate_probability_version(cfg, project_dir=project_dir, version=version,
+                                                  data=data, reason=reason)
+    else:
+        evaluation = evaluate_version(cfg, project_dir=project_dir, version=version, data=data,
+                                      reason=reason)
     verdict = "pass" if evaluation.gate.passed else "fail"
     if not evaluation.technical.passed:
         verdict = "technical-fail"
@@ -529,8 +583,12 @@ def promote_version(
         gate_summary=evaluation.why(),
         params_diff=diff_params(_params(old), _params(new_info)) if old else [],
         data_diff=diff_params(_digests(old), _digests(new_info)) if old else [],
-        scores=_side_by_side(evaluation.replay),
+        scores=(evaluation.note_scores() if isinstance(evaluation, ProbabilityEvaluation)
+                else _side_by_side(evaluation.replay)),
         signature_diff=sig_diff,
+        score_heading=("Probability scores on the test block (Brier skill against the "
+                       "climatological event frequency, events = observed events)"
+                       if probability else None),
     )
     tags = {SEMVER_TAG: semver, CHANGE_TAG: change.kind}
     if change.kind == "breaking":  # the service names the change in its 4xx answers
@@ -561,8 +619,8 @@ def promote_version(
                      semver, change.kind, evaluation)
 
 
-def rollback_champion(cfg: WxopsConfig, *, reason: str, project_dir: Path | None = None
-                      ) -> Promotion:
+def rollback_champion(cfg: WxopsConfig, *, reason: str, project_dir: Path | None = None,
+                      model: str | None = None) -> Promotion:
     """Give ``champion`` back to the version that held it before the current one.
 
     The version to restore first passes the technical tests in a fresh process (its
@@ -571,13 +629,13 @@ def rollback_champion(cfg: WxopsConfig, *, reason: str, project_dir: Path | None
     """
     if not reason.strip():
         raise ReleaseError("give a --reason: it goes into the alias history")
-    name = cfg.tracking.registered_model
-    entries = read_history(cfg)
+    name = choose_model(cfg, model)
+    entries = read_history(cfg, name)
     current = tracking.alias_map(name).get("champion")
     target = rollback_target(entries, current)
     tracking.get_model_version(name, target)
     notify.check_channels(cfg.notify)
-    technical = _technical_of(cfg, project_dir or Path.cwd(), target)
+    technical = _technical_of(cfg, project_dir or Path.cwd(), target, name)
     if not technical.passed:
         _record(name, "rejected", previous=current, target=target, reason=f"rollback: {reason}",
                 gate="technical-fail", forced=False)
@@ -594,9 +652,10 @@ def rollback_champion(cfg: WxopsConfig, *, reason: str, project_dir: Path | None
                      f"champion rolled back from version {current} to version {target}")
 
 
-def _technical_of(cfg: WxopsConfig, project_dir: Path, version: str) -> TechnicalResult:
+def _technical_of(cfg: WxopsConfig, project_dir: Path, version: str,
+                  name: str | None = None) -> TechnicalResult:
     """The technical tests of ``version`` on a sample of its own stored test table."""
-    name = cfg.tracking.registered_model
+    name = name or cfg.tracking.registered_model
     try:
         data = load_release_data(name, version)
         sample = _naive_time(data.split.test[data.table.inputs].head(cfg.gate.latency_batch_rows))
@@ -606,12 +665,13 @@ def _technical_of(cfg: WxopsConfig, project_dir: Path, version: str) -> Technica
         target = cfg.features.target
     uri = tracking.resolve_tracking_uri(cfg.tracking.uri, project_dir)
     return run_technical_checks(uri, f"models:/{name}/{version}", sample, target=target,
-                                latency_budget_ms=cfg.gate.latency_budget_ms)
+                                latency_budget_ms=cfg.gate.latency_budget_ms,
+                              probability=is_probability_model(cfg, name))
 
 
-def read_history(cfg: WxopsConfig) -> list[HistoryEntry]:
-    """The alias history of the configured registered model, oldest first."""
-    raw = tracking.read_alias_history(cfg.tracking.registered_model)
+def read_history(cfg: WxopsConfig, model: str | None = None) -> list[HistoryEntry]:
+    """The alias history of the configured registered model (or ``model``), oldest first."""
+    raw = tracking.read_alias_history(choose_model(cfg, model))
     return [HistoryEntry.from_dict(e) for e in raw]
 
 

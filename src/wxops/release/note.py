@@ -132,6 +132,7 @@ def release_note(
     data_diff: list[tuple[str, str, str]],
     scores: dict[str, dict[str, float]],
     signature_diff: list[tuple[str, str, str]] | None = None,
+    score_heading: str | None = None,
 ) -> str:
     """The markdown model card stored as the version's description and as an artifact.
 
@@ -150,7 +151,7 @@ def release_note(
         f"- **Reason:** {reason}",
         f"- **Gate:** {gate_summary}",
         "",
-        "## Scores on the test block (forecast-cycling replay)",
+        f"## {score_heading or 'Scores on the test block (forecast-cycling replay)'}",
         "",
     ]
     sources = sorted({s for row in scores.values() for s in row},

@@ -56,11 +56,20 @@ def expected_schema(sample: pd.DataFrame) -> list[dict[str, str]]:
     return out
 
 
-def check_signature(signature: dict[str, Any], expected: list[dict[str, str]]) -> Check:
-    """The logged input signature names the same columns, with the same types, as serving."""
+def check_signature(signature: dict[str, Any], expected: list[dict[str, str]], *,
+                    probability: bool = False) -> Check:
+    """The logged input signature names the same columns, with the same types, as serving;
+    one output, or (``probability``) named ``p_below_<t>``/``p_above_<t>`` columns."""
     got = [{"name": c.get("name", ""), "type": c.get("type", "")} for c in signature["inputs"]]
     if got == expected:
         outputs = signature.get("outputs") or []
+        if probability:
+            names = [str(c.get("name", "")) for c in outputs]
+            if not names or not all(n.startswith(("p_below_", "p_above_")) for n in names):
+                return Check("signature", False, "expected named probability outputs "
+                             f"(p_below_1000...), signature has {names or 'none'}")
+            return Check("signature", True, f"{len(got)} inputs match the serving schema; "
+                         f"outputs {', '.join(names)}")
         if len(outputs) != 1:
             return Check("signature", False, f"expected one output, signature has {outputs}")
         return Check("signature", True, f"{len(got)} inputs match the serving schema")
@@ -87,6 +96,7 @@ def run_technical_checks(
     target: str,
     latency_budget_ms: float,
     timeout_s: float = 300.0,
+    probability: bool = False,
 ) -> TechnicalResult:
     """Load ``model_uri`` in a fresh process and check signature, outputs and latency.
 
@@ -98,6 +108,8 @@ def run_technical_checks(
             bounds valid predictions from below.
         latency_budget_ms: most milliseconds the batch prediction may take.
         timeout_s: the probe process is killed after this long.
+        probability: the model predicts event probabilities (one named column per
+            threshold): every value must lie in [0, 1].
     """
     with tempfile.TemporaryDirectory(prefix="wxops-probe-") as tmp:
         sample_path = Path(tmp) / "sample.parquet"
@@ -122,12 +134,18 @@ def run_technical_checks(
     if not probe.get("ok"):
         return TechnicalResult(False, [Check("load", False, str(probe.get("error")))], probe)
     checks = [Check("load", True, f"loaded in a fresh process in {probe['load_seconds']:.1f} s")]
-    checks.append(check_signature(probe["signature"], expected_schema(sample)))
+    checks.append(check_signature(probe["signature"], expected_schema(sample),
+                                  probability=probability))
     low = VARIABLES[target].low if target in VARIABLES else None
-    valid = probe["n_nonfinite"] == 0 and probe["n_predictions"] == len(sample)
+    per_row = max(1, len(probe["signature"].get("outputs") or [])) if probability else 1
+    valid = probe["n_nonfinite"] == 0 and probe["n_predictions"] == len(sample) * per_row
     detail = (f"{probe['n_predictions']} predictions, {probe['n_nonfinite']} not finite, "
               f"range [{probe['min']:.4g}, {probe['max']:.4g}]")
-    if low is not None:
+    if probability:
+        inside = probe["min"] is not None and probe["min"] >= 0.0 and probe["max"] <= 1.0
+        valid = valid and inside
+        detail += ", probabilities must lie in [0, 1]"
+    elif low is not None:
         below = (probe["min"] is not None) and probe["min"] < low
         valid = valid and not below
         detail += f", physical minimum {low:g}"

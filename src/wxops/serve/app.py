@@ -279,7 +279,7 @@ def create_app(
             return _error(exc.status, str(exc) + model.change_note(exc.field), exc.field)
         rows_counter[endpoint].inc(batch.n_rows)
         sink.submit(LogEntry(received, endpoint, model.name, model.version, model.run_id,
-                             {**batch.columns, **keyed}, result))
+                             {**batch.columns, **keyed}, result, model.outputs))
         payload = answer(model, result)
         if keyed and endpoint == "/predict":
             payload["keys"] = _keys_json(keyed)
@@ -290,19 +290,22 @@ def create_app(
     @app.post("/predict", openapi_extra=_doc(_PREDICT_EXAMPLES, {
         "model_name": "visibility", "model_version": "3",
         "model_run_id": "30368539d2464fc5b05c069cb15268a2", "result": [16093.0]}),
-        summary="Predict from a DataFrame (to_json string, records or columns)")
+        summary="Predict from a DataFrame (to_json string, records or columns)",
+        description="'result' holds one value per row; a probability model answers one "
+                    "object per row instead, e.g. {\"p_below_1000\": 0.02, \"p_below_5000\": "
+                    "0.11} (GET /model lists the columns and thresholds).")
     async def predict(request: Request) -> Response:
         return await serve(
             request, "/predict", lambda body, _m: table_from_predict(body),
             lambda m, result: {"model_name": m.name, "model_version": m.version,
-                               "model_run_id": m.run_id, "result": result})
+                               "model_run_id": m.run_id, "result": m.records(result)})
 
     @app.post("/invocations", openapi_extra=_doc(_INVOCATION_EXAMPLES, {
         "predictions": [16093.0]}), summary="MLflow scoring protocol")
     async def invocations(request: Request) -> Response:
         return await serve(
             request, "/invocations", lambda body, m: table_from_invocations(body, m.schema),
-            lambda _m, result: {"predictions": result})
+            lambda m, result: {"predictions": m.records(result)})
 
     @app.get("/health", summary="Liveness: the process answers")
     async def health() -> Response:
@@ -404,7 +407,8 @@ def _openapi_with_bearer(app: FastAPI) -> Callable[[], dict[str, Any]]:
                 "bearer": {"type": "http", "scheme": "bearer"}}
             model_schema: InputSchema | None = None if model is None else model.schema
             built.clear()
-            built[key] = patch_document(schema, model_schema)
+            built[key] = patch_document(schema, model_schema,
+                                        None if model is None else model.describe_outputs())
         app.openapi_schema = built[key]
         return built[key]
 

@@ -1,4 +1,5 @@
-"""Predictors: validated NumPy columns in, float64 predictions out.
+"""Predictors: validated NumPy columns in, float64 predictions out (one per row, or rows x
+outputs for models answering named columns, such as probabilities per threshold).
 
 A wxops model is a scikit-learn ``Pipeline`` of :class:`~wxops.features.MeteoFeatures`
 and an estimator. Its pandas-based ``predict`` spends ~90 % of a single-row call building
@@ -77,6 +78,13 @@ def synthetic_batch(schema: InputSchema, n_rows: int, *, seed: int = 0) -> Batch
     return Batch(columns, n_rows)
 
 
+def per_row(out: Any, n_rows: int) -> np.ndarray:
+    """Predictions as float64: shape ``(n,)`` for one value per row, ``(n, k)`` for
+    ``k`` named outputs (probabilities per threshold)."""
+    arr = np.asarray(out, dtype=np.float64).reshape(n_rows, -1)
+    return arr[:, 0] if arr.shape[1] == 1 else arr
+
+
 def to_frame(batch: Batch, schema: InputSchema) -> Any:
     """The batch as a DataFrame in signature column order."""
     import pandas as pd
@@ -88,7 +96,7 @@ def to_frame(batch: Batch, schema: InputSchema) -> Any:
 def _dataframe_predict(model: Any, schema: InputSchema) -> Predict:
     def predict(batch: Batch) -> np.ndarray:
         out = model.predict(to_frame(batch, schema))
-        return np.asarray(out, dtype=np.float64).reshape(batch.n_rows, -1).squeeze(-1)
+        return per_row(out, batch.n_rows)
 
     return predict
 
@@ -119,7 +127,7 @@ def _compile_meteo_pipeline(model: Any, schema: InputSchema) -> Predict | None:
         # the feature maths of training itself (wxops.features), on the batch's arrays
         cols = derive_features({name: batch.columns[name] for name in inputs}, derived)
         x = np.column_stack([cols[name] for name in out_columns])
-        return np.asarray(final(x), dtype=np.float64).reshape(batch.n_rows)
+        return per_row(final(x), batch.n_rows)
 
     return predict
 

@@ -34,6 +34,8 @@ log = logging.getLogger(__name__)
 SIGNATURE_CHANGE_TAG = "wxops.signature_change"
 #: Version tag (set at registration of NWP models): the key columns of a request.
 KEY_COLUMNS_TAG = "wxops.key_columns"
+#: Output column of a probability model: ``p_below_1000`` (``wxops.models.probability``).
+_PROBABILITY_COLUMN = re.compile(r"^p_(?P<event>below|above)_(?P<threshold>[0-9.eE+-]+)$")
 _REF = re.compile(r"^(?:models:/)?(?P<name>[^@/\s]+)(?:@(?P<alias>[\w.-]+)|/(?P<version>\d+))$")
 
 
@@ -70,11 +72,40 @@ class LoadedModel:
     schema: InputSchema
     predictor: Predictor
     tags: dict[str, str]
+    outputs: tuple[str, ...] = ()
+    """Named output columns (probability models: ``p_below_1000``...); empty when the
+    model answers one unnamed value per row."""
     loaded_at: str = field(
         default_factory=lambda: dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds"))
 
     def predict(self, batch: Batch) -> np.ndarray:
+        """One value per row (shape ``(n,)``), or one per output column (``(n, k)``)."""
         return self.predictor.fn(batch)
+
+    @property
+    def probability(self) -> dict[str, Any] | None:
+        """``{"event": "below", "thresholds": [1000.0, 5000.0], "columns": [...]}`` for a
+        probability model (every output named ``p_<event>_<threshold>``), else None."""
+        found = [_PROBABILITY_COLUMN.match(c) for c in self.outputs]
+        if not found or any(m is None for m in found):
+            return None
+        events = {m["event"] for m in found if m is not None}
+        try:
+            thresholds = [float(m["threshold"]) for m in found if m is not None]
+        except ValueError:
+            return None
+        if len(events) != 1:
+            return None
+        return {"event": events.pop(), "thresholds": thresholds, "columns": list(self.outputs)}
+
+    def records(self, result: np.ndarray) -> np.ndarray | list[dict[str, float]]:
+        """The answer's rows: the numbers as they are, or ``{column: value}`` objects for
+        named outputs (the records of the data frame the model's own ``predict`` returns,
+        as MLflow's scoring server writes a data frame)."""
+        if not self.outputs:
+            return result
+        names = self.outputs
+        return [dict(zip(names, row, strict=True)) for row in result.tolist()]
 
     @property
     def key_columns(self) -> list[str]:
@@ -115,7 +146,20 @@ class LoadedModel:
             "signature_change": json.loads(self.tags.get(SIGNATURE_CHANGE_TAG) or "[]"),
             "loaded_at": self.loaded_at,
             "predict_path": self.predictor.path,
+            "outputs": self.describe_outputs(),
         }
+
+    def describe_outputs(self) -> dict[str, Any]:
+        """What ``/predict`` answers per row: a value, or named probabilities."""
+        probability = self.probability
+        if probability is not None:
+            return {"kind": "probability", **probability,
+                    "description": "probability of the target "
+                                   f"{probability['event']} each threshold, one object per "
+                                   "row with one member per column"}
+        if self.outputs:
+            return {"kind": "columns", "columns": list(self.outputs)}
+        return {"kind": "value", "columns": []}
 
 
 def load_model(name: str, version: str) -> LoadedModel:
@@ -128,13 +172,18 @@ def load_model(name: str, version: str) -> LoadedModel:
     schema = InputSchema.from_signature(servable.inputs)
     predictor = build_predictor(servable.model, schema)
     warm = predictor.fn(synthetic_batch(schema, 1))
-    if warm.shape != (1,):
-        raise ServeError(f"{name}/{version} returns {warm.shape} for one row; wxops serve "
-                         "serves models with one output per row")
+    outputs = tuple(str(o["name"]) for o in servable.outputs if o.get("name"))
+    if len(outputs) < 2:
+        outputs = ()  # one output: a plain value per row, named or not
+    want = (1, len(outputs)) if outputs else (1,)
+    if warm.shape != want:
+        raise ServeError(f"{name}/{version} returns {warm.shape} for one row but its signature "
+                         f"names {len(outputs) or 1} output(s); wxops serve serves one value per "
+                         "row or one per named output column")
     return LoadedModel(
         name=servable.name, version=servable.version, run_id=servable.run_id,
         source=servable.source, signature=servable.inputs, schema=schema,
-        predictor=predictor, tags=servable.tags,
+        predictor=predictor, tags=servable.tags, outputs=outputs,
     )
 
 

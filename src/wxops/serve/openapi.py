@@ -1,7 +1,9 @@
 """The service's OpenAPI contract, described from the served model's signature.
 
 Request bodies of ``/predict`` and ``/invocations`` list the model's columns with their
-types and physical ranges (the same table the validation uses), every status code a route
+types and physical ranges (the same table the validation uses), their answers the model's
+outputs (a number per row, or the named probabilities per threshold of a probability
+model), every status code a route
 can answer is documented with its content type, and ``text/plain`` routes say so. The
 document is rebuilt when another model version (another signature) is served.
 """
@@ -97,10 +99,48 @@ def request_schemas(schema: InputSchema | None) -> tuple[dict[str, Any], dict[st
     return predict, invocations
 
 
-def patch_document(doc: dict[str, Any], schema: InputSchema | None) -> dict[str, Any]:
-    """``doc`` (FastAPI's generated document) with the model's request bodies and every
-    status code and content type the routes answer."""
+def response_schemas(outputs: dict[str, Any] | None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(``/predict`` answer, ``/invocations`` answer) JSON schemas for the served model's
+    outputs (:meth:`wxops.serve.model.LoadedModel.describe_outputs`): one number per row,
+    or one object per row with a member per named output (probabilities in [0, 1])."""
+    row: dict[str, Any] = {"type": "number"}
+    if outputs and outputs.get("columns"):
+        probability = outputs.get("kind") == "probability"
+        members: dict[str, Any] = {}
+        for i, name in enumerate(outputs["columns"]):
+            member: dict[str, Any] = {"type": "number"}
+            if probability:
+                member.update({"minimum": 0, "maximum": 1, "description": (
+                    f"probability of the target {outputs['event']} "
+                    f"{outputs['thresholds'][i]:g}")})
+            members[name] = member
+        row = {"type": "object", "required": list(members), "properties": members,
+               "additionalProperties": False}
+        if probability:
+            row["description"] = ("probabilities per threshold, non-decreasing with the "
+                                  "threshold for events below it (non-increasing above)")
+    rows = {"type": "array", "items": row}
+    predict = {"type": "object", "required": ["model_name", "model_version", "model_run_id",
+                                              "result"],
+               "properties": {"model_name": {"type": "string"},
+                              "model_version": {"type": "string"},
+                              "model_run_id": {"type": "string"},
+                              "result": {**rows, "description": "one entry per input row"},
+                              "keys": {"type": "object", "description": "NWP models: the "
+                                       "key columns of each row and its valid time"}}}
+    invocations = {"type": "object", "required": ["predictions"],
+                   "properties": {"predictions": rows},
+                   "description": "MLflow's scoring protocol: a data frame output comes as "
+                                  "its records"}
+    return predict, invocations
+
+
+def patch_document(doc: dict[str, Any], schema: InputSchema | None,
+                   outputs: dict[str, Any] | None = None) -> dict[str, Any]:
+    """``doc`` (FastAPI's generated document) with the model's request bodies and answers
+    and every status code and content type the routes answer."""
     predict, invocations = request_schemas(schema)
+    answers = dict(zip(("/predict", "/invocations"), response_schemas(outputs), strict=True))
     paths = doc.get("paths", {})
     for path, body in (("/predict", predict), ("/invocations", invocations)):
         op = paths.get(path, {}).get("post")
@@ -111,6 +151,8 @@ def patch_document(doc: dict[str, Any], schema: InputSchema | None) -> dict[str,
         json_part["schema"] = body
         content[CSV] = {"schema": {"type": "string", "description": "a header row of column "
                                    "names, then one row per prediction"}}
+        ok = op.setdefault("responses", {}).setdefault("200", {"description": "Predictions"})
+        ok.setdefault("content", {}).setdefault(JSON, {})["schema"] = answers[path]
     for (path, method), statuses in ROUTE_STATUSES.items():
         op = paths.get(path, {}).get(method)
         if op is None:

@@ -16,7 +16,9 @@ the log.
 Both stores have the columns ``received_at`` (UTC ISO time), ``endpoint``,
 ``model_name``, ``model_version``, ``run_id``, ``n_rows``, ``inputs`` (JSON object of
 column lists, times as UTC epoch milliseconds like pandas' ``to_json``) and ``outputs``
-(JSON list). Read them with
+(JSON list; for a model with named outputs, such as the probabilities per threshold of a
+probability model, a JSON object of column lists ``{"p_below_1000": [...], ...}``, so the
+log names what it stores without a schema change). Read them with
 ``sqlite3``/pandas (``SELECT * FROM predictions``) or ``pandas.read_parquet(folder)``.
 """
 
@@ -58,6 +60,8 @@ class LogEntry:
     run_id: str
     inputs: dict[str, np.ndarray]
     outputs: np.ndarray
+    output_columns: tuple[str, ...] = ()
+    """Names of the output columns when ``outputs`` is rows x columns."""
 
 
 class _Store(Protocol):
@@ -172,7 +176,9 @@ class PredictionSink:
                 entries.append(self._queue.popleft())
             if not entries:
                 return 0
-            self._metrics.values.observe_all(np.concatenate([e.outputs for e in entries]))
+            values = [e.outputs for e in entries if not e.output_columns]  # metres, not p
+            if values:
+                self._metrics.values.observe_all(np.concatenate(values))
             if self._store is None:
                 return 0
             rows = [_row(e) for e in entries]
@@ -199,6 +205,10 @@ def _row(entry: LogEntry) -> tuple[Any, ...]:
     inputs = {name: (arr.astype("datetime64[ms]").astype(np.int64) if arr.dtype.kind == "M"
                      else arr.tolist() if arr.dtype.kind == "O"  # strings (station ids)
                      else arr) for name, arr in entry.inputs.items()}
+    outputs: Any = entry.outputs
+    if entry.output_columns:
+        outputs = {name: np.ascontiguousarray(entry.outputs[:, j])
+                   for j, name in enumerate(entry.output_columns)}
     return (received, entry.endpoint, entry.model_name, entry.model_version, entry.run_id,
             len(entry.outputs), orjson.dumps(inputs, option=_NUMPY).decode(),
-            orjson.dumps(entry.outputs, option=_NUMPY).decode())
+            orjson.dumps(outputs, option=_NUMPY).decode())

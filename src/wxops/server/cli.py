@@ -271,7 +271,7 @@ def _gate_synced(config: Path | None, project: Path, name: str, version: str, ur
         typer.echo(f"{name} v{version} stays challenger: give --config of its project to gate it")
         return True
     cfg = load_config(config)
-    if cfg.tracking.registered_model != name:
+    if name not in (cfg.tracking.registered_model, cfg.tracking.probability_model):
         typer.echo(f"{name} v{version} stays challenger: give --config of its project to gate it")
         return True
     if cfg.data.is_nwp:
@@ -280,7 +280,7 @@ def _gate_synced(config: Path | None, project: Path, name: str, version: str, ur
         return True
     tracking.connect(uri, secrets=cfg.tracking.secrets)
     promo = promote_version(cfg, project_dir=project, version=version,
-                            reason="wxops sync: version of an offline run")
+                            reason="wxops sync: version of an offline run", model=name)
     typer.echo(f"{name} {promo.message}")
     return promo.promoted
 
