@@ -67,7 +67,10 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Project:
     raw: dict[str, object] = {"seed": 7, "models": [{"name": "ridge", "type": "linear", "alpha": 1.0}],
                               "tracking": {"uri": uri}}
     models = [*raw["models"], PROBABILITY_MODEL]  # type: ignore[misc]
-    result = run_pipeline(parse_config({**raw, "models": models}), project_dir=root)
+    tracking = {**raw["tracking"], "probability_model": None}  # type: ignore[dict-item]
+    # test_probability registers the probability model itself: no probability release cycle
+    result = run_pipeline(parse_config({**raw, "models": models, "tracking": tracking}),
+                          project_dir=root)
     assert result.became_champion, result.release_message
     return Project(root, uri, raw, result.version, result.run_id)
 
