@@ -14,9 +14,11 @@ Model artifacts are not part of this comparison (saving a model is not training)
 
 Printed: the best of ``--repeat`` of each, the ratios wxops/off (target <= 1.03) and
 wxops/async (target <= 1.0), their spread over the interleaved rounds (min, median, max),
-and the same ratios of process CPU time (all threads: what tracking adds to the work,
-less disturbed than wall time by other processes on a loaded machine). Run it a few
-times on a quiet machine: the load average is printed with the result.
+the same ratios of process CPU time (all threads), and wxops' own time: the training
+thread's time outside training plus the writer thread's CPU time, over training untracked
+(on a loaded machine, where other processes move wall and CPU times by more than the
+3 % asked, this is the figure that says what tracking itself costs). Run it a few times
+on a quiet machine: the load average is printed with the result.
 
 ``--quick`` (for a loaded or small machine, ~1-3 min): 2 rounds, each configuration cut
 to 5 epochs, warm-up with 1 epoch. Fewer epochs weigh the fixed costs of a run (creating
@@ -95,17 +97,29 @@ def main() -> None:
         tracking.connect(uri)
         exp = tracking.ensure_experiment("bench", Path(tmp).as_uri())
 
+        own: list[tuple[float, float]] = []  # per pass: training thread outside training, writer CPU
+
         def with_wxops(mlps: list[MLPConfig] = mlps) -> None:
+            writer_cpu: list[float] = []
+            mark = lambda: writer_cpu.append(time.thread_time())  # noqa: E731 (runs on the writer)
+            tracking.session.writer().submit(mark)
+            start, training = time.perf_counter(), 0.0
             with tracking.start_run(exp, "pipeline") as parent:
                 for m in mlps:
                     with tracking.start_run(exp, m.name, parent_run_id=parent,
                                             system_metrics=INTERVAL) as run_id:
                         on_epoch, flush = tracking.epoch_logger(run_id)
+                        began = time.perf_counter()
                         result = train_model(m, table, split, derived=derived, seed=cfg.seed,
                                              on_epoch=on_epoch)
+                        training += time.perf_counter() - began
                         flush()
                         tracking.log_params(result.params)
                         tracking.log_metrics(result.metrics)
+            outside = time.perf_counter() - start - training
+            tracking.session.writer().submit(mark)
+            tracking.session.drain()
+            own.append((outside, writer_cpu[1] - writer_cpu[0]))
 
         def mlflow_async(mlps: list[MLPConfig] = mlps) -> None:
             with _env(MLFLOW_ASYNC_LOGGING_BUFFERING_SECONDS=BUFFER_SECONDS,
@@ -174,6 +188,13 @@ def main() -> None:
             ratios = [w / b for w, b in zip(table["wxops"], table[base], strict=True)]
             print(f"{label} wxops/{base} over rounds: min {min(ratios):.3f}, "
                   f"median {statistics.median(ratios):.3f}, max {max(ratios):.3f}")
+    outside = statistics.median(o for o, _ in own[-args.repeat:])
+    writer = statistics.median(w for _, w in own[-args.repeat:])
+    print(f"wxops' own time per pass (median): {outside * 1000:.0f} ms on the training thread "
+          f"outside training (run starts, epoch callbacks, run ends, final drain), "
+          f"{writer * 1000:.0f} ms CPU of the writer thread; "
+          f"(off + both) / off = {(best['off'] + outside + writer) / best['off']:.3f} "
+          f"(what tracking itself spends, less sensitive to the machine's load than wall time)")
     print("process CPU s per pass (median): " + ", ".join(
         f"{labels[name]} {statistics.median(values):.2f}" for name, values in cpu.items()))
 

@@ -4,7 +4,9 @@ The session fixtures' :func:`wxops.run_pipeline` configs list :data:`PROBABILITY
 next to their ridge: the pipeline trains it, verifies it on the test block and logs the
 scores to its run. :func:`register_probability_version` registers that logged model as
 its own registered model with the registry tags and artifact digests a pipeline version
-carries (a version the pipeline registered itself is used as it is).
+carries, unless the pipeline registered it itself (``tracking.probability_model``): that
+version is used as it is. Tests serve it pinned (``name/version``): its gate may have
+left it challenger.
 """
 
 from __future__ import annotations
@@ -25,18 +27,20 @@ class ProbabilityVersion:
 
 def register_probability_version(pipeline_run_id: str, uri: str, *, base: str,
                                  name: str = "visibility-prob") -> ProbabilityVersion:
-    """Make ``name`` hold the probability model of pipeline run ``pipeline_run_id`` (store
-    ``uri``; ``base`` is the model that run registered) as champion."""
+    """The registered version of the probability model of pipeline run ``pipeline_run_id``
+    (store ``uri``; ``base`` is the model that run registered)."""
     import mlflow
 
     from wxops import tracking
     from wxops.tracking.session import point_at
 
     point_at(uri)
-    champion = tracking.get_alias_version(name, "champion")
+    client = mlflow.MlflowClient()
+    parent = client.get_run(pipeline_run_id)
+    # `wxops run` registers the best probability configuration itself (tracking.probability_model)
+    champion = parent.data.tags.get("wxops.probability_version") or tracking.get_alias_version(
+        name, "champion")
     if champion is None:
-        client = mlflow.MlflowClient()
-        parent = client.get_run(pipeline_run_id)
         child = client.search_runs(
             [parent.info.experiment_id],
             filter_string=f"tags.mlflow.parentRunId = '{pipeline_run_id}' and "

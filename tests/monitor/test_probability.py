@@ -103,7 +103,7 @@ def setup(project: Project, held_out: pd.DataFrame,
     version = register_probability_version(project.run_id, project.uri, base="visibility")
     root = tmp_path_factory.mktemp("prob-monitor")
     calibrated, drifted = root / "calibrated.db", root / "drifted.db"
-    _serve(project.uri, f"{version.name}@champion", held_out, calibrated)
+    _serve(project.uri, f"{version.name}/{version.version}", held_out, calibrated)
     _drift_log(calibrated, drifted)
     return Setup(project, version, held_out, calibrated, drifted)
 
@@ -227,3 +227,20 @@ def test_promtool_probability_alert(tmp_path: Path) -> None:
     done = subprocess.run([str(PROMTOOL), "test", "rules", spec.name], cwd=tmp_path,
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_a_log_entry_with_short_probability_columns_is_refused() -> None:
+    from wxops.errors import MonitorError
+    from wxops.monitor.inputs import explode_requests
+
+    raw = pd.DataFrame([{
+        "received_at": "2026-01-01T00:00:00+00:00", "model_name": "visibility-prob",
+        "model_version": "1", "run_id": "r",
+        "inputs": json.dumps({"time": [0, 3_600_000], "t2m": [1.0, 2.0]}),
+        "outputs": json.dumps({"p_below_1000": [0.1, 0.2], "p_below_5000": [0.3]})}])
+    with pytest.raises(MonitorError, match=r"log.db: an entry's output columns differ in length "
+                                           r"\{'p_below_1000': 2, 'p_below_5000': 1\}"):
+        explode_requests(raw, source="log.db")
+    raw["outputs"] = json.dumps({"p_below_1000": [0.1], "p_below_5000": [0.3]})
+    with pytest.raises(MonitorError, match=r"log\.db: an entry has 2 input rows but 1 outputs"):
+        explode_requests(raw, source="log.db")

@@ -40,7 +40,7 @@ def prob_log(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def prob_server(registry: Registry, prob_version: ProbabilityVersion,
                 prob_log: Path) -> Iterator[RunningServer]:
-    srv = start_server(registry, model=f"{prob_version.name}@champion",
+    srv = start_server(registry, model=f"{prob_version.name}/{prob_version.version}",
                        prediction_log=PredictionLogSettings(path=prob_log, flush_seconds=0.1))
     yield srv
     srv.stop()
@@ -142,7 +142,7 @@ def test_prediction_log_names_the_probability_columns(prob_server: RunningServer
 def test_wxops_serve_command_answers_probabilities(registry: Registry,
                                                    prob_version: ProbabilityVersion) -> None:
     frame = _rows(6)
-    with serving(registry, "--model", f"{prob_version.name}@champion") as url:
+    with serving(registry, "--model", f"{prob_version.name}/{prob_version.version}") as url:
         resp = requests.post(f"{url}/predict", json={"data": frame.to_json()}, headers=AUTH,
                              timeout=30)
         assert resp.status_code == 200, resp.text

@@ -83,8 +83,11 @@ def explode_requests(raw: pd.DataFrame, *, source: str) -> pd.DataFrame:
             raise MonitorError(f"{source}: a prediction-log entry is not valid JSON ({exc})") from exc
         frame = pd.DataFrame(inputs)
         named = outputs if isinstance(outputs, dict) else {}  # probabilities per threshold
+        lengths = {k: len(v) for k, v in named.items()}
+        if named and len(set(lengths.values())) > 1:
+            raise MonitorError(f"{source}: an entry's output columns differ in length {lengths}")
         n_out = len(next(iter(named.values()), [])) if named else len(outputs)
-        if len(frame) != n_out or any(len(v) != n_out for v in named.values()):
+        if len(frame) != n_out:
             raise MonitorError(f"{source}: an entry has {len(frame)} input rows but "
                                f"{n_out} outputs")
         if named:
