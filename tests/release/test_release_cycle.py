@@ -63,7 +63,14 @@ def test_first_model_becomes_champion_through_the_gate(cycle):
     assert "version 1 is champion (1.0.0, initial)" in r1.release_message
 
 
-def test_degraded_candidate_fails_and_stays_challenger(cycle):
+@pytest.fixture
+def connected(cycle: dict[str, Any]) -> None:
+    """Each test reads the project's registry (tests/conftest.py resets MLflow's URI
+    globals after every test, so the module fixture's connection does not carry over)."""
+    tracking.connect(cycle["r1"].tracking_uri)
+
+
+def test_degraded_candidate_fails_and_stays_challenger(cycle, connected):
     r2 = cycle["r2"]
     assert not r2.became_champion and r2.gate_passed is False
     assert "stays challenger" in r2.release_message
@@ -75,7 +82,7 @@ def test_degraded_candidate_fails_and_stays_challenger(cycle):
     assert rejected and rejected[0]["to_version"] == "2" and rejected[0]["gate"] == "fail"
 
 
-def test_good_retrained_model_becomes_champion_with_release_note(cycle, project):
+def test_good_retrained_model_becomes_champion_with_release_note(cycle, project, connected):
     r3 = cycle["r3"]
     assert r3.became_champion, r3.release_message
     aliases = tracking.alias_map("visibility")
