@@ -25,40 +25,49 @@ _MLFLOW_ENV = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "MLFLOW_TRACKING_US
                "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN")
 
 
+_GLOBALS = (("mlflow.tracking._tracking_service.utils", "_tracking_uri"),
+            ("mlflow.tracking._model_registry.utils", "_registry_uri"))
+
+
 def _mlflow_target() -> dict[str, str | None]:
-    return {key: os.environ.get(key) for key in _MLFLOW_ENV}
+    saved = {key: os.environ.get(key) for key in _MLFLOW_ENV}
+    for module, name in _GLOBALS:
+        saved[f"{module}.{name}"] = getattr(sys.modules.get(module), name, None)
+    return saved
 
 
-def _restore_mlflow_target(saved: dict[str, str | None]) -> None:
-    for key, value in saved.items():
+def _restore_mlflow_target(saved: dict[str, str | None], *, globals_too: bool) -> None:
+    """Put the environment back; MLflow's URI globals (which win over the environment) go
+    back to what they were (``globals_too``) or are cleared, so the environment decides."""
+    for key in _MLFLOW_ENV:
+        value = saved[key]
         if value is None:
             os.environ.pop(key, None)
         else:
             os.environ[key] = value
-    # MLflow's globals win over the environment: cleared, so the restored environment decides
-    # (a registry URI set by an earlier test sent MlflowClient(uri) to that test's registry).
-    utils = sys.modules.get("mlflow.tracking._tracking_service.utils")
-    if utils is not None:
-        utils._tracking_uri = None  # type: ignore[attr-defined]
-    registry = sys.modules.get("mlflow.tracking._model_registry.utils")
-    if registry is not None:
-        registry._registry_uri = None  # type: ignore[attr-defined]
+    for module, name in _GLOBALS:
+        loaded = sys.modules.get(module)
+        if loaded is not None:
+            setattr(loaded, name, saved[f"{module}.{name}"] if globals_too else None)
 
 
 @pytest.fixture(autouse=True, scope="module")
 def _mlflow_isolation_module() -> Iterator[None]:
-    """A module's fixtures may point MLflow elsewhere for its tests, not for the next module."""
+    """A module's fixtures may point MLflow elsewhere for its tests, not for the next module:
+    at its end the globals are cleared (a session fixture first used here would otherwise
+    leave its registry to every later module)."""
     saved = _mlflow_target()
     yield
-    _restore_mlflow_target(saved)
+    _restore_mlflow_target(saved, globals_too=False)
 
 
 @pytest.fixture(autouse=True)
 def _mlflow_isolation() -> Iterator[None]:
-    """Each test starts with the MLflow target (environment and globals) it found."""
+    """Each test starts with the MLflow target (environment and globals) that its module's
+    fixtures set, and leaves it so for the next."""
     saved = _mlflow_target()
     yield
-    _restore_mlflow_target(saved)
+    _restore_mlflow_target(saved, globals_too=True)
 
 
 def make_obs(n_days: int = 90, *, seed: int = 0, start: str = "2021-01-01") -> pd.DataFrame:

@@ -58,7 +58,7 @@ def test_champion_and_too_few_events() -> None:
     few = evaluate_probability_gate({1000.0: p[:40]}, np.full(40, 9000.0), climatology=clim,
                                     cfg=CFG)
     assert few.passed and {r.status for r in few.rows} == {"too few events", "skipped"}
-    assert "too few events (n=0 < 10" in few.rows[0].why
+    assert "too few events (n=0 < 25" in few.rows[0].why
 
 
 def test_bad_inputs() -> None:
