@@ -10,7 +10,6 @@ technical test or an error anywhere before leaves every alias as it was.
 from __future__ import annotations
 
 import json
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ from wxops.errors import ReleaseError, StoredDataError
 from wxops.features import TARGET
 from wxops.release.gate import GateResult, evaluate_gate
 from wxops.release.history import HistoryEntry, current_user, now_utc, rollback_target
+from wxops.release.history import record_alias_change as _record
 from wxops.release.note import (
     bump_version,
     classify_change,
@@ -33,7 +33,9 @@ from wxops.release.note import (
 )
 from wxops.release.probability_cycle import ProbabilityEvaluation
 from wxops.release.replay import replay_cycles, replay_init_times
-from wxops.release.stored import RELEASE_DIR, TestData, read_release_data
+from wxops.release.stored import TestData, load_release_data
+from wxops.release.stored import champion_data as _champion_data
+from wxops.release.stored import naive_time as _naive_time
 from wxops.release.technical import TechnicalResult, run_technical_checks
 from wxops.verify.evaluate import Verification, json_ready, stratify, verify_forecasts
 from wxops.verify.references import Climatology, cap_values, fit_climatology, nwp_forecast
@@ -140,27 +142,6 @@ def resolve_model_version(cfg: WxopsConfig, spec: str | None, model: str | None 
     return name, resolve_version(name, rest)
 
 
-def load_release_data(name: str, version: str) -> TestData:
-    """The tables ``version`` was verified on, as its pipeline run stored them.
-
-    Raises:
-        StoredDataError: the run stored none (made before wxops stored them, or its
-            artifacts were deleted), with the command that recreates them.
-    """
-    info = tracking.get_model_version(name, version)
-    run = info["tags"].get("pipeline_run_id")
-    with tempfile.TemporaryDirectory(prefix="wxops-stored-") as tmp:
-        folder = tracking.download_run_folder(run, RELEASE_DIR, Path(tmp)) if run else None
-        if folder is None:
-            raise StoredDataError(
-                f"{name} version {version} has no stored test table (its pipeline run "
-                f"{run or '?'} was made before wxops stored them, or its artifacts were "
-                f"deleted). Recreate it: check out git commit {info['tags'].get('git_commit', '?')}"
-                f" and run `wxops run --no-cache` with the configuration that made it (config "
-                f"hash {info['tags'].get('config_hash', '?')}); the new version carries its tables")
-        return read_release_data(folder, what=f"{name} version {version}")
-
-
 def load_test_data(cfg: WxopsConfig) -> TestData:
     """Ingest, QC, build features and split exactly as the pipeline does.
 
@@ -211,13 +192,6 @@ def resolve_version(name: str, spec: str | None) -> str:
     return number
 
 
-def _naive_time(frame: pd.DataFrame) -> pd.DataFrame:
-    out = frame.copy()
-    if "time" in out.columns and getattr(out["time"].dt, "tz", None) is not None:
-        out["time"] = out["time"].dt.tz_convert("UTC").dt.tz_localize(None)
-    return out
-
-
 def _climatology(cfg: WxopsConfig, data: TestData) -> Climatology:
     """Climatology (mean and event frequencies) from every non-test row, capped alike."""
     seen = pd.concat([data.split.train, data.split.validation], ignore_index=True)
@@ -241,18 +215,6 @@ def _references(cfg: WxopsConfig, data: TestData, test: pd.DataFrame) -> dict[st
 
 def _predict(model: Any, frame: pd.DataFrame, inputs: list[str]) -> np.ndarray:
     return np.asarray(model.predict(_naive_time(frame[inputs])), dtype=float).reshape(-1)
-
-
-def _champion_data(name: str, champion: str, candidate: TestData,
-                   champion_inputs: list[str]) -> TestData:
-    """The champion's own stored tables; the candidate's when it stored none but takes the
-    same inputs (an old champion), else StoredDataError."""
-    try:
-        return load_release_data(name, champion)
-    except StoredDataError:
-        if champion_inputs == candidate.table.inputs:
-            return candidate
-        raise
 
 
 def _replay(cfg: WxopsConfig, data: TestData, test: pd.DataFrame, models: dict[str, Any],
@@ -356,14 +318,6 @@ def score_metrics(verification: Verification, replay: Verification) -> dict[str,
                     if np.isfinite(value):
                         out[f"{prefix}_{col}{suffix}"] = value
     return out
-
-
-def _record(name: str, action: str, *, previous: str | None, target: str | None, reason: str,
-            gate: str, forced: bool) -> None:
-    entry = HistoryEntry(time=now_utc(), user=current_user(), action=action, alias="champion",
-                         from_version=previous, to_version=target, reason=reason, gate=gate,
-                         forced=forced)
-    tracking.append_alias_history(name, entry.to_dict())
 
 
 def evaluate_version(

@@ -12,6 +12,7 @@ import getpass
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from wxops import tracking
 from wxops.errors import ReleaseError
 
 #: Actions that changed the champion alias.
@@ -108,3 +109,12 @@ def rollback_target(entries: list[HistoryEntry], current: str | None) -> str:
             f"version {current} is the first champion in the history; nothing to roll back to"
         )
     return stack[-2]
+
+
+def record_alias_change(name: str, action: str, *, previous: str | None, target: str | None, reason: str,
+            gate: str, forced: bool) -> None:
+    """Append one change of the champion alias (or a refused one) to the model's history."""
+    entry = HistoryEntry(time=now_utc(), user=current_user(), action=action, alias="champion",
+                         from_version=previous, to_version=target, reason=reason, gate=gate,
+                         forced=forced)
+    tracking.append_alias_history(name, entry.to_dict())

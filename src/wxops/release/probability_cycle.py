@@ -113,7 +113,7 @@ def parse_outputs(names: list[str]) -> tuple[str, dict[float, str]]:
 def _probabilities(model: Any, frame: pd.DataFrame, inputs: list[str],
                    columns: dict[float, str], outputs: list[str]) -> dict[float, np.ndarray]:
     """The model's probability per threshold on ``frame``'s rows."""
-    from wxops.release.cycle import _naive_time
+    from wxops.release.stored import naive_time as _naive_time
 
     pred = model.predict(_naive_time(frame[inputs]))
     if not isinstance(pred, pd.DataFrame):
@@ -135,8 +135,11 @@ def evaluate_probability_version(
     A technical failure is recorded in the alias history as a refused attempt (when
     ``reason`` is given, i.e. on the way to a promotion) and raised as ReleaseError.
     """
-    from wxops.release.cycle import _champion_data, _naive_time, _record, load_release_data
+    from wxops.release.history import record_alias_change as _record
     from wxops.release.probability_gate import evaluate_probability_gate
+    from wxops.release.stored import champion_data as _champion_data
+    from wxops.release.stored import load_release_data
+    from wxops.release.stored import naive_time as _naive_time
     from wxops.verify.probabilistic import climatological_frequency, verify_probabilities
     from wxops.verify.probability_report import write_probability_report
 

@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from wxops import tracking
 from wxops.errors import StoredDataError
 from wxops.features import FeatureTable
 from wxops.split import Split
@@ -119,3 +121,44 @@ def read_release_data(folder: Path, *, what: str) -> TestData:
     split = Split(frames["train"], frames["validation"], test, dict(manifest["assignment"]))
     obs = frames.get("obs", test.iloc[0:0])
     return TestData(obs, table, split, kind, manifest.get("nwp_column"))
+
+
+def load_release_data(name: str, version: str) -> TestData:
+    """The tables ``version`` was verified on, as its pipeline run stored them.
+
+    Raises:
+        StoredDataError: the run stored none (made before wxops stored them, or its
+            artifacts were deleted), with the command that recreates them.
+    """
+    info = tracking.get_model_version(name, version)
+    run = info["tags"].get("pipeline_run_id")
+    with tempfile.TemporaryDirectory(prefix="wxops-stored-") as tmp:
+        folder = tracking.download_run_folder(run, RELEASE_DIR, Path(tmp)) if run else None
+        if folder is None:
+            raise StoredDataError(
+                f"{name} version {version} has no stored test table (its pipeline run "
+                f"{run or '?'} was made before wxops stored them, or its artifacts were "
+                f"deleted). Recreate it: check out git commit {info['tags'].get('git_commit', '?')}"
+                f" and run `wxops run --no-cache` with the configuration that made it (config "
+                f"hash {info['tags'].get('config_hash', '?')}); the new version carries its tables")
+        return read_release_data(folder, what=f"{name} version {version}")
+
+
+def champion_data(name: str, champion: str, candidate: TestData,
+                   champion_inputs: list[str]) -> TestData:
+    """The champion's own stored tables; the candidate's when it stored none but takes the
+    same inputs (an old champion), else StoredDataError."""
+    try:
+        return load_release_data(name, champion)
+    except StoredDataError:
+        if champion_inputs == candidate.table.inputs:
+            return candidate
+        raise
+
+
+def naive_time(frame: pd.DataFrame) -> pd.DataFrame:
+    """``time`` as naive UTC, as the models were trained on."""
+    out = frame.copy()
+    if "time" in out.columns and getattr(out["time"].dt, "tz", None) is not None:
+        out["time"] = out["time"].dt.tz_convert("UTC").dt.tz_localize(None)
+    return out
