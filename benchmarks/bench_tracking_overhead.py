@@ -3,7 +3,8 @@
 Three ways, same data, same seeds, one process, interleaved so machine noise hits all alike:
   off    - training only;
   wxops  - wxops tracking as the pipeline does it: a nested run per config with system
-           metrics (1 s samples), per-epoch train/val loss through the session's writer
+           metrics (1 s samples), created by the writer thread while the config trains
+           (``tracking.open_run``, as ``wxops.models.task`` does), per-epoch train/val loss through the session's writer
            thread, params and final metrics (merged into one ``log_batch`` per run);
   async  - MLflow's own buffered asynchronous logging, logging the same: fluent nested
            runs with ``log_system_metrics=True`` (1 s samples), ``synchronous=False`` for
@@ -106,9 +107,9 @@ def main() -> None:
             start, training = time.perf_counter(), 0.0
             with tracking.start_run(exp, "pipeline") as parent:
                 for m in mlps:
-                    with tracking.start_run(exp, m.name, parent_run_id=parent,
-                                            system_metrics=INTERVAL) as run_id:
-                        on_epoch, flush = tracking.epoch_logger(run_id)
+                    with tracking.open_run(exp, m.name, parent_run_id=parent,
+                                           system_metrics=INTERVAL) as run:
+                        on_epoch, flush = tracking.epoch_logger(run)
                         began = time.perf_counter()
                         result = train_model(m, table, split, derived=derived, seed=cfg.seed,
                                              on_epoch=on_epoch)

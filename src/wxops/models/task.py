@@ -70,11 +70,12 @@ def run_train_task(task: TrainTask, on_epoch: EpochCallback | None = None) -> Ta
     table = FeatureTable(train, list(task.inputs), task.target, task.lead_time)
     split = Split(train, validation, validation.iloc[0:0], {})
     tracking.connect(task.tracking_uri, secrets=task.secrets)
-    with tracking.start_run(task.experiment_id, task.model.name, parent_run_id=task.parent_run_id,
-                            tags={**task.tags, **where_it_runs()},
-                            system_metrics=task.system_metrics) as run_id:
-        log_epoch, flush = tracking.epoch_logger(run_id)
-        log_scores, _ = tracking.metrics_logger(run_id)
+    # the writer creates the run while the model trains (log_model below waits for it)
+    with tracking.open_run(task.experiment_id, task.model.name, parent_run_id=task.parent_run_id,
+                           tags={**task.tags, **where_it_runs()},
+                           system_metrics=task.system_metrics) as run:
+        log_epoch, flush = tracking.epoch_logger(run)
+        log_scores, _ = tracking.metrics_logger(run)
         per_epoch: dict[str, int] = {}  # metric logged per epoch -> its last step
 
         def both(epoch: int, train_loss: float, val_loss: float | None) -> None:
@@ -100,7 +101,7 @@ def run_train_task(task: TrainTask, on_epoch: EpochCallback | None = None) -> Ta
             tracking.log_metrics(last, step=max(per_epoch[k] for k in last))
         model_uri = tracking.log_model(result.model, "model", input_example=input_example(train[task.inputs]),
                                        pip_requirements=task.pip_requirements, code_paths=task.code_paths)
-    return TaskOutcome(result, run_id, model_uri)
+    return TaskOutcome(result, run.id, model_uri)
 
 
 def where_it_runs() -> dict[str, str]:

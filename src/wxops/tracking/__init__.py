@@ -75,11 +75,13 @@ from wxops.tracking.runs import (
     log_text,
     log_text_to_run,
     metrics_logger,
+    open_run,
     set_tags,
     start_run,
 )
 from wxops.tracking.serving import ServableModel, load_servable_model, resolve_model_version
 from wxops.tracking.session import (
+    RunRef,
     active_run_id,
     connect,
     current_uri,
@@ -92,7 +94,7 @@ from wxops.tracking.system import DEFAULT_INTERVAL as SYSTEM_METRICS_INTERVAL
 __all__ = [
     "ARTIFACT_TAG", "CHALLENGER", "CHAMPION", "HISTORY_TAG", "KIND_TAG", "KIND_TRAINING",
     "OFFLINE_SOURCE_SCHEME", "REGISTRATION_TAG", "REMOTE_MODEL_RUN_TAG", "REMOTE_MODEL_TAG",
-    "SYSTEM_METRICS_INTERVAL", "UI_VIEW", "Registration", "ServableModel", "active_run_id",
+    "SYSTEM_METRICS_INTERVAL", "UI_VIEW", "Registration", "RunRef", "ServableModel", "active_run_id",
     "alias_map", "append_alias_history", "check_digests", "connect", "current_uri",
     "default_artifact_root", "download_run_folder", "ensure_experiment", "epoch_logger",
     "fail_unfinished_children", "failed_runs_cleanup", "fetch_verified_model", "folder_digests",
@@ -101,7 +103,8 @@ __all__ = [
     "log_dataset", "log_dict", "log_folder_to_run", "log_history", "log_metrics",
     "log_metrics_to_run", "log_model", "log_monitor_run", "log_params", "log_text",
     "log_text_to_run", "logged_model_id", "metric_histories", "metrics_logger",
-    "model_artifact_digests", "model_input_example", "model_signature", "read_alias_history",
+    "model_artifact_digests", "model_input_example", "model_signature", "open_run",
+    "read_alias_history",
     "read_run_json", "register_model", "resolve_model_version", "resolve_tracking_uri",
     "run_exists", "search_runs", "set_aliases", "set_tags", "set_version_description",
     "set_version_tags", "start_run", "ui_link",

@@ -30,7 +30,7 @@ def start_run(
     experiment_id: str,
     run_name: str,
     *,
-    parent_run_id: str | None = None,
+    parent_run_id: str | session.RunRef | None = None,
     tags: dict[str, str] | None = None,
     system_metrics: float | None = None,
 ) -> Iterator[str]:
@@ -39,6 +39,46 @@ def start_run(
     ``system_metrics``: seconds between samples of CPU, memory (and GPU) logged as
     ``system/...`` metrics of this run (see :mod:`wxops.tracking.system`); None: none.
     """
+    with _run(experiment_id, run_name, parent_run_id=parent_run_id, tags=tags,
+              system_metrics=system_metrics, defer=False) as ref:
+        yield ref.id
+
+
+@contextlib.contextmanager
+def open_run(
+    experiment_id: str,
+    run_name: str,
+    *,
+    parent_run_id: str | session.RunRef | None = None,
+    tags: dict[str, str] | None = None,
+    system_metrics: float | None = None,
+) -> Iterator[session.RunRef]:
+    """:func:`start_run` whose run the writer thread creates: the caller goes on at once.
+
+    For a run that is mostly training (a configuration): its creation overlaps with the
+    training instead of delaying it. Logging to the run (params, metrics, tags, an
+    :func:`epoch_logger` of the :class:`~wxops.tracking.session.RunRef`) needs no id; the
+    ref's ``id`` waits for it, and so do artifacts and models. A failed creation is raised
+    by ``id`` and by the end of the outermost run. Its status, the offline switch and
+    the order of writes are those of :func:`start_run`.
+    """
+    with _run(experiment_id, run_name, parent_run_id=parent_run_id, tags=tags,
+              system_metrics=system_metrics, defer=True) as ref:
+        yield ref
+
+
+@contextlib.contextmanager
+def _run(
+    experiment_id: str,
+    run_name: str,
+    *,
+    parent_run_id: str | session.RunRef | None,
+    tags: dict[str, str] | None,
+    system_metrics: float | None,
+    defer: bool,
+) -> Iterator[session.RunRef]:
+    import uuid
+
     from wxops import redact
     from wxops.outbox import TARGET_TAG, outbox_artifacts
     from wxops.tracking.system import SystemSampler, check_interval
@@ -52,32 +92,52 @@ def start_run(
     if s.context_tags is None:
         s.context_tags = internals.context_tags()
     context = s.context_tags
+    parent_key = parent_run_id.key if isinstance(parent_run_id, session.RunRef) else parent_run_id
+    offline = False
 
     def create(client: Any) -> str:
-        exp, parent, extra = experiment_id, parent_run_id, {}
+        nonlocal offline
+        exp, parent, extra = experiment_id, parent_key, {}
+        offline = s.offline
         if s.offline and s.outbox is not None:
             exp = session.local_experiment(client, experiment_id, outbox_artifacts(s.outbox))
-            parent = s.local_run.get(parent_run_id, parent_run_id) if parent_run_id else None
             extra = {TARGET_TAG: s.uri}
+        if parent is not None:
+            parent = session.rid(parent)
         all_tags = {k: redact.redact_text(str(v)) for k, v in {**context, **clean, **extra}.items()}
         if parent is not None:
             all_tags["mlflow.parentRunId"] = parent
         return str(client.create_run(exp, start_time=start_ms, tags=all_tags, run_name=run_name).info.run_id)
 
-    run_id = session.write(create)
-    frame = session.Frame(run_id, experiment_id, run_name, parent_run_id, clean, start_ms,
+    if defer:
+        ref = session.RunRef(f"pending-{uuid.uuid4().hex}", run_name)
+        s.pending[ref.key] = ref
+    else:
+        run_id = session.write(create)
+        ref = session.RunRef(run_id, run_name)
+    frame = session.Frame(ref.key, experiment_id, run_name, parent_key, clean, start_ms,
                           sampled=system_metrics is not None)
+    if defer:
+        def job() -> None:
+            try:
+                run_id = session.write(create)
+            except BaseException as exc:
+                ref.fail(exc)
+                raise
+            session.created(ref, frame, run_id, offline=offline)
+
+        session.writer().submit(job, skipped=ref.fail)
+    else:
+        session.created(ref, frame, run_id, offline=offline)
     s.stack.append(frame)
-    if not s.offline:  # a server run (an outbox run needs no mirror)
-        s.ended[run_id] = frame
     if system_metrics is not None:
-        session.writer().watch(run_id, SystemSampler(run_id, system_metrics))
+        session.writer().watch(ref.key, SystemSampler(ref.key, system_metrics))
     try:
-        yield run_id
+        yield ref
     except BaseException:
-        _end_run(run_id, "FAILED")
+        _end_run(ref.key, "FAILED")
         raise
-    _end_run(run_id, "FINISHED")
+    _end_run(ref.key, "FINISHED")
 
 
 def _end_run(run_id: str, status: str) -> None:
@@ -144,7 +204,7 @@ def set_tags(tags: dict[str, Any]) -> None:
 
 
 def epoch_logger(
-    run_id: str, *, interval: float = 2.0
+    run_id: str | session.RunRef, *, interval: float = 2.0
 ) -> tuple[Callable[[int, float, float | None], None], Callable[[], None]]:
     """A per-epoch callback logging train/val loss off the training thread, and its flush."""
     log, flush = metrics_logger(run_id, interval=interval)
@@ -157,7 +217,7 @@ def epoch_logger(
 
 
 def metrics_logger(
-    run_id: str, *, interval: float = 2.0
+    run_id: str | session.RunRef, *, interval: float = 2.0
 ) -> tuple[Callable[[int, dict[str, float]], None], Callable[[], None]]:
     """A callback ``log(step, {key: value})`` that never waits on the store, and its flush.
 
@@ -173,10 +233,11 @@ def metrics_logger(
     from mlflow.entities import Metric
 
     w = session.writer()
+    key = run_id.key if isinstance(run_id, session.RunRef) else run_id
 
     def log(step: int, values: dict[str, float]) -> None:
         now = int(time.time() * 1000)
-        w.add(run_id, metrics=[Metric(k, float(v), now, step) for k, v in values.items()],
+        w.add(key, metrics=[Metric(k, float(v), now, step) for k, v in values.items()],
               interval=interval)
 
     def flush() -> None:
@@ -186,7 +247,7 @@ def metrics_logger(
     return log, flush
 
 
-def log_history(run_id: str, history: list[dict[str, float | None]]) -> None:
+def log_history(run_id: str | session.RunRef, history: list[dict[str, float | None]]) -> None:
     """Log a whole loss history at once (for a configuration reused from the cache)."""
     from mlflow.entities import Metric
 
@@ -197,7 +258,7 @@ def log_history(run_id: str, history: list[dict[str, float | None]]) -> None:
         for key, value in point.items()
         if value is not None
     ]
-    session.writer().add(run_id, metrics=points)
+    session.writer().add(run_id.key if isinstance(run_id, session.RunRef) else run_id, metrics=points)
 
 
 def log_dataset(

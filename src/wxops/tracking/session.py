@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from wxops.errors import TrackingError
-from wxops.tracking.writer import Writer
+from wxops.tracking.writer import WRITER_THREAD, Writer
 
 _log = logging.getLogger("wxops.tracking")
 #: Experiment tag read by MLflow's UI to choose the experiment's view (outbox experiments
@@ -43,6 +43,58 @@ def default_artifact_root(uri: str, project_dir: Path) -> str | None:
     if uri.startswith("sqlite:"):
         return (project_dir / "mlartifacts").resolve().as_uri()
     return None
+
+
+class RunRef:
+    """A run of this session that the writer thread creates (see :func:`wxops.tracking.open_run`).
+
+    Creating a run is a store round trip (~10 ms on SQLite, more over HTTP or on a loaded
+    machine) that training would otherwise wait for at every configuration. Everything
+    wxops logs to the run only needs :attr:`key` (the writer resolves it in order); whatever
+    needs the store's id (a model, an artifact, a caller) reads :attr:`id`, which waits.
+    """
+
+    def __init__(self, key: str, name: str) -> None:
+        self.key = key
+        """This session's name of the run: the store's id once known, a ``pending-`` key before."""
+        self.name = name
+        self.created_offline = False
+        """Whether the run was created in the outbox (the server was gone by then)."""
+        self._done = threading.Event()
+        self._id: str | None = None
+        self._error: BaseException | None = None
+
+    def resolve(self, run_id: str, *, offline: bool) -> None:
+        """The writer created the run (in the outbox when ``offline``)."""
+        self._id, self.created_offline = run_id, offline
+        self._done.set()
+
+    def fail(self, error: BaseException) -> None:
+        """The run was not created (its creation failed, or an earlier write did)."""
+        self._error = error
+        self._done.set()
+
+    @property
+    def ready(self) -> bool:
+        """Whether the run exists (its id is known) or its creation failed."""
+        return self._done.is_set()
+
+    @property
+    def failed(self) -> bool:
+        """Whether the run could not be created."""
+        return self._done.is_set() and self._error is not None
+
+    @property
+    def id(self) -> str:
+        """The run's id in the store; waits until the writer created it, TrackingError if it could not."""
+        if not self._done.is_set():
+            if threading.current_thread().name == WRITER_THREAD:
+                raise TrackingError(f"run '{self.name}' is read on the writer before it is created")
+            self._done.wait()
+        if self._error is not None:
+            raise TrackingError(f"run '{self.name}' was not created: {self._error}") from self._error
+        assert self._id is not None
+        return self._id
 
 
 @dataclass
@@ -71,7 +123,9 @@ class Session:
     local_exp: dict[str, str] = field(default_factory=dict)
     """server experiment id -> outbox experiment id."""
     local_run: dict[str, str] = field(default_factory=dict)
-    """server run id -> outbox run id (runs open when the server went away)."""
+    """run key (and server run id) -> outbox run id (runs open when the server went away)."""
+    pending: dict[str, RunRef] = field(default_factory=dict)
+    """``pending-`` key -> its run, for the runs the writer creates (:func:`real_id`)."""
     stack: list[Frame] = field(default_factory=list)
     lock: threading.RLock = field(default_factory=threading.RLock)
     writer: Writer | None = None
@@ -218,7 +272,7 @@ def go_offline(exc: BaseException) -> None:
     """Switch to the outbox once; mirror the open runs there so logging continues."""
     import mlflow
 
-    from wxops.outbox import REMOTE_RUN_TAG, TARGET_TAG, outbox_artifacts, outbox_uri
+    from wxops.outbox import outbox_uri
 
     with _session.lock:
         if _session.offline:
@@ -228,17 +282,53 @@ def go_offline(exc: BaseException) -> None:
         # Mirror first, switch after: another thread sees either the server or a complete outbox.
         c = mlflow.MlflowClient(tracking_uri=outbox_uri(_session.outbox))
         for frame in _session.stack:
-            exp = local_experiment(c, frame.experiment_id, outbox_artifacts(_session.outbox))
-            tags = {**frame.tags, TARGET_TAG: _session.uri, REMOTE_RUN_TAG: frame.run_id}
-            if frame.parent is not None:
-                tags["mlflow.parentRunId"] = _session.local_run.get(frame.parent, frame.parent)
-            run = c.create_run(exp, start_time=frame.start_ms, tags=tags, run_name=frame.name)
-            _session.local_run[frame.run_id] = run.info.run_id
+            ref = _session.pending.get(frame.run_id)
+            if ref is not None and (not ref.ready or ref.failed):
+                continue  # the writer creates it later, in the outbox (or mirrors it then)
+            mirror_open(c, frame)
         point_at(outbox_uri(_session.outbox))
         _session.offline = True
         reason = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
         _log.warning("tracking server %s unreachable (%s); logging continues offline in %s: "
                      "run `wxops sync` when it is back", _session.uri, reason, _session.outbox)
+
+
+def mirror_open(c: Any, frame: Frame) -> None:
+    """An outbox run continuing ``frame``, a run open on the server when it went away."""
+    from wxops.outbox import REMOTE_RUN_TAG, TARGET_TAG, outbox_artifacts
+
+    assert _session.outbox is not None
+    server_id = real_id(frame.run_id)
+    exp = local_experiment(c, frame.experiment_id, outbox_artifacts(_session.outbox))
+    tags = {**frame.tags, TARGET_TAG: _session.uri, REMOTE_RUN_TAG: server_id}
+    if frame.parent is not None:
+        tags["mlflow.parentRunId"] = _session.local_run.get(frame.parent) or real_id(frame.parent)
+    run = c.create_run(exp, start_time=frame.start_ms, tags=tags, run_name=frame.name)
+    _session.local_run[frame.run_id] = _session.local_run[server_id] = run.info.run_id
+
+
+def created(ref: RunRef, frame: Frame, run_id: str, *, offline: bool) -> None:
+    """Record that ``frame``'s run exists now: as ``run_id`` on the server or (``offline``)
+    in the outbox; a server run created while another thread switched to the outbox is
+    mirrored there at once, like the runs that were open then."""
+    import mlflow
+
+    from wxops.outbox import outbox_uri
+
+    with _session.lock:
+        ref.resolve(run_id, offline=offline)
+        if offline:
+            return
+        _session.ended[frame.run_id] = frame  # for a write after the server went away
+        if _session.offline:
+            assert _session.outbox is not None
+            mirror_open(mlflow.MlflowClient(tracking_uri=outbox_uri(_session.outbox)), frame)
+
+
+def real_id(key: str) -> str:
+    """The store's id of the run this session calls ``key`` (waits for a run the writer creates)."""
+    ref = _session.pending.get(key)
+    return ref.id if ref is not None else key
 
 
 def local_experiment(c: Any, experiment_id: str, artifact_root: str) -> str:
@@ -259,11 +349,13 @@ def rid(run_id: str | None = None) -> str:
         if not _session.stack:
             raise TrackingError("no active run: log inside tracking.start_run()")
         run_id = _session.stack[-1].run_id
-    return _session.local_run.get(run_id, run_id) if _session.offline else run_id
+    if _session.offline and run_id in _session.local_run:
+        return _session.local_run[run_id]
+    return real_id(run_id)
 
 
 def rid_now() -> str:
-    """The active run's server id, fixed now for a write that runs later."""
+    """The active run's key (see :class:`RunRef`), fixed now for a write that runs later."""
     if not _session.stack:
         raise TrackingError("no active run: log inside tracking.start_run()")
     return _session.stack[-1].run_id
@@ -273,7 +365,7 @@ def target_run(c: Any, run_id: str) -> str:
     """The id to write ``run_id``'s entities to now; offline, a run that ended on the server
     before it went away continues in an outbox run (see :func:`mirror_ended`)."""
     target = rid(run_id)
-    if _session.offline and target == run_id and run_id in _session.ended:
+    if _session.offline and run_id not in _session.local_run and run_id in _session.ended:
         target = mirror_ended(c, _session.ended[run_id])
     return target
 
@@ -283,16 +375,17 @@ def mirror_ended(c: Any, frame: Frame) -> str:
     from wxops.outbox import REMOTE_RUN_TAG, TARGET_TAG, outbox_artifacts
 
     assert _session.outbox is not None
+    server_id = real_id(frame.run_id)
     exp = local_experiment(c, frame.experiment_id, outbox_artifacts(_session.outbox))
-    tags = {**frame.tags, TARGET_TAG: _session.uri, REMOTE_RUN_TAG: frame.run_id}
+    tags = {**frame.tags, TARGET_TAG: _session.uri, REMOTE_RUN_TAG: server_id}
     if frame.parent is not None:
-        tags["mlflow.parentRunId"] = _session.local_run.get(frame.parent, frame.parent)
+        tags["mlflow.parentRunId"] = _session.local_run.get(frame.parent) or real_id(frame.parent)
     run = c.create_run(exp, start_time=frame.start_ms, tags=tags, run_name=frame.name)
     c.set_terminated(run.info.run_id, "FINISHED")
-    _session.local_run[frame.run_id] = run.info.run_id
+    _session.local_run[frame.run_id] = _session.local_run[server_id] = run.info.run_id
     return str(run.info.run_id)
 
 
 def active_run_id() -> str | None:
-    """Id of the innermost open run (as the server knows it), or None."""
-    return _session.stack[-1].run_id if _session.stack else None
+    """Id of the innermost open run (as the server knows it; waits until it exists), or None."""
+    return real_id(_session.stack[-1].run_id) if _session.stack else None

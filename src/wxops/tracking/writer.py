@@ -44,6 +44,8 @@ _log = logging.getLogger("wxops.tracking")
 MAX_METRICS, MAX_PARAMS, MAX_TAGS, MAX_ENTITIES = 1000, 100, 100, 1000
 #: Share of wall time the writes due during a run (live points) may take.
 DEFAULT_BUDGET = 0.02
+#: Name of the writer's thread (a wait for something only it can do must not run on it).
+WRITER_THREAD = "wxops-tracking-writer"
 
 
 class Sampler(Protocol):
@@ -99,6 +101,7 @@ class _Add:
 @dataclass
 class _Job:
     fn: Callable[[], None]
+    skipped: Callable[[BaseException], None] | None = None
 
 
 @dataclass
@@ -146,7 +149,7 @@ class Writer:
         """How many writes of live points the thread made (for tests and benchmarks)."""
         self._samplers: dict[str, tuple[Sampler, float]] = {}
         self._errors: list[BaseException] = []
-        self._thread = threading.Thread(target=self._loop, name="wxops-tracking-writer", daemon=True)
+        self._thread = threading.Thread(target=self._loop, name=WRITER_THREAD, daemon=True)
         self._thread.start()
 
     # --- the caller's side ---
@@ -170,9 +173,11 @@ class Writer:
         if wake:
             self._queue.put(_Wake())
 
-    def submit(self, job: Callable[[], None]) -> None:
-        """Queue ``job``; it runs after everything queued before it."""
-        self._queue.put(_Job(job))
+    def submit(self, job: Callable[[], None], *,
+               skipped: Callable[[BaseException], None] | None = None) -> None:
+        """Queue ``job``; it runs after everything queued before it. When an earlier write
+        failed the job is skipped; ``skipped(error)`` then tells whoever waits on it."""
+        self._queue.put(_Job(job, skipped))
 
     def watch(self, run_id: str, sampler: Sampler) -> None:
         """Poll ``sampler`` every ``sampler.interval`` s and log its points to ``run_id``."""
@@ -238,6 +243,8 @@ class Writer:
                 batch.due = min(batch.due, time.monotonic() + item.interval)
         elif isinstance(item, _Job):
             self._flush(everything=True)
+            if self._errors and item.skipped is not None:
+                item.skipped(self._errors[0])
             self._guard(item.fn)
         elif isinstance(item, _Watch):
             if item.sampler is not None:
