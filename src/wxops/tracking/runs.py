@@ -126,7 +126,7 @@ def _run(
                 raise
             session.created(ref, frame, run_id, offline=offline)
 
-        session.writer().submit(job, skipped=ref.fail)
+        session.writer().submit(job, skipped=ref.fail, creates=ref.key)
     else:
         session.created(ref, frame, run_id, offline=offline)
     s.stack.append(frame)

@@ -7,8 +7,8 @@ here and one thread does them:
 
 - *batches* (metrics, params, tags of a run) are merged per run and written with one
   ``log_batch`` when their interval is up, or before the next ordered write;
-- *jobs* (run start mirrors, run ends, dataset inputs) run in the order they came, each
-  after every batch queued before it;
+- *jobs* (run creations, run ends, dataset inputs) run in the order they came, each
+  after every batch queued before it; a run's entities wait for the job creating it;
 - *samplers* (system metrics of a run) are polled on the same thread at their interval.
 
 The writes made *during* training (a run's live points, due after their interval) share
@@ -102,6 +102,7 @@ class _Add:
 class _Job:
     fn: Callable[[], None]
     skipped: Callable[[BaseException], None] | None = None
+    creates: str | None = None
 
 
 @dataclass
@@ -144,6 +145,7 @@ class Writer:
         self._live: dict[str, Batch] = {}  # live points not yet seen by the thread
         self._live_lock = threading.Lock()
         self._live_due = math.inf  # when the thread looks at them (a wake is queued for it)
+        self._unborn: set[str] = set()  # runs whose creating job has not run: their writes wait
         self._quiet_until = 0.0  # no live write before this (the budget)
         self.live_writes = 0
         """How many writes of live points the thread made (for tests and benchmarks)."""
@@ -174,10 +176,18 @@ class Writer:
             self._queue.put(_Wake())
 
     def submit(self, job: Callable[[], None], *,
-               skipped: Callable[[BaseException], None] | None = None) -> None:
+               skipped: Callable[[BaseException], None] | None = None,
+               creates: str | None = None) -> None:
         """Queue ``job``; it runs after everything queued before it. When an earlier write
-        failed the job is skipped; ``skipped(error)`` then tells whoever waits on it."""
-        self._queue.put(_Job(job, skipped))
+        failed the job is skipped; ``skipped(error)`` then tells whoever waits on it.
+
+        ``creates``: the job creates the run of that key, so none of the run's entities is
+        written before it ran (live points may otherwise overtake a job queued before them).
+        """
+        if creates is not None:
+            with self._live_lock:
+                self._unborn.add(creates)
+        self._queue.put(_Job(job, skipped, creates))
 
     def watch(self, run_id: str, sampler: Sampler) -> None:
         """Poll ``sampler`` every ``sampler.interval`` s and log its points to ``run_id``."""
@@ -246,6 +256,9 @@ class Writer:
             if self._errors and item.skipped is not None:
                 item.skipped(self._errors[0])
             self._guard(item.fn)
+            if item.creates is not None:
+                with self._live_lock:
+                    self._unborn.discard(item.creates)
         elif isinstance(item, _Watch):
             if item.sampler is not None:
                 sampler = item.sampler
@@ -286,7 +299,10 @@ class Writer:
         now = time.monotonic()
         if not everything and now < self._quiet_until:
             return  # live points wait for the budget; ordered writes never do
-        due = [r for r, b in self._pending.items() if everything or b.due <= now]
+        with self._live_lock:
+            unborn = set(self._unborn)
+        due = [r for r, b in self._pending.items()
+               if (everything or b.due <= now) and r not in unborn]
         for run_id in due:
             batch = self._pending.pop(run_id)
             for metrics, params, tags in batch.chunks():
