@@ -2,8 +2,11 @@
 
 Runs are kept on the session's own stack (not MLflow's fluent one), so the session can
 move them to the outbox mid-run without MLflow noticing. Params, metrics and tags go to
-the session's writer, which merges each run's into one ``log_batch``; creating a run is
-the one write a caller waits for (it needs the id).
+the session's writer, which merges each run's into one ``log_batch``. :func:`start_run`
+creates its run on the caller's thread (the caller gets the id); :func:`open_run` leaves
+that to the writer, so a configuration's run is created while it trains: the session
+names such a run by a ``pending-`` key until the writer knows its id, and every write
+resolves the key (an artifact or a model waits for it).
 """
 
 from __future__ import annotations

@@ -158,11 +158,12 @@ def connect(uri: str, *, outbox: Path | None = None, secrets: Iterable[str] | No
     from wxops.outbox import is_remote
 
     global _session
-    drain()
     if secrets is not None:
         redact.configure(secrets)
     if _session.stack and _session.uri == uri:
-        return  # a nested caller inside an open run: keep its session (and its offline state)
+        return  # a nested caller inside an open run: keep its session (and its offline state,
+        # and its queued writes: no wait here, so a training task starts at once)
+    drain()
     if _session.writer is not None:
         _session.writer.close()
     _session = Session(uri=uri, outbox=outbox if is_remote(uri) else None)
