@@ -370,6 +370,15 @@ class WxopsConfig(_Section):
                     f"gate.rules.{i}: unknown score '{rule.score}'; known: {sorted(known)} "
                     "(categorical scores need their threshold in verify.thresholds)"
                 )
+            score = _lookup_score(rule.score)
+            if score is not None and score.source == "probability":
+                # the deterministic gate has values, not event probabilities: the rule
+                # would only fail when the gate runs, after training
+                raise ValueError(
+                    f"gate.rules.{i}: '{rule.score}' is a probability score and the gate "
+                    "rules judge the deterministic model's values; probability models are "
+                    "judged by gate.probability (min_bss, max_worse_pct, reliability)"
+                )
         live = _score_names(self.verify.thresholds, live=True)
         for i, live_rule in enumerate(self.monitor.live_rules):
             if live_rule.score not in live:

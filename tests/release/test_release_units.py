@@ -83,6 +83,10 @@ def test_gate_rule_naming_an_unknown_score_is_refused():
     with pytest.raises(ConfigError, match="unknown score 'ets_2000'"):
         parse_config({"gate": {"rules": [{"score": "ets_2000", "against": "champion",
                                           "max_worse_pct": 0}]}})
+    for score in ("bss_1000", "brier_5000", "rps"):
+        with pytest.raises(ConfigError, match=f"'{score}' is a probability score.*gate.probability"):
+            parse_config({"gate": {"rules": [{"score": score, "against": "climatology",
+                                              "min_skill": 0}]}})
     with pytest.raises(ConfigError, match="exactly one of min_skill or max_worse_pct"):
         parse_config({"gate": {"rules": [{"score": "rmse", "against": "champion"}]}})
     # a rule built in code, bypassing the config check, still fails clearly

@@ -37,6 +37,10 @@ def test_page_and_plots_written(page: Path) -> None:
     assert "<h1>gbm-prob: probability forecasts</h1>" in text
     assert "Brier skill by season" in text and "Brier skill by hour" in text
     assert "reliability_5000: no bin off the diagonal" in text  # the +0.3 bias fails it
+    rps = re.search(r'<p id="rps">Over all thresholds: ranked probability score ([0-9.]+) against\s+'
+                    r"climatology's ([0-9.]+), skill ([+-][0-9.]+)", text)
+    assert rps is not None, "no RPS line"
+    assert float(rps[3]) == pytest.approx(1 - float(rps[1]) / float(rps[2]), abs=2e-3)
     names = {"reliability.png", "roc.png", "value.png", "bss_by_season.png", "bss_by_hour.png"}
     assert names <= {f.name for f in page.parent.iterdir()}
 

@@ -61,18 +61,23 @@ def save_state(path: Path, state: dict[str, Any]) -> None:
     tmp.replace(path)
 
 
-def recommend_rollback(cfg: WxopsConfig, version: str) -> dict[str, Any]:
-    """The version a rollback would restore and the command to do it (nothing is moved)."""
+def recommend_rollback(cfg: WxopsConfig, version: str, model: str | None = None) -> dict[str, Any]:
+    """The version a rollback of ``model`` (default: the configured registered model) would
+    restore and the command to do it (nothing is moved). A probability model keeps its own
+    champion history, so its incident is read against that history, not the deterministic
+    model's."""
     from wxops.release.cycle import read_history
     from wxops.release.history import rollback_target
 
+    name = model or cfg.tracking.registered_model
     try:
-        target = rollback_target(read_history(cfg), version)
+        target = rollback_target(read_history(cfg, name), version)
     except ReleaseError as exc:
-        return {"target": None, "why_not": str(exc),
+        return {"model": name, "target": None, "why_not": str(exc),
                 "command": "none: retrain (`wxops run`) or promote a challenger"}
-    return {"target": target,
-            "command": f"wxops rollback --reason 'monitor incident on version {version}'"}
+    which = "" if name == cfg.tracking.registered_model else f" --model {name}"
+    return {"model": name, "target": target,
+            "command": f"wxops rollback{which} --reason 'monitor incident on {name} version {version}'"}
 
 
 def retrain(cfg: WxopsConfig, project_dir: Path) -> dict[str, Any]:
@@ -98,7 +103,7 @@ def open_incident(cfg: WxopsConfig, project_dir: Path, *, model: str, version: s
                         opened=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
                         alerts=[a.to_dict() for a in alerts], action=action)
     if action == "recommend_rollback":
-        incident.details = recommend_rollback(cfg, version)
+        incident.details = recommend_rollback(cfg, version, model)
         target = incident.details.get("target")
         incident.outcome = (f"rollback to version {target} recommended: {incident.details['command']}"
                             if target else f"no rollback possible ({incident.details['why_not']})")

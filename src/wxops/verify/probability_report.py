@@ -142,5 +142,6 @@ def write_probability_report(v: ProbabilityVerification, folder: Path, *, title:
     page = folder / "index.html"
     page.write_text(render("wxops.verify", "probability.html.j2", title=title,
                            scores=_table(scores), gate=gate_view, strata=strata,
+                           overall=v.overall if len(v.scores) > 1 else None,
                            notes=v.notes), encoding="utf-8")
     return page
