@@ -11,7 +11,7 @@ from sklearn.preprocessing import FunctionTransformer
 
 from tests.serve.conftest import Registry
 from wxops.features import MeteoFeatures
-from wxops.serve.fastpath import build_predictor, synthetic_batch, to_frame
+from wxops.serve.fastpath import _compile_estimator, build_predictor, synthetic_batch, to_frame
 from wxops.serve.payload import InputSchema
 
 
@@ -101,3 +101,32 @@ def test_served_predictions_equal_training_model_on_the_reference_data(
     assert batch.n_rows == len(frame) > 8000
     want = model.predict(frame)  # type: ignore[attr-defined]
     np.testing.assert_allclose(predictor.fn(batch), want, rtol=1e-9)
+
+
+@pytest.mark.parametrize("log_target", [False, True])
+def test_torch_mlp_is_compiled_to_the_same_numbers(log_target: bool) -> None:
+    """The MLP champion's network runs as its own tensor operations, without nn.Module
+    calls: the answers are those of the model's predict, bit for bit, for one row and
+    for many (the arithmetic is PyTorch's in both)."""
+    pytest.importorskip("torch")
+    from wxops.models.mlp import TorchMLPRegressor
+    from wxops.models.target import LogTargetRegressor
+
+    schema = InputSchema.from_signature(
+        [{"name": "time", "type": "datetime"},
+         *({"name": n, "type": "double"} for n in ("t2m", "td2m", "wind_speed", "wind_dir"))])
+    batch = synthetic_batch(schema, 200, seed=3)
+    frame = to_frame(batch, schema)
+    mlp = TorchMLPRegressor(hidden_dim=8, epochs=2, device="cpu", random_state=1)
+    estimator = LogTargetRegressor(mlp) if log_target else mlp
+    model = Pipeline([("features", MeteoFeatures(derived=["wind_components", "cyclic_time",
+                                                          "dewpoint_depression"])),
+                      ("model", estimator)])
+    model.fit(frame, 1000.0 + 50.0 * frame["wind_speed"])
+    assert _compile_estimator(model.steps[1][1]) is not None  # not the estimator's predict
+    predictor = build_predictor(model, schema)
+    assert predictor.path == "numpy"
+    for rows in (1, 7, 200):
+        part = synthetic_batch(schema, rows, seed=rows)
+        np.testing.assert_array_equal(predictor.fn(part),
+                                      model.predict(to_frame(part, schema)))

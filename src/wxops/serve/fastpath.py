@@ -126,7 +126,9 @@ def _compile_meteo_pipeline(model: Any, schema: InputSchema) -> Predict | None:
     def predict(batch: Batch) -> np.ndarray:
         # the feature maths of training itself (wxops.features), on the batch's arrays
         cols = derive_features({name: batch.columns[name] for name in inputs}, derived)
-        x = np.column_stack([cols[name] for name in out_columns])
+        # columns x rows, transposed: the memory layout of the array a DataFrame gives the
+        # estimator (column-major), so matrix products add up in the same order
+        x = np.stack([cols[name] for name in out_columns]).T
         return per_row(final(x), batch.n_rows)
 
     return predict
@@ -134,11 +136,23 @@ def _compile_meteo_pipeline(model: Any, schema: InputSchema) -> Predict | None:
 
 def _compile_estimator(estimator: Any) -> Callable[[np.ndarray], np.ndarray] | None:
     """Plain-array arithmetic for standard scalers and linear models (and pipelines of
-    them), skipping scikit-learn's per-call input validation (~0.1 ms per step);
-    None for anything else (its own ``predict`` is used)."""
+    them), skipping scikit-learn's per-call input validation (~0.1 ms per step), and the
+    PyTorch MLP's own tensor operations without ``nn.Module`` calls (optionally behind
+    a log target); None for anything else (its own ``predict`` is used)."""
     from sklearn.linear_model import ElasticNet, Lasso, LinearRegression, Ridge
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import StandardScaler
+
+    from wxops.models.mlp import TorchMLPRegressor
+    from wxops.models.target import LogTargetRegressor
+
+    if type(estimator) is TorchMLPRegressor:
+        return _torch_mlp(estimator)
+    if type(estimator) is LogTargetRegressor and hasattr(estimator, "regressor_"):
+        inner = _compile_estimator(estimator.regressor_)
+        if inner is None:
+            return None
+        return lambda x: np.asarray(np.expm1(inner(x)), dtype=float)
 
     if isinstance(estimator, Pipeline):
         steps = [s for _, s in estimator.steps if s not in (None, "passthrough")]
@@ -176,3 +190,47 @@ def _scaler(scaler: Any) -> Callable[[np.ndarray], np.ndarray]:
         return x
 
     return apply
+
+
+def _torch_mlp(estimator: Any) -> Callable[[np.ndarray], np.ndarray] | None:
+    """``TorchMLPRegressor.predict`` as the same tensor operations on detached weights.
+
+    ``nn.Sequential`` of ``Linear``/``ReLU`` costs ~5 us of Python per module and call
+    (hooks, ``__call__`` dispatch, the ``no_grad`` context), several times the arithmetic
+    of one row; ``F.linear``/``torch.relu`` on the same weights are the operations those
+    modules run, so the numbers are the same (and :func:`build_predictor` checks them).
+    None for any other network layout.
+    """
+    net = getattr(estimator, "net_", None)
+    if net is None:
+        return None
+    import torch
+    from torch import nn
+
+    if type(net) is not nn.Sequential:
+        return None
+    layers: list[tuple[Any, Any] | None] = []  # (weight, bias) of a Linear, None: ReLU
+    for module in net:
+        if type(module) is nn.Linear:
+            weight = module.weight.detach()
+            if weight.device.type != "cpu":
+                return None
+            layers.append((weight, None if module.bias is None else module.bias.detach()))
+        elif type(module) is nn.ReLU:
+            layers.append(None)
+        else:
+            return None
+    mean, std = estimator.x_mean_, estimator.x_std_
+    y_mean, y_std = estimator.y_mean_, estimator.y_std_
+    linear, relu = torch.nn.functional.linear, torch.relu
+
+    def predict(x: np.ndarray) -> np.ndarray:
+        scaled = ((np.asarray(x, dtype=np.float32) - mean) / std).astype(np.float32,
+                                                                         copy=False)
+        h = torch.from_numpy(scaled)
+        for layer in layers:
+            h = relu(h) if layer is None else linear(h, layer[0], layer[1])
+        out: np.ndarray = h.squeeze(-1).numpy()
+        return out.astype(np.float64) * y_std + y_mean
+
+    return predict
