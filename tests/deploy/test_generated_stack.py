@@ -40,9 +40,6 @@ from tests.server.conftest import free_port, new_database, pg_available  # noqa:
 pytestmark = [pytest.mark.slow, pytest.mark.service]
 
 BIN = Path(sys.executable).parent
-#: Fewer bootstrap samples and a replay cycle every 6 hours: the gate's rules and verdicts,
-#: at a fraction of its time in the train service and each gate step.
-GATE = {"bootstrap_samples": 200, "replay_cycle_hours": 6}
 
 
 def _dockerfile(path: Path) -> dict[str, Any]:
@@ -133,7 +130,7 @@ def host(tmp_path_factory: pytest.TempPathFactory, new_database) -> Iterator[Hos
     project = tmp_path_factory.mktemp("deployed")
     (project / "wxops.yaml").write_text(yaml.safe_dump({
         "seed": 7, "models": [{"name": "ridge", "type": "linear"}],
-        "gate": GATE}))
+        "gate": {"bootstrap_samples": 200}}))
     done = subprocess.run([str(BIN / "wxops"), "deploy", "init", str(project), "--image", "vis"],
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
@@ -342,7 +339,7 @@ def test_ci_and_airflow_gate_steps_fail_on_a_rejected_version(host: Host) -> Non
     assert passed.returncode == 0, passed.stdout[-2000:] + passed.stderr[-2000:]
     # a worse configuration: training succeeds, the gate step fails the pipeline with 6
     (ci / "wxops.yaml").write_text(yaml.safe_dump({
-        "seed": 7, "gate": GATE,
+        "seed": 7, "gate": {"bootstrap_samples": 200},
         "models": [{"name": "mlp-one-epoch", "type": "mlp", "epochs": 1, "learning_rate": 1e-5,
                     "hidden_dim": 4}]}))
     trained = step(train)
