@@ -126,7 +126,8 @@ def small_config() -> WxopsConfig:
 
 #: Files that take minutes, started first: two workers (pytest-xdist, whole files each)
 #: then finish together instead of one waiting alone on a long journey at the end.
-_LONG_FIRST = ("tests/server/test_team_journey.py", "tests/deploy/test_jenkinsfile.py",
+_LONG_FIRST = ("tests/server/test_team_outage.py", "tests/server/test_team_journey.py",
+               "tests/deploy/test_jenkinsfile.py",
                "tests/release/test_release_cycle.py", "tests/server/test_offline_sync.py",
                "tests/release/test_probability_versions.py")
 

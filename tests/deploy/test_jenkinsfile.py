@@ -41,7 +41,7 @@ def _config(folder: Path, *, alpha: float, strict: bool) -> None:
     rule = {"score": "rmse", "against": "climatology", "min_skill": 0.99 if strict else 0.0}
     (folder / "wxops.yaml").write_text(yaml.safe_dump({
         "seed": 7, "models": [{"name": "ridge", "type": "linear", "alpha": alpha}],
-        "gate": {"rules": [rule], "bootstrap_samples": 100}}))
+        "gate": {"rules": [rule], "bootstrap_samples": 100, "replay_cycle_hours": 6}}))
 
 
 def test_groovy_rejects_a_broken_jenkinsfile(tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ a live-score incident naming the reliability breach on the second.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import time
@@ -126,7 +127,13 @@ def test_calibrated_replay_stays_healthy(setup: Setup, tmp_path: Path) -> None:
     for score in ("brier_1000", "brier_5000", "reliability_1000", "reliability_5000"):
         assert result.promotion[score] >= 0, result.promotion  # the pipeline's test-block record
         assert np.isfinite(result.latest_scores[score])
-        assert result.live_breach_windows[score] == 0
+    # the default rule: the calibration test, per threshold, quiet on calibrated forecasts
+    assert set(result.live_breach_windows) == {"calibration_1000", "calibration_5000"}
+    assert all(n == 0 for n in result.live_breach_windows.values())
+    for label in ("1000", "5000"):
+        assert result.latest_scores[f"calibration_{label}"] > 0.01  # the test's p-value
+        assert 0 < result.latest_scores[f"expected_brier_{label}"] < 0.25
+        assert result.latest_scores[f"forecast_events_{label}"] > 0
     drifted_features = {d["feature"] for d in result.drift_latest}
     assert not drifted_features & set(COLUMNS)  # outputs are not watched as inputs
     # the live Brier score is the scores package's, on the joined pairs of the last window
@@ -157,7 +164,10 @@ def test_drifted_calibration_raises_the_incident(setup: Setup, tmp_path: Path) -
     register(app)
     app.command("noop")(lambda: None)
     config = tmp_path / "wxops.yaml"
-    config.write_text(yaml.safe_dump(setup.raw()))
+    raw = setup.raw()  # the default test and the reliability-term rule, both
+    raw["monitor"] = {**MONITOR, "probability_rules": [
+        {"score": "calibration"}, {"score": "reliability", "max_increase": 0.01}]}
+    config.write_text(yaml.safe_dump(raw))
     write_days(setup.obs, tmp_path / "incoming", 14)
     now = str(setup.obs["time"].min().normalize() + pd.Timedelta(days=14))
     common = ["monitor", "--config", str(config), "--now", now,
@@ -169,11 +179,16 @@ def test_drifted_calibration_raises_the_incident(setup: Setup, tmp_path: Path) -
     assert drifted.exit_code == EXIT_INCIDENT, drifted.output
     assert "calibration drifted: live reliability_1000" in drifted.output
     assert "calibration drifted: live reliability_5000" in drifted.output
+    for label in ("1000", "5000"):  # biased up: far more events forecast than observed
+        found = re.search(rf"calibration drifted: P\(event at {label}\) not reliable \(p \S+ < "
+                          r"0\.01\) for \d+ windows of 4d: ([\d.]+) events forecast, (\d+) observed",
+                          drifted.output)
+        assert found and float(found[1]) > 2 * int(found[2]), drifted.output
     out = tmp_path / "wxops-out" / "monitor"
     status = json.loads((out / "status.json").read_text())
     assert status["kind"] == "probability" and status["incident_open"]
     breached = {a["subject"] for a in status["alerts"] if a["kind"] == "live_score"}
-    assert {"reliability_1000", "reliability_5000"} <= breached
+    assert {"reliability_1000", "reliability_5000", "calibration_1000", "calibration_5000"} <= breached
     page = (out / "report" / "index.html").read_text()
     assert "reliability_5000" in page and "live-score incident" in page
     families = {f.name: f for f in text_string_to_metric_families((out / "metrics.prom").read_text())}
@@ -188,6 +203,15 @@ def test_drifted_calibration_raises_the_incident(setup: Setup, tmp_path: Path) -
 def test_probability_rule_needs_a_margin() -> None:
     with pytest.raises(ValueError, match="needs max_worse_pct or max_increase"):
         MonitorConfig.model_validate({"probability_rules": [{"score": "reliability"}]})
+    with pytest.raises(ValueError, match="'calibration' rule is a test at level alpha"):
+        MonitorConfig.model_validate({"probability_rules": [{"score": "calibration",
+                                                             "max_worse_pct": 10}]})
+    with pytest.raises(ValueError, match="at most one 'calibration' rule"):
+        MonitorConfig.model_validate({"probability_rules": [{"score": "calibration"},
+                                                            {"score": "calibration", "alpha": 0.05}]})
+    for bad in ({"alpha": 0}, {"alpha": 1.5}, {"lag_hours": -1}):
+        with pytest.raises(ValueError, match=r"alpha|lag_hours"):
+            MonitorConfig.model_validate({"probability_rules": [{"score": "calibration", **bad}]})
     with pytest.raises(ValueError, match="probability_rules"):
         MonitorConfig.model_validate({"probability_rules": [{"score": "auc", "max_increase": 1}]})
 
@@ -215,10 +239,10 @@ def test_promtool_probability_alert(tmp_path: Path) -> None:
                 "exp_annotations": {
                     "summary": "Live reliability_1000 of the probability forecasts beyond its "
                                "limit for 2 windows",
-                    "description": "The champion's live reliability_1000 (Brier score or its "
-                                   "reliability term at that threshold) over 7d windows stayed "
-                                   "worse than at promotion by more than the allowed margin: the "
-                                   "probabilities are no longer calibrated as verified. The "
+                    "description": "The champion's live reliability_1000 (calibration test, "
+                                   "Brier score or its reliability term at that threshold) over "
+                                   "7d windows stayed beyond its limit: the probabilities are no "
+                                   "longer calibrated as verified. The "
                                    "monitor recorded an incident and ran its corrective action "
                                    "(recommend_rollback)."}}]},
         ]}]}

@@ -9,6 +9,7 @@ import pytest
 from wxops.errors import VerificationError
 from wxops.verify.probabilistic import (
     brier_scores,
+    calibration_test,
     climatological_frequency,
     consistency_interval,
     economic_value,
@@ -93,3 +94,38 @@ def test_bad_inputs() -> None:
         climatological_frequency([np.nan], [1000.0])
     assert climatological_frequency([100.0, 2000.0, 9000.0, 400.0], [1000.0, 5000.0]) == {
         1000.0: 0.5, 5000.0: 0.75}
+
+
+def test_calibration_test_false_alarm_rate_and_power() -> None:
+    """Reliable forecasts are rejected at about the nominal rate, whatever the season's
+    event frequency; biased ones are rejected. 400 windows of 168 hours each."""
+    rng = np.random.default_rng(7)
+    rejected = {0.02: 0, 0.2: 0}
+    for base, _ in rejected.items():
+        for _ in range(400):
+            p = np.clip(rng.beta(0.5, 0.5 / base - 0.5, 168), 0, 1)  # mean ~ base
+            e = (rng.uniform(size=p.size) < p).astype(float)
+            rejected[base] += calibration_test(p, e).p_value < 0.05
+    # binomial(400, 0.05): mean 20, 99.9 % of outcomes in [7, 37]
+    assert all(7 <= r <= 37 for r in rejected.values()), rejected
+    p, e = reliable(168, seed=3)
+    over = calibration_test(np.clip(0.2 + 1.2 * p, 0, 1), e)  # fog forecast far too often
+    assert over.p_value < 1e-4 and over.z_events < 0 and over.forecast_events > 1.5 * over.events
+    sharp = calibration_test(np.where(p > 0.2, 0.95, 0.01), e)  # unbiased count, too sharp
+    assert sharp.p_value < 0.01 and sharp.z_brier > 0 and sharp.brier > sharp.expected_brier
+    # persistent errors: counting autocorrelation makes the test more cautious
+    runs = np.repeat(e[:28], 6)  # each outcome held for six hours
+    prob = np.repeat(p[:28], 6)
+    assert calibration_test(prob, runs, lag=12).p_value >= calibration_test(prob, runs).p_value
+
+
+def test_calibration_test_bad_input() -> None:
+    with pytest.raises(VerificationError, match="lag must be >= 0"):
+        calibration_test([0.5, 0.5], [0, 1], lag=-1)
+    with pytest.raises(VerificationError, match=r"\[0, 1\]"):
+        calibration_test([0.5, 1.5], [0, 1])
+    with pytest.raises(VerificationError, match="shape"):
+        calibration_test([0.5], [0, 1])
+    # categorical forecasts (0 or 1 only): z 0 when every case matched, infinite otherwise
+    assert calibration_test([0.0, 1.0], [0, 1]).p_value == 1.0
+    assert calibration_test([0.0, 1.0], [1, 1]).p_value == 0.0

@@ -61,6 +61,33 @@ def test_categorical_event_above_and_second_threshold(tiny):
     assert below["hits_5000"] == 4 and below["csi_5000"] == 1.0
 
 
+@pytest.mark.parametrize("event", ["below", "above"])
+def test_contingency_from_counts_scores_as_the_event_tables_of_scores(event: str) -> None:
+    """The counts handed to ``scores`` give every score its ``ThresholdEventOperator``
+    tables give, thresholds with no event (NaN scores) and ties on the threshold included."""
+    import xarray as xr
+    from scores.categorical import ThresholdEventOperator
+
+    from wxops.verify.score_table import scores_of
+    from wxops.verify.scoring import contingency_manager, event_operator
+
+    rng = np.random.default_rng(3)
+    obs = rng.choice([0.0, 0.0005, 200.0, 1000.0, 3000.0, 5000.0, 16000.0], size=400)
+    fcst = np.where(rng.random(400) < 0.7, obs, rng.uniform(0, 20000, 400))
+    op = event_operator(event)
+    levels = [0.0, 1.0, 1000.0, 5000.0, 1e6]
+    tables = contingency_manager(fcst, obs, levels, op)
+    for i, threshold in enumerate(levels):
+        ours = tables  # one table per threshold: its row i is this threshold
+        theirs = ThresholdEventOperator(default_event_threshold=threshold, default_op_fn=op) \
+            .make_contingency_manager(xr.DataArray(fcst, dims="time"), xr.DataArray(obs, dims="time"))
+        for key, count in theirs.get_counts().items():
+            assert float(ours.get_counts()[key][i]) == float(count), (threshold, key)
+        for score in scores_of("categorical", source="contingency"):
+            np.testing.assert_equal(float(getattr(ours, score.function)()[i]),
+                                    float(getattr(theirs, score.function)()), err_msg=f"{score.name} {threshold}")
+
+
 def test_crps_and_brier_match_hand_values():
     # members {1, 2, 3}, obs 2: CRPS = mean|x - y| - 0.5 mean|x - x'| = 2/3 - 0.5 * 8/9
     assert crps_of_quantiles([[1.0, 2.0, 3.0]], [2.0]) == pytest.approx(2 / 3 - 4 / 9)

@@ -117,14 +117,18 @@ def score_windows(joined: pd.DataFrame, *, window: pd.Timedelta, step: pd.Timede
 
 def score_probability_windows(joined: pd.DataFrame, columns: dict[str, tuple[str, float]], *,
                               window: pd.Timedelta, step: pd.Timedelta, max_windows: int,
-                              min_samples: int) -> pd.DataFrame:
+                              min_samples: int, calibration_lag_hours: float | None = None
+                              ) -> pd.DataFrame:
     """Rolling-window scores of a probability version: per threshold ``t`` the Brier
     score ``brier_<t>``, the reliability term of its decomposition ``reliability_<t>``
     and the observed ``events_<t>``, by :func:`wxops.verify.probabilistic.brier_scores`
-    (the ``scores`` package), as verified at promotion. ``columns`` is
+    (the ``scores`` package), as verified at promotion; with ``calibration_lag_hours``
+    also the p-value of the calibration test ``calibration_<t>``, the events the forecasts
+    expect ``forecast_events_<t>`` and the Brier score of reliable forecasts
+    ``expected_brier_<t>``. ``columns`` is
     :func:`wxops.monitor.inputs.probability_columns` of the table.
     """
-    from wxops.verify.probabilistic import brier_scores, event_indicator
+    from wxops.verify.probabilistic import brier_scores, calibration_test, event_indicator
     from wxops.verify.score_table import threshold_label
 
     rows: list[dict[str, Any]] = []
@@ -147,9 +151,35 @@ def score_probability_windows(joined: pd.DataFrame, columns: dict[str, tuple[str
                 row.update({f"brier_{label}": found["brier"],
                             f"reliability_{label}": found["reliability"],
                             f"events_{label}": found["events"]})
+                if calibration_lag_hours is not None:
+                    test = calibration_test(part[column].to_numpy(dtype=float), events,
+                                            lag=_lag_cases(part["valid_time"], calibration_lag_hours))
+                    row.update({f"calibration_{label}": test.p_value,
+                                f"forecast_events_{label}": test.forecast_events,
+                                f"expected_brier_{label}": test.expected_brier})
         rows.append(row)
     return pd.DataFrame(rows).set_index("window_end") if rows else pd.DataFrame(
         columns=["model_version", "n"]).rename_axis("window_end")
+
+
+def _lag_cases(valid_time: pd.Series, hours: float) -> int:
+    """``hours`` as a number of cases at the window's typical spacing (hourly: the same)."""
+    spacing = pd.Series(np.sort(valid_time.to_numpy())).diff().median()
+    if pd.isna(spacing) or spacing <= pd.Timedelta(0):
+        return 0
+    return int(np.ceil(pd.Timedelta(hours=hours) / spacing))
+
+
+def _calibration_detail(rec: pd.Series, label: str) -> str:
+    """The calibration test's evidence in a window, in the terms a forecaster checks."""
+    keys = (f"forecast_events_{label}", f"events_{label}", f"brier_{label}",
+            f"expected_brier_{label}")
+    values = [float(rec.get(k, np.nan)) for k in keys]
+    if not all(np.isfinite(values)):
+        return ""
+    expected, events, brier, reliable = values
+    return (f"{expected:.1f} events forecast, {events:.0f} observed; Brier score {brier:.4f} "
+            f"vs {reliable:.4f} for reliable forecasts")
 
 
 def promotion_probability_scores(metrics: dict[str, float],
@@ -171,19 +201,23 @@ def promotion_probability_scores(metrics: dict[str, float],
 def probability_breaches(scores: pd.DataFrame, rules: list[Any], thresholds: list[float],
                          promoted: dict[str, float]) -> pd.DataFrame:
     """:func:`breaches` for a probability version: each rule (``monitor.probability_rules``)
-    on each threshold's score, against its promotion value (lower is better for both)."""
+    on each threshold's score, against its promotion value (lower is better for both);
+    a ``calibration`` rule breaches where its test rejects reliability at ``alpha``."""
     from wxops.verify.score_table import threshold_label
 
     rows = []
     for rule in rules:
         for threshold in thresholds:
             score = f"{rule.score}_{threshold_label(threshold)}"
-            reference = promoted.get(score)
+            reference = None if rule.score == "calibration" else promoted.get(score)
             for end, rec in scores.iterrows():
                 value = float(rec.get(score, np.nan))
                 worse = float("nan")
                 breached = False
-                if np.isfinite(value) and reference is not None:
+                if rule.score == "calibration":
+                    # p-value of the calibration test; no promotion value: reliable is the null
+                    breached = bool(not np.isnan(value) and value < rule.alpha)
+                elif np.isfinite(value) and reference is not None:
                     worse = (100.0 * (value - reference) / reference if reference > 0
                              else float("inf") if value > 0 else 0.0)
                     breached = bool(
@@ -199,6 +233,9 @@ def probability_breaches(scores: pd.DataFrame, rules: list[Any], thresholds: lis
                                                else rule.max_worse_pct),
                              "max_increase": (np.nan if rule.max_increase is None
                                               else rule.max_increase),
+                             "alpha": rule.alpha if rule.score == "calibration" else np.nan,
+                             "detail": (_calibration_detail(rec, threshold_label(threshold))
+                                        if rule.score == "calibration" else ""),
                              "breached": breached})
     return pd.DataFrame(rows)
 

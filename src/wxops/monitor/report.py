@@ -109,9 +109,12 @@ def write_status_page(out_dir: Path) -> Path:
     names = [c for c in score_names(_thresholds(scores), live=True, headline=True)
              if c in scores.columns]
     if status.get("thresholds"):  # a probability version: Brier score and reliability
-        live = [f"{n}_{t:g}" for n in ("brier", "reliability", "events")
-                for t in status["thresholds"]]
-        names = [c for c in live if c in scores.columns and not c.startswith("events_")]
+        # calibration_<t> is the test's z and expected_brier_<t> what reliable forecasts
+        # score: in the table, not on the plot of scores against their promotion values
+        live = [f"{n}_{t:g}" for n in ("brier", "expected_brier", "reliability", "calibration",
+                                       "events") for t in status["thresholds"]]
+        names = [c for c in live if c in scores.columns
+                 and c.startswith(("brier_", "reliability_"))]
     shown = [c for c in live if c in status["latest_scores"]]
     images = []
     if names and not scores.empty:

@@ -237,8 +237,11 @@ def monitor_once(cfg: WxopsConfig, *, project_dir: Path, observations: list[Path
     tracking.connect(tracking.resolve_tracking_uri(cfg.tracking.uri, project_dir), secrets=cfg.tracking.secrets)
     notes: list[str] = []
     if outputs:  # a probability version: Brier score and reliability per threshold
-        scores = score_probability_windows(joined, outputs, window=win, step=step,
-                                           max_windows=m.max_windows, min_samples=m.min_samples)
+        calibration = [r for r in m.probability_rules if r.score == "calibration"]
+        scores = score_probability_windows(
+            joined, outputs, window=win, step=step, max_windows=m.max_windows,
+            min_samples=m.min_samples,
+            calibration_lag_hours=calibration[0].lag_hours if calibration else None)
         promoted = promotion_probability_scores(
             tracking.get_run_record(str(latest["run_id"]))["metrics"], thresholds)
         checks = probability_breaches(scores, m.probability_rules, thresholds, promoted)
@@ -346,6 +349,14 @@ def _live_alert(score: str, last: pd.Series, windows: int, window: str) -> Alert
     """The alert of a live score beyond its limit for ``windows`` windows in a row."""
     value, promotion, worse = (float(last["value"]), float(last["promotion"]),
                                float(last["worse_pct"]))
+    if score.startswith("calibration_"):
+        return Alert("live_score", score,
+                     f"calibration drifted: P(event at {score.removeprefix('calibration_')}) not "
+                     f"reliable (p {value:.2g} < {float(last['alpha']):g}) for {windows} windows "
+                     f"of {window}: {last['detail']}",
+                     {"value": value, "promotion": promotion, "worse_pct": worse,
+                      "windows": windows, "window_end": str(last["window_end"]),
+                      "detail": str(last["detail"])})
     increase = float(last.get("max_increase", np.nan))
     if not np.isfinite(promotion):
         limit = "beyond its absolute limit"

@@ -346,6 +346,75 @@ def _case_brier(p: np.ndarray, e: np.ndarray) -> np.ndarray:
     return np.asarray(out.values, dtype=float)
 
 
+@dataclass(frozen=True)
+class CalibrationTest:
+    """Whether probability forecasts are reliable on a set of cases (see
+    :func:`calibration_test`). ``p_value`` is the two tests' Bonferroni combination."""
+
+    p_value: float
+    events: float
+    """Observed events."""
+    forecast_events: float
+    """Events the forecasts expect: the sum of their probabilities."""
+    z_events: float
+    """> 0: more events observed than forecast (under-forecasting); < 0: over-forecasting."""
+    brier: float
+    expected_brier: float
+    """The Brier score reliable forecasts would score on these cases: mean p(1 - p)."""
+    z_brier: float
+    """Spiegelhalter's z: > 0 when the Brier score is higher than expected."""
+    n: int
+
+
+def _hac_z(terms: np.ndarray, null_variance: np.ndarray, lag: int) -> float:
+    """Sum of ``terms`` (mean zero under reliability) over its standard deviation: the
+    Bartlett (Newey-West) long-run variance of the demeaned terms over ``lag`` cases,
+    never below the variance of independent cases. (Not demeaned, a shift of the mean
+    would inflate its own yardstick: 21 events forecast and none observed in 96 hours
+    could never be significant.)"""
+    from statsmodels.stats.sandwich_covariance import S_hac_simple
+
+    variance = float(np.sum(null_variance))
+    if lag > 0 and terms.size > 1:
+        centred = (terms - terms.mean())[:, None]
+        variance = max(variance, float(S_hac_simple(centred, nlags=min(lag, terms.size - 1))[0, 0]))
+    total = float(terms.sum())
+    if variance <= 0.0:  # every forecast 0 or 1: reliable only if every case matched
+        return 0.0 if total == 0.0 else float(np.sign(total)) * float("inf")
+    return total / float(np.sqrt(variance))
+
+
+def calibration_test(prob: Any, events: Any, *, lag: int = 0) -> CalibrationTest:
+    """Whether these cases verify as reliable forecasts would: two tests, each at half
+    the level (Bonferroni).
+
+    * Events: the observed count against the sum of the probabilities, the count a
+      reliable forecaster expects ("calibration in the large"). It finds a forecast that
+      calls fog too often or too rarely.
+    * Brier score: Spiegelhalter's z (1986), the Brier score against the ``mean p(1 - p)``
+      reliable forecasts would score. It finds forecasts that are too sharp or too timid.
+
+    Neither moves with the season's event frequency: a foggy week raises what the
+    forecasts expect with what is observed. Hourly fog persists, so neighbouring cases
+    are not independent: the variances count autocorrelation over ``lag`` cases. With
+    ``lag=0`` (independent cases) a reliable-on-average model on the reference station
+    was in alarm 37 % of the year (``benchmarks/bench_monitor_false_alarms.py``).
+    """
+    from scipy.stats import norm
+
+    if lag < 0:
+        raise VerificationError(f"calibration test: lag must be >= 0, got {lag}")
+    p, e = _check(prob, events)
+    var = p * (1.0 - p)
+    z_events = _hac_z(e - p, var, lag)
+    z_brier = _hac_z((p - e) ** 2 - var, (1.0 - 2.0 * p) ** 2 * var, lag)
+    p_two = [float(2.0 * norm.sf(abs(z))) for z in (z_events, z_brier)]
+    return CalibrationTest(p_value=min(1.0, 2.0 * min(p_two)), events=float(e.sum()),
+                           forecast_events=float(p.sum()), z_events=z_events,
+                           brier=float(np.mean((p - e) ** 2)), expected_brier=float(var.mean()),
+                           z_brier=z_brier, n=int(p.size))
+
+
 def climatological_frequency(obs: Any, thresholds: list[float], event: str = "below"
                              ) -> dict[float, float]:
     """Event frequency per threshold in ``obs`` (pass the non-test rows)."""

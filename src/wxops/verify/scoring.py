@@ -26,7 +26,7 @@ from wxops.verify.score_table import (
     threshold_label,
 )
 
-__all__ = ["COUNTS", "base_score", "brier", "categorical_scores", "continuous_scores",
+__all__ = ["COUNTS", "base_score", "brier", "categorical_scores", "contingency_manager", "continuous_scores",
            "crps_of_quantiles", "event_operator", "skill", "undefined_reason", "worse_by_pct"]
 
 
@@ -68,6 +68,27 @@ def event_operator(event: str) -> Callable[[Any, Any], Any]:
     raise VerificationError(f"event must be 'below' or 'above', got {event!r}")
 
 
+def contingency_manager(f: np.ndarray, o: np.ndarray, thresholds: list[float],
+                        op: Callable[[Any, Any], Any]) -> Any:
+    """``scores``' contingency tables of finite 1-D pairs, one per threshold (dimension
+    ``threshold``), for its scores.
+
+    The four counts are summed here and handed to ``scores.categorical.BasicContingencyManager``,
+    which computes every score from them exactly as the ``BinaryContingencyManager`` of
+    ``ThresholdEventOperator`` would: the latter keeps per-element event tables in xarray,
+    which made it most of a verification's time (tables per threshold, stratum and model).
+    """
+    from scores.categorical import BasicContingencyManager
+
+    levels = np.asarray(thresholds, dtype=float)[:, None]
+    fe, oe = op(f[None, :], levels), op(o[None, :], levels)
+    counts = {"tp_count": fe & oe, "tn_count": ~fe & ~oe, "fp_count": fe & ~oe, "fn_count": ~fe & oe}
+    table = {k: xr.DataArray(np.count_nonzero(v, axis=1).astype(float), dims="threshold")
+             for k, v in counts.items()}
+    table["total_count"] = xr.DataArray(np.full(len(levels), float(f.size)), dims="threshold")
+    return BasicContingencyManager(table)
+
+
 def categorical_scores(
     fcst: Any, obs: Any, *, thresholds: list[float], event: str = "below"
 ) -> dict[str, float]:
@@ -77,22 +98,19 @@ def categorical_scores(
     Names carry the threshold, e.g. ``pod_1000``, ``hits_1000``. A score whose
     denominator is zero (no event observed or forecast) is NaN, as ``scores`` gives it.
     """
-    from scores.categorical import ThresholdEventOperator
-
     f, o = _as_arrays(fcst, obs)
-    op = event_operator(event)
+    manager = contingency_manager(f.values, o.values, list(thresholds), event_operator(event))
+    values = {f"{score.name}_": np.asarray(getattr(manager, score.function)(), dtype=float)
+              for score in scores_of("categorical", source="contingency")}
+    counts = manager.get_counts()
+    for name, key in (("hits_", "tp_count"), ("misses_", "fn_count"), ("false_alarms_", "fp_count"),
+                      ("correct_negatives_", "tn_count")):
+        values[name] = np.asarray(counts[key], dtype=float)
     out: dict[str, float] = {}
-    for threshold in thresholds:
+    for i, threshold in enumerate(thresholds):
         label = threshold_label(threshold)
-        table = ThresholdEventOperator(default_event_threshold=threshold, default_op_fn=op)
-        manager = table.make_contingency_manager(f, o)
-        counts = manager.get_counts()
-        for score in scores_of("categorical", source="contingency"):
-            out[f"{score.name}_{label}"] = float(getattr(manager, score.function)())
-        out[f"hits_{label}"] = float(counts["tp_count"])
-        out[f"misses_{label}"] = float(counts["fn_count"])
-        out[f"false_alarms_{label}"] = float(counts["fp_count"])
-        out[f"correct_negatives_{label}"] = float(counts["tn_count"])
+        for prefix, column in values.items():
+            out[f"{prefix}{label}"] = float(column[i])
     return out
 
 

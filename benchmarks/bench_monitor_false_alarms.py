@@ -1,0 +1,153 @@
+"""False alarms and detection of the monitor's probability rules, on the reference station.
+
+A live rule whose false-alarm rate is unknown cannot be trusted: an alert that fires in
+every foggy season teaches forecasters to ignore it. This script walks the monitor's
+rolling windows (``monitor.window``/``step``/``windows``, defaults 7 d / 6 h / 3) over
+the 8760 hours of the reference TMY3 year, scores them with the monitor's own functions
+(:func:`wxops.monitor.join.score_probability_windows`,
+:func:`wxops.monitor.join.probability_breaches`) and prints the share of the year each
+rule spends in a sustained breach, and its alarm episodes.
+
+The forecasts of P(visibility < t), t = 1000 m and 5000 m:
+
+* ``model``: gradient boosting on the surface predictors, each month predicted by a model
+  trained on the other eleven: what a reliable-on-average model does, with the real fog
+  seasons and the real persistence of its errors. Its yearly scores are the promotion
+  values the ``brier``/``reliability`` rules compare with.
+* ``drawn``: the same probabilities with the events drawn from them, hour by hour: a
+  perfectly reliable forecaster, sampling noise only.
+* ``drift x``: the model's probabilities miscalibrated, ``0.2 + 1.2 p`` (the monitor test's
+  drift), ``2 p`` and ``p / 2``, against the real observations: what a rule must catch.
+
+Rules compared: the previous defaults (Brier score 50 % above promotion; reliability term
++0.01) and the calibration test (``monitor.probability_rules``' default, alpha 0.01) with
+``lag_hours`` 0 (hours as if independent), 12 (the default) and 24.
+
+    PYTHONPATH=src python benchmarks/bench_monitor_false_alarms.py [--sims 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+import pandas as pd
+
+from wxops.config import parse_duration
+from wxops.monitor.join import probability_breaches, score_probability_windows, sustained
+from wxops.monitor.settings import MonitorConfig, ProbabilityRule
+from wxops.verify.probabilistic import brier_scores
+
+THRESHOLDS = (1000.0, 5000.0)
+PREDICTORS = ["t2m", "td2m", "rh", "pressure", "wind_speed", "total_cloud", "opaque_cloud"]
+RULES = {
+    "brier +50 %": ProbabilityRule(score="brier", max_worse_pct=50.0),
+    "reliability +0.01": ProbabilityRule(score="reliability", max_increase=0.01),
+    "calibration lag 0 h": ProbabilityRule(score="calibration", lag_hours=0),
+    "calibration lag 12 h": ProbabilityRule(score="calibration", lag_hours=12),
+    "calibration lag 24 h": ProbabilityRule(score="calibration", lag_hours=24),
+}
+
+
+def reference_year() -> pd.DataFrame:
+    """The TMY3 hours on one calendar year (its months come from different years)."""
+    from wxops.data.sources import _read_tmy3, default_tmy3_path
+
+    frame = _read_tmy3(default_tmy3_path()).dropna(subset=["visibility", *PREDICTORS])
+    t = frame["time"]
+    frame["valid_time"] = pd.to_datetime({"year": 2020, "month": t.dt.month, "day": t.dt.day,
+                                          "hour": t.dt.hour}, utc=True)
+    return frame.sort_values("valid_time").reset_index(drop=True)
+
+
+def model_probabilities(frame: pd.DataFrame) -> dict[float, np.ndarray]:
+    """Leave-one-month-out gradient-boosting probabilities per threshold."""
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    x = frame[PREDICTORS].assign(hour=frame["valid_time"].dt.hour).to_numpy(dtype=float)
+    month = frame["valid_time"].dt.month.to_numpy()
+    out = {}
+    for t in THRESHOLDS:
+        y = (frame["visibility"].to_numpy() < t).astype(int)
+        p = np.zeros(len(frame))
+        for m in range(1, 13):
+            train = month != m
+            clf = HistGradientBoostingClassifier(max_iter=150, learning_rate=0.05,
+                                                 max_leaf_nodes=15, min_samples_leaf=40,
+                                                 random_state=0).fit(x[train], y[train])
+            p[~train] = clf.predict_proba(x[~train])[:, 1]
+        out[t] = p
+    return out
+
+
+def alarms(frame: pd.DataFrame, probs: dict[float, np.ndarray], obs: np.ndarray,
+           promoted_from: dict[float, np.ndarray], cfg: MonitorConfig) -> dict[str, tuple[float, int]]:
+    """Per rule, over both thresholds: share of window ends in a sustained breach (at
+    either threshold) and the number of alarm episodes."""
+    joined = pd.DataFrame({"valid_time": frame["valid_time"], "model_version": "1", "obs": obs,
+                           **{f"p_below_{t:g}": p for t, p in probs.items()}})
+    columns = {f"p_below_{t:g}": ("below", t) for t in THRESHOLDS}
+    promoted: dict[str, float] = {}
+    for t in THRESHOLDS:  # the model's yearly scores on the real observations
+        events = (frame["visibility"].to_numpy() < t).astype(float)
+        found = brier_scores(promoted_from[t], events, climatology=float(events.mean()))
+        promoted |= {f"brier_{t:g}": found["brier"], f"reliability_{t:g}": found["reliability"]}
+    out: dict[str, tuple[float, int]] = {}
+    window = pd.Timedelta(seconds=parse_duration(cfg.window))
+    step = pd.Timedelta(seconds=parse_duration(cfg.step))
+    lags = {r.lag_hours for r in RULES.values() if r.score == "calibration"}
+    scored = {lag: score_probability_windows(joined, columns, window=window, step=step,
+                                             max_windows=100_000, min_samples=cfg.min_samples,
+                                             calibration_lag_hours=lag) for lag in lags}
+    for name, rule in RULES.items():
+        scores = scored[rule.lag_hours if rule.score == "calibration" else min(lags)]
+        checks = probability_breaches(scores, [rule], list(THRESHOLDS), promoted)
+        alarm = np.zeros(len(scores), dtype=bool)
+        for _, rows in checks.groupby("score"):
+            flags = [bool(v) for v in rows.sort_values("window_end")["breached"]]
+            alarm |= np.array([sustained(flags[: i + 1], cfg.windows) for i in range(len(flags))])
+        episodes = int(alarm[0]) + int(np.sum(alarm[1:] & ~alarm[:-1]))
+        out[name] = (float(alarm.mean()), episodes)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sims", type=int, default=5, help="years of drawn events")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    cfg = MonitorConfig()
+    frame = reference_year()
+    probs = model_probabilities(frame)
+    vis = frame["visibility"].to_numpy(dtype=float)
+    for t in THRESHOLDS:
+        y = vis < t
+        bss = 1 - np.mean((probs[t] - y) ** 2) / np.mean((y.mean() - y) ** 2)
+        print(f"P(vis < {t:g} m): {int(y.sum())} events in {len(y)} h, model mean p "
+              f"{probs[t].mean():.3f}, BSS {bss:+.3f} (leave-one-month-out)")
+    print(f"window {cfg.window}, step {cfg.step}, alarm = breach in {cfg.windows} windows in a "
+          "row at either threshold; share of the year in alarm [episodes per year]\n")
+    cases: dict[str, list[dict[str, tuple[float, int]]]] = {}
+    cases["model (reliable on average)"] = [alarms(frame, probs, vis, probs, cfg)]
+    rng = np.random.default_rng(args.seed)
+    cases["drawn (perfectly reliable)"] = []
+    for _ in range(args.sims):
+        u = rng.random(len(frame))  # nested events: below 1000 m is also below 5000 m
+        fake = np.where(u < probs[1000.0], 500.0, np.where(u < probs[5000.0], 3000.0, 9000.0))
+        cases["drawn (perfectly reliable)"].append(alarms(frame, probs, fake, probs, cfg))
+    for label, f in {"drift 0.2+1.2p": lambda p: 0.2 + 1.2 * p, "drift 2p": lambda p: 2 * p,
+                     "drift p/2": lambda p: p / 2}.items():
+        drifted = {t: np.clip(f(p), 0.0, 1.0) for t, p in probs.items()}
+        cases[label] = [alarms(frame, drifted, vis, probs, cfg)]
+    print(f"{'forecasts':30}" + "".join(f"{name:>24}" for name in RULES))
+    for label, runs in cases.items():
+        cells = []
+        for name in RULES:
+            share = float(np.mean([r[name][0] for r in runs]))
+            eps = float(np.mean([r[name][1] for r in runs]))
+            cells.append(f"{share:14.3f} [{eps:5.1f}]")
+        print(f"{label:30}" + "".join(f"{c:>24}" for c in cells), flush=True)
+
+
+if __name__ == "__main__":
+    main()
