@@ -27,8 +27,10 @@ PASSWORD = "alice-journey-password-2"
 GOOD = [{"name": "gbm-short", "type": "gradient_boosting", "max_iter": 10}]
 DEGRADED = [{"name": "mlp-one-epoch", "type": "mlp", "epochs": 1, "learning_rate": 1e-5, "hidden_dim": 4}]
 #: The gate as the journey runs it, with fewer bootstrap samples and a forecast cycle every
-#: 6 hours (00/06/12/18 UTC) in the replay instead of every hour: the same rules and
-#: verdicts on this data, at a fraction of the gate's time in each run, verify and sync.
+#: 6 hours (00/06/12/18 UTC) in the replay instead of every hour: the same rules, a
+#: fraction of the gate's time in each run, verify and sync. The verdicts were checked to
+#: stay the same for these configurations only: a coarser replay can flip a borderline
+#: one (the generated-stack tests keep the hourly replay for that reason).
 GATE = {"bootstrap_samples": 200, "replay_cycle_hours": 6}
 
 
