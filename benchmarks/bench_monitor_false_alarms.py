@@ -23,7 +23,13 @@ Rules compared: the previous defaults (Brier score 50 % above promotion; reliabi
 +0.01) and the calibration test (``monitor.probability_rules``' default, alpha 0.01) with
 ``lag_hours`` 0 (hours as if independent), 12 (the default) and 24.
 
-    PYTHONPATH=src python benchmarks/bench_monitor_false_alarms.py [--sims 5]
+With ``--values`` the same walk judges the live rules of a version that predicts the
+value (``monitor.live_rules``, default: rmse and mae at most 25 % worse than at
+promotion) on a leave-one-month-out gradient-boosting regression of visibility: its real
+errors, the same errors shuffled over the year (no season, sampling noise only), and the
+forecasts biased by +1000 m and scaled by 1.3.
+
+    PYTHONPATH=src python benchmarks/bench_monitor_false_alarms.py [--sims 5] [--values]
 """
 
 from __future__ import annotations
@@ -34,7 +40,13 @@ import numpy as np
 import pandas as pd
 
 from wxops.config import parse_duration
-from wxops.monitor.join import probability_breaches, score_probability_windows, sustained
+from wxops.monitor.join import (
+    breaches,
+    probability_breaches,
+    score_probability_windows,
+    score_windows,
+    sustained,
+)
 from wxops.monitor.settings import MonitorConfig, ProbabilityRule
 from wxops.verify.probabilistic import brier_scores
 
@@ -111,13 +123,88 @@ def alarms(frame: pd.DataFrame, probs: dict[float, np.ndarray], obs: np.ndarray,
     return out
 
 
+def _alarm_share(checks: pd.DataFrame, windows: int) -> tuple[float, int]:
+    """Share of window ends in a sustained breach of any score in ``checks``, episodes."""
+    alarm: np.ndarray | None = None
+    for _, rows in checks.groupby("score"):
+        flags = [bool(v) for v in rows.sort_values("window_end")["breached"]]
+        mine = np.array([sustained(flags[: i + 1], windows) for i in range(len(flags))])
+        alarm = mine if alarm is None else alarm | mine
+    if alarm is None or alarm.size == 0:
+        return float("nan"), 0
+    return float(alarm.mean()), int(alarm[0]) + int(np.sum(alarm[1:] & ~alarm[:-1]))
+
+
+def value_alarms(frame: pd.DataFrame, forecast: np.ndarray, obs: np.ndarray,
+                 promoted: dict[str, float], cfg: MonitorConfig, cap: float | None
+                 ) -> dict[str, tuple[float, int]]:
+    """Per live rule (and all together): share of the year in alarm, episodes."""
+    joined = pd.DataFrame({"valid_time": frame["valid_time"], "model_version": "1",
+                           "forecast": forecast, "obs": obs})
+    scores = score_windows(joined, window=pd.Timedelta(seconds=parse_duration(cfg.window)),
+                           step=pd.Timedelta(seconds=parse_duration(cfg.step)),
+                           max_windows=100_000, min_samples=cfg.min_samples,
+                           thresholds=list(THRESHOLDS), event="below", cap=cap)
+    checks = breaches(scores, cfg.live_rules, promoted)
+    out = {f"{r.score} +{r.max_worse_pct:g} %": _alarm_share(checks[checks["score"] == r.score],
+                                                              cfg.windows)
+           for r in cfg.live_rules}
+    out["any rule"] = _alarm_share(checks, cfg.windows)
+    return out
+
+
+def main_values(frame: pd.DataFrame, cfg: MonitorConfig, rng: np.random.Generator,
+                sims: int) -> None:
+    """The live rules of a value forecast: false alarms and detection."""
+    from sklearn.ensemble import HistGradientBoostingRegressor
+
+    from wxops.config import parse_config
+    from wxops.verify.references import cap_values
+    from wxops.verify.scoring import continuous_scores
+
+    cap = parse_config({}).verify.cap_for("visibility")
+    x = frame[PREDICTORS].assign(hour=frame["valid_time"].dt.hour).to_numpy(dtype=float)
+    month = frame["valid_time"].dt.month.to_numpy()
+    obs = frame["visibility"].to_numpy(dtype=float)
+    fc = np.zeros(len(frame))
+    for m in range(1, 13):
+        train = month != m
+        fc[~train] = HistGradientBoostingRegressor(max_iter=150, learning_rate=0.05,
+                                                   random_state=0).fit(x[train], obs[train]).predict(x[~train])
+    fc, obs = np.asarray(cap_values(fc, cap)), np.asarray(cap_values(obs, cap))
+    promoted = continuous_scores(fc, obs)
+    rules = [r.model_dump(exclude_none=True) for r in cfg.live_rules]
+    print(f"value forecasts (leave-one-month-out gradient boosting): rmse {promoted['rmse']:.0f} m, "
+          f"mae {promoted['mae']:.0f} m over the year; rules {rules}\n")
+    cases: dict[str, list[dict[str, tuple[float, int]]]] = {
+        "model, real errors": [value_alarms(frame, fc, obs, promoted, cfg, cap)]}
+    cases["errors shuffled over the year"] = []
+    for _ in range(sims):
+        shuffled = np.clip(fc + rng.permutation(obs - fc), 0, cap)
+        cases["errors shuffled over the year"].append(
+            value_alarms(frame, fc, shuffled, continuous_scores(fc, shuffled), cfg, cap))
+    cases["drift +1000 m"] = [value_alarms(frame, np.clip(fc + 1000, 0, cap), obs, promoted, cfg, cap)]
+    cases["drift x 1.3"] = [value_alarms(frame, np.clip(fc * 1.3, 0, cap), obs, promoted, cfg, cap)]
+    names = list(cases["model, real errors"][0])
+    print(f"{'forecasts':32}" + "".join(f"{n:>20}" for n in names))
+    for label, runs in cases.items():
+        cells = [f"{np.mean([r[n][0] for r in runs]):10.3f} [{np.mean([r[n][1] for r in runs]):5.1f}]"
+                 for n in names]
+        print(f"{label:32}" + "".join(f"{c:>20}" for c in cells), flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sims", type=int, default=5, help="years of drawn events")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--values", action="store_true",
+                        help="judge the live rules of a value forecast instead")
     args = parser.parse_args()
     cfg = MonitorConfig()
     frame = reference_year()
+    if args.values:
+        main_values(frame, cfg, np.random.default_rng(args.seed), args.sims)
+        return
     probs = model_probabilities(frame)
     vis = frame["visibility"].to_numpy(dtype=float)
     for t in THRESHOLDS:
