@@ -139,24 +139,26 @@ def score_probability_windows(joined: pd.DataFrame, columns: dict[str, tuple[str
         part = part[part["model_version"] == version].dropna(subset=list(columns))
         row: dict[str, Any] = {"window_end": end, "model_version": version, "n": float(len(part))}
         if len(part) >= min_samples:
+            part = part.sort_values("valid_time")  # the calibration test reads time order
             obs = part["obs"].to_numpy(dtype=float)
+            lag = (None if calibration_lag_hours is None
+                   else _lag_cases(part["valid_time"], calibration_lag_hours))
             for column, (event, threshold) in columns.items():
                 events = event_indicator(obs, threshold, event)
+                prob = part[column].to_numpy(dtype=float)
+                label = threshold_label(threshold)
                 try:
-                    found = brier_scores(part[column].to_numpy(dtype=float), events,
-                                         climatology=float(events.mean()))
+                    found = brier_scores(prob, events, climatology=float(events.mean()))
+                    row.update({f"brier_{label}": found["brier"],
+                                f"reliability_{label}": found["reliability"],
+                                f"events_{label}": found["events"]})
+                    if lag is not None:
+                        test = calibration_test(prob, events, lag=lag)
+                        row.update({f"calibration_{label}": test.p_value,
+                                    f"forecast_events_{label}": test.forecast_events,
+                                    f"expected_brier_{label}": test.expected_brier})
                 except VerificationError as exc:
                     raise MonitorError(f"window ending {end}, {column}: {exc}") from exc
-                label = threshold_label(threshold)
-                row.update({f"brier_{label}": found["brier"],
-                            f"reliability_{label}": found["reliability"],
-                            f"events_{label}": found["events"]})
-                if calibration_lag_hours is not None:
-                    test = calibration_test(part[column].to_numpy(dtype=float), events,
-                                            lag=_lag_cases(part["valid_time"], calibration_lag_hours))
-                    row.update({f"calibration_{label}": test.p_value,
-                                f"forecast_events_{label}": test.forecast_events,
-                                f"expected_brier_{label}": test.expected_brier})
         rows.append(row)
     return pd.DataFrame(rows).set_index("window_end") if rows else pd.DataFrame(
         columns=["model_version", "n"]).rename_axis("window_end")

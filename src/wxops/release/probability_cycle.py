@@ -113,9 +113,9 @@ def parse_outputs(names: list[str]) -> tuple[str, dict[float, str]]:
 def _probabilities(model: Any, frame: pd.DataFrame, inputs: list[str],
                    columns: dict[float, str], outputs: list[str]) -> dict[float, np.ndarray]:
     """The model's probability per threshold on ``frame``'s rows."""
-    from wxops.release.stored import naive_time as _naive_time
+    from wxops.release.stored import naive_time
 
-    pred = model.predict(_naive_time(frame[inputs]))
+    pred = model.predict(naive_time(frame[inputs]))
     if not isinstance(pred, pd.DataFrame):
         pred = pd.DataFrame(np.asarray(pred, dtype=float).reshape(len(frame), -1),
                             columns=outputs)
@@ -135,11 +135,9 @@ def evaluate_probability_version(
     A technical failure is recorded in the alias history as a refused attempt (when
     ``reason`` is given, i.e. on the way to a promotion) and raised as ReleaseError.
     """
-    from wxops.release.history import record_alias_change as _record
+    from wxops.release.history import record_alias_change
     from wxops.release.probability_gate import evaluate_probability_gate
-    from wxops.release.stored import champion_data as _champion_data
-    from wxops.release.stored import load_release_data
-    from wxops.release.stored import naive_time as _naive_time
+    from wxops.release.stored import champion_data, load_release_data, naive_time
     from wxops.verify.probabilistic import climatological_frequency, verify_probabilities
     from wxops.verify.probability_report import write_probability_report
 
@@ -156,15 +154,15 @@ def evaluate_probability_version(
     test = data.split.test.sort_values(keys).reset_index(drop=True)
     inputs = data.table.inputs
     uri = tracking.resolve_tracking_uri(cfg.tracking.uri, project_dir)
-    sample = _naive_time(test[inputs].head(cfg.gate.latency_batch_rows))
+    sample = naive_time(test[inputs].head(cfg.gate.latency_batch_rows))
     technical = run_technical_checks(uri, f"models:/{name}/{version}", sample,
                                      target=data.table.target,
                                      latency_budget_ms=cfg.gate.latency_budget_ms,
                                      probability=True)
     if not technical.passed and not technical.checks[0].passed:
         if reason:
-            _record(name, "rejected", previous=champion, target=version, reason=reason,
-                    gate="technical-fail", forced=False)
+            record_alias_change(name, "rejected", previous=champion, target=version,
+                                reason=reason, gate="technical-fail", forced=False)
         raise ReleaseError(f"{name} version {version}: {technical.summary()}")
 
     model, signature = tracking.load_verified_model(name, version)
@@ -180,7 +178,7 @@ def evaluate_probability_version(
         champ_outputs = [str(c.get("name")) for c in champ_sig.get("outputs", [])]
         champ_event, champ_cols = parse_outputs(champ_outputs)
         champ_inputs = [str(c.get("name")) for c in champ_sig.get("inputs", [])]
-        champ_data = _champion_data(name, champion, data, champ_inputs)
+        champ_data = champion_data(name, champion, data, champ_inputs)
         if (champ_event != event or champ_data.table.target != data.table.target
                 or champ_data.kind != data.kind):
             notes.append(f"champion (version {champion}) forecasts P({champ_event}) of "

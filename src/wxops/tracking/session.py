@@ -294,8 +294,9 @@ def go_offline(exc: BaseException) -> None:
                      "run `wxops sync` when it is back", _session.uri, reason, _session.outbox)
 
 
-def mirror_open(c: Any, frame: Frame) -> None:
-    """An outbox run continuing ``frame``, a run open on the server when it went away."""
+def mirror_open(c: Any, frame: Frame) -> str:
+    """An outbox run continuing ``frame``, a run open on the server when it went away;
+    returns its outbox id."""
     from wxops.outbox import REMOTE_RUN_TAG, TARGET_TAG, outbox_artifacts
 
     assert _session.outbox is not None
@@ -306,6 +307,7 @@ def mirror_open(c: Any, frame: Frame) -> None:
         tags["mlflow.parentRunId"] = _session.local_run.get(frame.parent) or real_id(frame.parent)
     run = c.create_run(exp, start_time=frame.start_ms, tags=tags, run_name=frame.name)
     _session.local_run[frame.run_id] = _session.local_run[server_id] = run.info.run_id
+    return str(run.info.run_id)
 
 
 def created(ref: RunRef, frame: Frame, run_id: str, *, offline: bool) -> None:
@@ -373,18 +375,9 @@ def target_run(c: Any, run_id: str) -> str:
 
 def mirror_ended(c: Any, frame: Frame) -> str:
     """An outbox run continuing a run that ended on the server before it went away."""
-    from wxops.outbox import REMOTE_RUN_TAG, TARGET_TAG, outbox_artifacts
-
-    assert _session.outbox is not None
-    server_id = real_id(frame.run_id)
-    exp = local_experiment(c, frame.experiment_id, outbox_artifacts(_session.outbox))
-    tags = {**frame.tags, TARGET_TAG: _session.uri, REMOTE_RUN_TAG: server_id}
-    if frame.parent is not None:
-        tags["mlflow.parentRunId"] = _session.local_run.get(frame.parent) or real_id(frame.parent)
-    run = c.create_run(exp, start_time=frame.start_ms, tags=tags, run_name=frame.name)
-    c.set_terminated(run.info.run_id, "FINISHED")
-    _session.local_run[frame.run_id] = _session.local_run[server_id] = run.info.run_id
-    return str(run.info.run_id)
+    local_id = mirror_open(c, frame)
+    c.set_terminated(local_id, "FINISHED")
+    return local_id
 
 
 def active_run_id() -> str | None:
