@@ -53,7 +53,9 @@ class ValueHistogram(Collector):
     public collector API (``HistogramMetricFamily``): a flush of 100-row requests costs
     about a microsecond per request, where one ``Histogram.observe`` per value costs
     ~2 microseconds per value. In multiprocess mode the values must reach the shared
-    files, so a plain ``Histogram`` observes each value. NaN values are not counted.
+    files: a plain ``Histogram`` holds them, and a flush adds each bucket's count and the
+    sum to its shared values once (one ``observe`` per value cost 170 us of a worker's
+    CPU per 100-row request, more than answering it). NaN values are not counted.
     """
 
     def __init__(self, name: str, documentation: str, buckets: tuple[float, ...],
@@ -72,17 +74,34 @@ class ValueHistogram(Collector):
     def observe_all(self, values: np.ndarray) -> None:
         """Count every value that is not NaN (a NaN would turn the sum NaN)."""
         finite = values[~np.isnan(values)]
-        if self._shared is not None:
-            observe = self._shared.observe
-            for value in finite.tolist():
-                observe(value)
-            return
         # a value equal to a bound belongs to that bucket (le), as in Histogram.observe
         counts = np.bincount(np.searchsorted(self._bounds, finite, side="left"),
                              minlength=len(self._bounds))
+        if self._shared is not None:
+            self._add_shared(counts, finite)
+            return
         with self._lock:
             self._counts += counts
             self._sum += float(finite.sum())
+
+    def _add_shared(self, counts: np.ndarray, finite: np.ndarray) -> None:
+        """Add to the shared files: per bucket (prometheus-client keeps per-bucket, not
+        cumulative, counts) and the sum, one write each; one ``observe`` per value if
+        this prometheus-client keeps its values differently."""
+        shared = self._shared
+        assert shared is not None
+        buckets = getattr(shared, "_buckets", None)
+        total = getattr(shared, "_sum", None)
+        if (not isinstance(buckets, list) or len(buckets) != len(counts) or total is None
+                or not all(hasattr(b, "inc") for b in buckets)):
+            for value in finite.tolist():
+                shared.observe(value)
+            return
+        for bucket, count in zip(buckets, counts.tolist(), strict=True):
+            if count:
+                bucket.inc(count)
+        if finite.size:
+            total.inc(float(finite.sum()))
 
     def describe(self) -> Iterator[HistogramMetricFamily]:
         yield HistogramMetricFamily(self._name, self._documentation)
