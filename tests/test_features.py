@@ -125,3 +125,18 @@ def test_derive_features_on_arrays() -> None:
     assert np.isnan(out["hour_cos"][1]) and np.isnan(out["doy_sin"][1])  # no time, no phase
     np.testing.assert_array_equal(out["station=A"], [1.0, 0.0])
     np.testing.assert_array_equal(out["station=B"], [0.0, 0.0])  # unseen station: all zeros
+
+
+def test_given_humidity_is_kept_and_a_missing_one_filled() -> None:
+    """A served request has every rh (validated): it is used as sent; a NaN is filled
+    from t2m and td2m, and only that one."""
+    from wxops.features import derive_features
+
+    t2m, td2m = np.array([20.0, 5.0, 12.0]), np.array([10.0, 5.0, -3.0])
+    given = np.array([55.0, 90.0, 40.0])
+    out = derive_features({"t2m": t2m, "td2m": td2m, "rh": given.copy()}, [])
+    np.testing.assert_array_equal(out["rh"], given)
+    holes = np.array([np.nan, 90.0, np.nan])
+    out = derive_features({"t2m": t2m, "td2m": td2m, "rh": holes}, [])
+    np.testing.assert_array_equal(out["rh"], [relative_humidity(t2m, td2m)[0], 90.0,
+                                              relative_humidity(t2m, td2m)[2]])

@@ -57,21 +57,27 @@ def derive_features(
     """
     out = {name: values for name, values in columns.items() if name != "time"}
     if "t2m" in out and "td2m" in out:
-        computed = relative_humidity(out["t2m"], out["td2m"])
-        out["rh"] = np.where(np.isnan(out["rh"]), computed, out["rh"]) if "rh" in out else computed
+        rh = out.get("rh")
+        if rh is None:
+            out["rh"] = relative_humidity(out["t2m"], out["td2m"])
+        elif np.isnan(rh).any():  # served inputs have none: the exponentials are skipped
+            out["rh"] = np.where(np.isnan(rh), relative_humidity(out["t2m"], out["td2m"]), rh)
     if "dewpoint_depression" in derived:
         out["dewpoint_depression"] = out["t2m"] - out["td2m"]
     if "wind_components" in derived:
         rad = np.deg2rad(out.pop("wind_dir"))
         # Meteorological convention: direction the wind blows *from*.
-        out["wind_u"] = -out["wind_speed"] * np.sin(rad)
-        out["wind_v"] = -out["wind_speed"] * np.cos(rad)
+        speed = -out["wind_speed"]
+        out["wind_u"] = speed * np.sin(rad)
+        out["wind_v"] = speed * np.cos(rad)
     if "cyclic_time" in derived:
         hour, doy = _hour_and_day_of_year(columns["time"])
-        out["hour_sin"] = np.sin(2 * np.pi * hour / 24.0)
-        out["hour_cos"] = np.cos(2 * np.pi * hour / 24.0)
-        out["doy_sin"] = np.sin(2 * np.pi * doy / 365.25)
-        out["doy_cos"] = np.cos(2 * np.pi * doy / 365.25)
+        day_angle = 2 * np.pi * hour / 24.0
+        year_angle = 2 * np.pi * doy / 365.25
+        out["hour_sin"] = np.sin(day_angle)
+        out["hour_cos"] = np.cos(day_angle)
+        out["doy_sin"] = np.sin(year_angle)
+        out["doy_cos"] = np.cos(year_angle)
     if "station_onehot" in derived:
         # One column per training station (a per-station bias for linear MOS); a
         # station not seen in training gets zeros: the all-station mean.
@@ -85,13 +91,14 @@ def _hour_and_day_of_year(time: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Hour of day (minutes as a fraction, seconds ignored) and day of year (1-366) of
     naive UTC ``datetime64`` values; NaN for NaT."""
     missing = np.isnat(time)
-    if missing.any():
+    any_missing = bool(missing.any())
+    if any_missing:
         time = np.where(missing, np.datetime64(0, "s").astype(time.dtype), time)
     day = time.astype("datetime64[D]")
     minutes = (time - day) // np.timedelta64(1, "m")
     hour = (minutes // 60) + (minutes % 60) / 60.0
     doy = (day - time.astype("datetime64[Y]").astype("datetime64[D]")).astype(np.int64) + 1
-    if missing.any():
+    if any_missing:
         return np.where(missing, np.nan, hour), np.where(missing, np.nan, doy)
     return hour, doy
 

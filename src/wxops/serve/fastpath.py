@@ -128,7 +128,8 @@ def _compile_meteo_pipeline(model: Any, schema: InputSchema) -> Predict | None:
         cols = derive_features({name: batch.columns[name] for name in inputs}, derived)
         # columns x rows, transposed: the memory layout of the array a DataFrame gives the
         # estimator (column-major), so matrix products add up in the same order
-        x = np.stack([cols[name] for name in out_columns]).T
+        # (np.array of the list: the same array as np.stack, a quarter of its cost)
+        x = np.array([cols[name] for name in out_columns], dtype=np.float64).T
         return per_row(final(x), batch.n_rows)
 
     return predict
@@ -198,7 +199,8 @@ def _torch_mlp(estimator: Any) -> Callable[[np.ndarray], np.ndarray] | None:
     ``nn.Sequential`` of ``Linear``/``ReLU`` costs ~5 us of Python per module and call
     (hooks, ``__call__`` dispatch, the ``no_grad`` context), several times the arithmetic
     of one row; ``F.linear``/``torch.relu`` on the same weights are the operations those
-    modules run, so the numbers are the same (and :func:`build_predictor` checks them).
+    modules run (ReLU in place, on the layer's fresh output), so the numbers are the same
+    (and :func:`build_predictor` checks them).
     None for any other network layout.
     """
     net = getattr(estimator, "net_", None)
@@ -222,14 +224,14 @@ def _torch_mlp(estimator: Any) -> Callable[[np.ndarray], np.ndarray] | None:
             return None
     mean, std = estimator.x_mean_, estimator.x_std_
     y_mean, y_std = estimator.y_mean_, estimator.y_std_
-    linear, relu = torch.nn.functional.linear, torch.relu
+    linear = torch.nn.functional.linear
 
     def predict(x: np.ndarray) -> np.ndarray:
         scaled = ((np.asarray(x, dtype=np.float32) - mean) / std).astype(np.float32,
                                                                          copy=False)
         h = torch.from_numpy(scaled)
         for layer in layers:
-            h = relu(h) if layer is None else linear(h, layer[0], layer[1])
+            h = h.relu_() if layer is None else linear(h, layer[0], layer[1])
         out: np.ndarray = h.squeeze(-1).numpy()
         return out.astype(np.float64) * y_std + y_mean
 
