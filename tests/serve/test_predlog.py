@@ -38,6 +38,33 @@ def test_sqlite_log_and_final_flush(tmp_path: Path) -> None:
     assert frame.loc[0, "received_at"].startswith("2023-11-14T22:13:20")
 
 
+def test_sqlite_log_pages_new_files_large_and_appends_to_an_old_one(tmp_path: Path) -> None:
+    """A new log gets 64 KB pages (a request's inputs in one page); a log written with
+    SQLite's default 4 KB pages by an earlier version keeps them and is appended to."""
+    from wxops.serve.predlog import PAGE_SIZE
+
+    fresh = tmp_path / "new.db"
+    sink = PredictionSink(PredictionLogSettings(path=fresh), ServiceMetrics())
+    sink.submit(_entry(0))
+    sink.stop()
+    with sqlite3.connect(fresh) as conn:
+        assert conn.execute("PRAGMA page_size").fetchone()[0] == PAGE_SIZE
+    old = tmp_path / "old.db"
+    with sqlite3.connect(old) as conn:
+        conn.execute("CREATE TABLE predictions (id INTEGER PRIMARY KEY, received_at TEXT, "
+                     "endpoint TEXT, model_name TEXT, model_version TEXT, run_id TEXT, "
+                     "n_rows INTEGER, inputs TEXT, outputs TEXT)")
+        conn.execute("INSERT INTO predictions (received_at, n_rows, inputs, outputs) "
+                     "VALUES ('2020-01-01T00:00:00.000', 1, '{}', '[1.0]')")
+    sink = PredictionSink(PredictionLogSettings(path=old), ServiceMetrics())
+    sink.submit(_entry(1))
+    sink.stop()
+    with sqlite3.connect(old) as conn:
+        assert conn.execute("PRAGMA page_size").fetchone()[0] == 4096
+        assert [r[0] for r in conn.execute("SELECT outputs FROM predictions ORDER BY id")] == [
+            "[1.0]", "[1001.0]"]
+
+
 def test_parquet_log_flushes_in_the_background(tmp_path: Path) -> None:
     folder = tmp_path / "plog"
     sink = PredictionSink(PredictionLogSettings(path=folder, format="parquet",
