@@ -37,6 +37,7 @@ from wxops.serve.model import LoadedModel, ModelHolder
 from wxops.serve.payload import (
     Batch,
     InputSchema,
+    batch_from_invocations,
     decode_json,
     split_keys,
     table_from_csv,
@@ -347,9 +348,13 @@ def create_app(
                 bools = True
             else:
                 parsed = decode_json(body)
+                bools = b"true" in body or b"false" in body
+                if not (bools or is_predict or key_columns):  # the common body, read at once
+                    fast = batch_from_invocations(parsed, schema)
+                    if fast is not None:
+                        return fast
                 table = (table_from_predict(parsed) if is_predict
                          else table_from_invocations(parsed, schema))
-                bools = b"true" in body or b"false" in body
             if key_columns:  # NWP MOS: station, init_time, lead_time identify a row
                 table, found = split_keys(table, schema, key_columns)
                 keyed.update(found)
