@@ -14,6 +14,7 @@ from wxops.serve.payload import (
     Batch,
     InputSchema,
     batch_from_invocations,
+    batch_from_predict,
     decode_json,
     table_from_invocations,
     table_from_predict,
@@ -295,3 +296,57 @@ def test_fast_path_plans_are_cached_and_bounded() -> None:
         schema.plan(("a", "b", f"x{i}"))
     assert len(schema.plans) == MAX_PLANS
     assert schema == InputSchema.from_signature([{"name": n, "type": "double"} for n in "abc"])
+
+
+def _precise_predict(body: bytes) -> Batch:
+    return validate_table(table_from_predict(decode_json(body)), BENCH_SCHEMA,
+                          bools_possible=b"true" in body or b"false" in body)
+
+
+def _served_predict(body: bytes) -> Batch:
+    """What the service's decode() does with a JSON /predict body."""
+    if not (b"true" in body or b"false" in body):
+        fast = batch_from_predict(decode_json(body), BENCH_SCHEMA)
+        if fast is not None:
+            return fast
+    return _precise_predict(body)
+
+
+def _records(rows: list[list[object]]) -> list[dict[str, object]]:
+    return [dict(zip(BENCH_NAMES, r, strict=True)) for r in rows]
+
+
+PREDICT_CASES: list[tuple[str, object, bool]] = [  # (id, body, whether the fast path reads it)
+    ("records", _records(_rows()), True),
+    ("records under data", {"data": _records(_rows())}, True),
+    ("split orient", {"columns": BENCH_NAMES, "data": _rows(), "index": list(range(100))}, True),
+    ("split orient under data", {"data": {"columns": BENCH_NAMES, "data": _rows(3)}}, True),
+    ("records with a null", _records(_mutated(8, 6, None)), False),
+    ("records with a bool", _records(_mutated(8, 6, True)), False),
+    ("records with an extra key", [*_records(_rows(3)), {**_records(_rows(1))[0], "x": 1}],
+     False),
+    ("split with a string", {"columns": BENCH_NAMES, "data": _mutated(8, 6, "n")}, False),
+    ("data beside another key", {"data": _records(_rows()), "mode": "fast"}, False),
+    ("columns orient", {n: [r[i] for r in _rows()] for i, n in enumerate(BENCH_NAMES)}, False),
+    ("empty records", [], False),
+]
+
+
+@pytest.mark.parametrize(("payload", "fast"), [c[1:] for c in PREDICT_CASES],
+                         ids=[c[0] for c in PREDICT_CASES])
+def test_predict_fast_path_reads_only_what_it_reads_identically(payload: object,
+                                                                fast: bool) -> None:
+    body = json.dumps(payload).encode()
+    taken = (not (b"true" in body or b"false" in body)
+             and batch_from_predict(decode_json(body), BENCH_SCHEMA) is not None)
+    assert taken == fast
+    assert _outcome(_served_predict, body) == _outcome(_precise_predict, body)
+
+
+def test_precise_path_parses_usual_times_once_with_the_same_result() -> None:
+    times = ["1988-01-01T06:00:00", "2199-12-31T23:59:59", "1900-01-01T00:00:00"]
+    batch = validate_table({"time": times, "t2m": [1.0] * 3, "count": [1] * 3}, SCHEMA)
+    np.testing.assert_array_equal(batch.columns["time"], np.array(times, dtype="datetime64[ns]"))
+    with pytest.raises(PayloadError, match=r"time, row 1: '2200-01-01T00:00:00' is outside"):
+        validate_table({"time": [times[0], "2200-01-01T00:00:00"], "t2m": [1.0] * 2,
+                        "count": [1] * 2}, SCHEMA)

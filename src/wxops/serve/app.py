@@ -38,6 +38,7 @@ from wxops.serve.payload import (
     Batch,
     InputSchema,
     batch_from_invocations,
+    batch_from_predict,
     decode_json,
     split_keys,
     table_from_csv,
@@ -349,8 +350,9 @@ def create_app(
             else:
                 parsed = decode_json(body)
                 bools = b"true" in body or b"false" in body
-                if not (bools or is_predict or key_columns):  # the common body, read at once
-                    fast = batch_from_invocations(parsed, schema)
+                if not (bools or key_columns):  # the common bodies, read at once
+                    fast = (batch_from_predict if is_predict else batch_from_invocations)(
+                        parsed, schema)
                     if fast is not None:
                         return fast
                 table = (table_from_predict(parsed) if is_predict

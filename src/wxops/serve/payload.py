@@ -122,9 +122,24 @@ class InputSchema:
     names: frozenset[str] = field(init=False)
     plans: dict[tuple[Any, ...], RowPlan | None] = field(
         init=False, default_factory=dict, repr=False, compare=False)
+    column_bounds: dict[tuple[str, ...], tuple[np.ndarray, np.ndarray]] = field(
+        init=False, default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "names", frozenset(c.name for c in self.columns))
+
+    def bounds(self, names: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
+        """(low, high) of these columns as (columns, 1) arrays, infinite where unbounded;
+        built once per set of columns rather than twice per request."""
+        try:
+            return self.column_bounds[names]
+        except KeyError:
+            cols = [next(c for c in self.columns if c.name == name) for name in names]
+            made = (np.array([-np.inf if c.low is None else c.low for c in cols])[:, None],
+                    np.array([np.inf if c.high is None else c.high for c in cols])[:, None])
+            if len(self.column_bounds) < MAX_PLANS:
+                self.column_bounds[names] = made
+            return made
 
     def plan(self, order: tuple[Any, ...]) -> RowPlan | None:
         """The fast-path plan for rows whose columns come in ``order`` (cached: a client
@@ -392,6 +407,18 @@ def batch_from_invocations(body: Any, schema: InputSchema) -> Batch | None:
     return None
 
 
+def batch_from_predict(body: Any, schema: InputSchema) -> Batch | None:
+    """:func:`batch_from_invocations` for ``/predict``: records (a list) and pandas' split
+    orient (``{"columns": ..., "data": ...}``), either also under ``"data"``."""
+    if type(body) is dict and len(body) == 1 and "data" in body:
+        body = body["data"]
+    if type(body) is list:
+        return _records_batch(body, schema)
+    if type(body) is dict and "columns" in body:
+        return _split_batch(body, schema)
+    return None
+
+
 def _split_batch(split: Any, schema: InputSchema) -> Batch | None:
     if type(split) is not dict or not split.keys() <= SPLIT_KEYS:
         return None
@@ -591,8 +618,7 @@ def _numeric_block(table: dict[str, list[Any]], schema: InputSchema, n_rows: int
         if raw.dtype.kind not in "fi" or raw.shape != (len(cols), n_rows):
             return {}
         block = raw.astype(np.float64, copy=False)
-    low = np.array([-np.inf if c.low is None else c.low for c in cols])[:, None]
-    high = np.array([np.inf if c.high is None else c.high for c in cols])[:, None]
+    low, high = schema.bounds(tuple(c.name for c in cols))
     if not (np.isfinite(block).all() and (block >= low).all() and (block <= high).all()):
         return {}
     return {c.name: block[i] for i, c in enumerate(cols)}
@@ -639,6 +665,9 @@ def _datetime(col: Column, values: list[Any]) -> np.ndarray:
     seconds); either within [1900, 2200)."""
     kinds = {v.__class__ for v in values}
     if kinds == {str}:
+        parsed_once = _iso_times(values)  # the usual times: the same array, one parse
+        if parsed_once is not None:
+            return parsed_once
         try:
             seconds = np.array(values, dtype="datetime64[s]")
         except ValueError:
