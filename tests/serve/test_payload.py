@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Callable
 
@@ -289,13 +290,15 @@ def test_fast_path_errors_name_the_field_and_row() -> None:
 
 
 def test_fast_path_plans_are_cached_and_bounded() -> None:
-    schema = InputSchema.from_signature([{"name": n, "type": "double"} for n in "abc"])
-    assert schema.plan(("a", "b", "c")) is schema.plan(("a", "b", "c"))
-    assert schema.plan(("a", "b")) is None
+    schema = InputSchema.from_signature([{"name": n, "type": "double"} for n in "abcde"])
+    assert schema.plan(tuple("abcde")) is schema.plan(tuple("abcde"))
     for i in range(MAX_PLANS + 5):
-        schema.plan(("a", "b", f"x{i}"))
+        assert schema.plan(("a", "b", f"x{i}")) is None  # refused, not cached
+    assert len(schema.plans) == 1
+    for order in itertools.islice(itertools.permutations("abcde"), MAX_PLANS + 5):
+        assert schema.plan(order) is not None
     assert len(schema.plans) == MAX_PLANS
-    assert schema == InputSchema.from_signature([{"name": n, "type": "double"} for n in "abc"])
+    assert schema == InputSchema.from_signature([{"name": n, "type": "double"} for n in "abcde"])
 
 
 def _precise_predict(body: bytes) -> Batch:

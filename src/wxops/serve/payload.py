@@ -120,7 +120,7 @@ class InputSchema:
 
     columns: tuple[Column, ...]
     names: frozenset[str] = field(init=False)
-    plans: dict[tuple[Any, ...], RowPlan | None] = field(
+    plans: dict[tuple[Any, ...], RowPlan] = field(
         init=False, default_factory=dict, repr=False, compare=False)
     column_bounds: dict[tuple[str, ...], tuple[np.ndarray, np.ndarray]] = field(
         init=False, default_factory=dict, repr=False, compare=False)
@@ -142,13 +142,14 @@ class InputSchema:
             return made
 
     def plan(self, order: tuple[Any, ...]) -> RowPlan | None:
-        """The fast-path plan for rows whose columns come in ``order`` (cached: a client
-        sends the same order every time), or None where only the precise path will do."""
+        """The fast-path plan for rows whose columns come in ``order``, or None where only
+        the precise path will do. Plans are cached (a client sends the same order every
+        time); refusals are not, so that bad requests cannot fill the cache."""
         try:
             return self.plans[order]
         except KeyError:
             made = _row_plan(self, order)
-            if len(self.plans) < MAX_PLANS:
+            if made is not None and len(self.plans) < MAX_PLANS:
                 self.plans[order] = made
             return made
 
