@@ -104,6 +104,25 @@ def test_invocations_speaks_mlflow_protocol(
     assert resp.headers["X-Model-Version"] == "1"
 
 
+def test_invocations_fast_path_answers_like_the_precise_path(
+    server: RunningServer, auth: dict[str, str]
+) -> None:
+    """100 rows of dataframe_split (read by the fast path) predict what the same rows as
+    columns on /predict (the precise path) do; a JSON boolean among them is still refused
+    with the field and row, not read as 1.0."""
+    frame = example_frame(100).assign(time=lambda f: f["time"].dt.strftime("%Y-%m-%dT%H:%M:%S"))
+    split = frame.to_dict(orient="split")
+    fast = post(server, "/invocations", {"dataframe_split": split}, auth)
+    precise = post(server, "/predict", frame.to_dict(orient="list"), auth)
+    assert fast.status_code == precise.status_code == 200, fast.text
+    assert fast.json()["predictions"] == precise.json()["result"]
+    split["data"][57][split["columns"].index("rh")] = True
+    resp = post(server, "/invocations", {"dataframe_split": split}, auth)
+    assert resp.status_code == 422, resp.text
+    assert resp.json()["field"] == "rh"
+    assert "rh, row 57: expected a number, got boolean true" in resp.json()["error"]
+
+
 def test_mlflow_client_side_scoring_call(
     server: RunningServer, auth: dict[str, str], expected: np.ndarray
 ) -> None:

@@ -37,6 +37,8 @@ from wxops.serve.model import LoadedModel, ModelHolder
 from wxops.serve.payload import (
     Batch,
     InputSchema,
+    batch_from_invocations,
+    batch_from_predict,
     decode_json,
     split_keys,
     table_from_csv,
@@ -347,9 +349,14 @@ def create_app(
                 bools = True
             else:
                 parsed = decode_json(body)
+                bools = b"true" in body or b"false" in body
+                if not (bools or key_columns):  # the common bodies, read at once
+                    fast = (batch_from_predict if is_predict else batch_from_invocations)(
+                        parsed, schema)
+                    if fast is not None:
+                        return fast
                 table = (table_from_predict(parsed) if is_predict
                          else table_from_invocations(parsed, schema))
-                bools = b"true" in body or b"false" in body
             if key_columns:  # NWP MOS: station, init_time, lead_time identify a row
                 table, found = split_keys(table, schema, key_columns)
                 keyed.update(found)
