@@ -54,8 +54,9 @@ class ValueHistogram(Collector):
     about a microsecond per request, where one ``Histogram.observe`` per value costs
     ~2 microseconds per value. In multiprocess mode the values must reach the shared
     files: a plain ``Histogram`` holds them, and a flush adds each bucket's count and the
-    sum to its shared values once (one ``observe`` per value cost 170 us of a worker's
-    CPU per 100-row request, more than answering it). NaN values are not counted.
+    sum to its shared values once: the log flush of a 100-row request fell from 232-304 us
+    of a worker's CPU (one ``observe`` per value, about as much as answering it) to
+    61-70 us. NaN values are not counted.
     """
 
     def __init__(self, name: str, documentation: str, buckets: tuple[float, ...],
