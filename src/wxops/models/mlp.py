@@ -92,12 +92,17 @@ class TorchMLPRegressor(RegressorMixin, BaseEstimator):
         import torch
         from torch import nn
 
-        x = np.asarray(X, dtype=np.float32)
-        t = np.asarray(y, dtype=np.float32).reshape(-1)
-        if x.ndim != 2 or len(x) != len(t) or len(x) == 0:
-            raise TrainingError(f"need a 2-D X with one y per row, got X{x.shape}, y{t.shape}")
-        if not (np.isfinite(x).all() and np.isfinite(t).all()):
+        x64, t64 = np.asarray(X, dtype=np.float64), np.asarray(y, dtype=np.float64).reshape(-1)
+        if x64.ndim != 2 or len(x64) != len(t64) or len(x64) == 0:
+            raise TrainingError(f"need a 2-D X with one y per row, got X{x64.shape}, "
+                                f"y{t64.shape}")
+        if not (np.isfinite(x64).all() and np.isfinite(t64).all()):
             raise TrainingError("X or y holds NaN/inf; impute or drop them before fitting")
+        with np.errstate(over="ignore"):  # the network trains in float32
+            x, t = x64.astype(np.float32), t64.astype(np.float32)
+        if not (np.isfinite(x).all() and np.isfinite(t).all()):
+            raise TrainingError("X or y holds values beyond float32's range (|v| > 3.4e38), "
+                                "in which the network trains; rescale them before fitting")
         self.device_ = resolve_device(self.device)
         self.n_features_in_ = x.shape[1]
         self.x_mean_, self.x_std_ = x.mean(0), x.std(0) + 1e-6
