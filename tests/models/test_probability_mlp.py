@@ -181,6 +181,9 @@ def test_bad_training_data() -> None:
     with pytest.raises(TrainingError, match="NaN/inf"):
         TorchThresholdProbabilityMLP(epochs=1).fit(np.full((50, 2), np.nan),
                                                    np.linspace(0, 9000, 50))
+    with pytest.raises(TrainingError, match="X holds values beyond float32's range"):
+        TorchThresholdProbabilityMLP(epochs=1).fit(np.full((50, 2), 1e39),
+                                                   np.linspace(0, 9000, 50))
     with pytest.raises(TrainingError, match="one y per row"):
         TorchThresholdProbabilityMLP(epochs=1).fit(np.zeros((40, 2)), np.linspace(0, 9000, 50))
     with pytest.raises(TrainingError, match="lower learning_rate"):

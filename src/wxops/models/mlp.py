@@ -32,6 +32,24 @@ def resolve_device(device: str) -> str:
     return device
 
 
+def float32_values(values: Any, name: str) -> np.ndarray:
+    """``values`` as the float32 the networks train in; refuses NaN/inf and values that
+    are finite but beyond float32's range (the cast would make them inf), naming which.
+
+    Raises:
+        TrainingError: a value is not finite in float64, or not in float32.
+    """
+    wide = np.asarray(values, dtype=np.float64)
+    if not np.isfinite(wide).all():
+        raise TrainingError(f"{name} holds NaN/inf; impute or drop them before fitting")
+    with np.errstate(over="ignore"):
+        narrow = wide.astype(np.float32)
+    if not np.isfinite(narrow).all():
+        raise TrainingError(f"{name} holds values beyond float32's range (|v| > 3.4e38), in "
+                            "which the network trains; rescale them before fitting")
+    return narrow
+
+
 def mlp_network(n_in: int, hidden_dim: int, hidden_layers: int, n_out: int) -> Any:
     """``hidden_layers`` ReLU layers of ``hidden_dim`` units and a linear output layer
     (the body every wxops MLP shares; PyTorch must be importable)."""
@@ -92,17 +110,9 @@ class TorchMLPRegressor(RegressorMixin, BaseEstimator):
         import torch
         from torch import nn
 
-        x64, t64 = np.asarray(X, dtype=np.float64), np.asarray(y, dtype=np.float64).reshape(-1)
-        if x64.ndim != 2 or len(x64) != len(t64) or len(x64) == 0:
-            raise TrainingError(f"need a 2-D X with one y per row, got X{x64.shape}, "
-                                f"y{t64.shape}")
-        if not (np.isfinite(x64).all() and np.isfinite(t64).all()):
-            raise TrainingError("X or y holds NaN/inf; impute or drop them before fitting")
-        with np.errstate(over="ignore"):  # the network trains in float32
-            x, t = x64.astype(np.float32), t64.astype(np.float32)
-        if not (np.isfinite(x).all() and np.isfinite(t).all()):
-            raise TrainingError("X or y holds values beyond float32's range (|v| > 3.4e38), "
-                                "in which the network trains; rescale them before fitting")
+        x, t = float32_values(X, "X"), float32_values(y, "y").reshape(-1)
+        if x.ndim != 2 or len(x) != len(t) or len(x) == 0:
+            raise TrainingError(f"need a 2-D X with one y per row, got X{x.shape}, y{t.shape}")
         self.device_ = resolve_device(self.device)
         self.n_features_in_ = x.shape[1]
         self.x_mean_, self.x_std_ = x.mean(0), x.std(0) + 1e-6

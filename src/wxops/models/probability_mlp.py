@@ -31,7 +31,13 @@ from typing import Any
 import numpy as np
 
 from wxops.errors import TrainingError
-from wxops.models.mlp import EpochCallback, ScoresCallback, mlp_network, resolve_device
+from wxops.models.mlp import (
+    EpochCallback,
+    ScoresCallback,
+    float32_values,
+    mlp_network,
+    resolve_device,
+)
 from wxops.models.probability import ThresholdProbabilityModel
 
 #: Rows per forward pass when scoring a whole table (bounds GPU memory).
@@ -113,12 +119,10 @@ class TorchThresholdProbabilityMLP(ThresholdProbabilityModel):
         import torch
 
         events = self._prepare(y).astype(np.float32)
-        x = np.asarray(X, dtype=np.float32)
+        x = float32_values(X, "X")
         if x.ndim != 2 or len(x) != len(events):
             raise TrainingError(f"need a 2-D X with one y per row, got X{x.shape}, "
                                 f"y({len(events)},)")
-        if not np.isfinite(x).all():
-            raise TrainingError("X holds NaN/inf; impute or drop them before fitting")
         self.device_ = resolve_device(self.device)
         self.n_features_in_ = x.shape[1]
         self.x_mean_, self.x_std_ = x.mean(0), x.std(0) + 1e-6
