@@ -20,6 +20,7 @@ import requests
 from tests.probability_version import ProbabilityVersion, register_probability_version
 from tests.serve.conftest import PREDICT_TOKEN, Registry, example_frame, start_server
 from tests.serve.test_cli import serving
+from tests.serve.test_hardening import fuzz_openapi
 from wxops.serve import RunningServer
 from wxops.serve.settings import PredictionLogSettings
 
@@ -101,6 +102,15 @@ def test_model_and_openapi_describe_the_probabilities(prob_server: RunningServer
     assert "1000" in row["properties"]["p_below_1000"]["description"]
     inv = doc["paths"]["/invocations"]["post"]["responses"]["200"]["content"]["application/json"]
     assert inv["schema"]["properties"]["predictions"]["items"]["required"] == COLUMNS
+
+
+def test_schemathesis_finds_no_5xx_and_no_contract_violation(
+        prob_server: RunningServer) -> None:
+    """The same bounded property-based run as for the value model, on the probability
+    version: its request bodies and its per-threshold answers as the document says."""
+    calls = fuzz_openapi(prob_server.url, AUTH)
+    assert len(calls) >= 100 and not [c for c in calls if c >= 500]
+    assert 200 in calls  # valid requests were answered, not only refused
 
 
 @pytest.mark.parametrize(("change", "named"), [
