@@ -159,6 +159,35 @@ def test_predicted_values_fill_buckets_like_observe_and_skip_nan(multiprocess: b
     assert _parsed(text, "wxops_predicted_value_sum") == pytest.approx(1_005_600.0)
 
 
+@pytest.mark.parametrize("whole_counts", [True, False])
+def test_shared_histogram_gets_whole_counts_or_one_observe_per_value(whole_counts: bool) -> None:
+    """The shared (multiprocess) histogram is filled with one write per bucket where
+    prometheus-client's values are reachable, else by one observe per value; both give
+    the buckets and sum of observing each value."""
+    from prometheus_client import CollectorRegistry, Histogram
+
+    from wxops.serve.metrics import VALUE_BUCKETS, ValueHistogram
+
+    hist = ValueHistogram("v", "values", VALUE_BUCKETS, registry=None)  # the shared kind
+    assert hist._shared_values is not None  # prometheus-client 0.26 keeps them reachable
+    if not whole_counts:
+        hist._shared_values = None
+    values = np.array([0.0, 199.9, 200.0, 200.1, 5000.0, 1e6, np.nan, 16_000.0])
+    hist.observe_all(values[:4])
+    hist.observe_all(values[4:])
+    reference = Histogram("v", "values", buckets=VALUE_BUCKETS, registry=CollectorRegistry())
+    for value in values[~np.isnan(values)]:
+        reference.observe(float(value))
+
+    def samples(h: Histogram) -> dict[tuple[str, str], float]:
+        return {(s.name, s.labels.get("le", "")): s.value
+                for family in h.collect() for s in family.samples if "created" not in s.name}
+
+    assert hist._shared is not None
+    assert samples(hist._shared) == samples(reference)
+    assert samples(reference)[("v_count", "")] == 7
+
+
 def _sample(metrics: ServiceMetrics, name: str, **labels: str) -> float:
     """A sample as ``GET /metrics`` exposes it."""
     return _parsed(metrics.render().decode(), name, **labels)

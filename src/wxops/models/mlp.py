@@ -39,15 +39,14 @@ def float32_values(values: Any, name: str) -> np.ndarray:
     Raises:
         TrainingError: a value is not finite in float64, or not in float32.
     """
-    wide = np.asarray(values, dtype=np.float64)
-    if not np.isfinite(wide).all():
+    with np.errstate(over="ignore"):  # a finite value beyond float32 becomes inf here
+        narrow = np.asarray(values, dtype=np.float32)
+    if np.isfinite(narrow).all():
+        return narrow
+    if not np.isfinite(np.asarray(values, dtype=np.float64)).all():
         raise TrainingError(f"{name} holds NaN/inf; impute or drop them before fitting")
-    with np.errstate(over="ignore"):
-        narrow = wide.astype(np.float32)
-    if not np.isfinite(narrow).all():
-        raise TrainingError(f"{name} holds values beyond float32's range (|v| > 3.4e38), in "
-                            "which the network trains; rescale them before fitting")
-    return narrow
+    raise TrainingError(f"{name} holds values beyond float32's range (|v| > 3.4e38), in "
+                        "which the network trains; rescale them before fitting")
 
 
 def mlp_network(n_in: int, hidden_dim: int, hidden_layers: int, n_out: int) -> Any:

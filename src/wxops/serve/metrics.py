@@ -30,6 +30,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -67,8 +68,15 @@ class ValueHistogram(Collector):
         self._sum = 0.0
         self._lock = threading.Lock()
         self._shared: Histogram | None = None
+        #: The shared histogram's per-bucket values and sum, to add whole counts to; None
+        #: where this prometheus-client keeps them differently (one observe per value).
+        self._shared_values: tuple[list[Any], Any] | None = None
         if registry is None:  # multiprocess mode: the default registry writes the files
             self._shared = Histogram(name, documentation, buckets=buckets, registry=None)
+            found, total = getattr(self._shared, "_buckets", None), getattr(self._shared, "_sum", None)
+            if (isinstance(found, list) and len(found) == len(self._bounds)
+                    and all(hasattr(b, "inc") for b in found) and hasattr(total, "inc")):
+                self._shared_values = (found, total)
         else:
             registry.register(self)
 
@@ -87,17 +95,14 @@ class ValueHistogram(Collector):
 
     def _add_shared(self, counts: np.ndarray, finite: np.ndarray) -> None:
         """Add to the shared files: per bucket (prometheus-client keeps per-bucket, not
-        cumulative, counts) and the sum, one write each; one ``observe`` per value if
-        this prometheus-client keeps its values differently."""
+        cumulative, counts) and the sum, one write each."""
         shared = self._shared
         assert shared is not None
-        buckets = getattr(shared, "_buckets", None)
-        total = getattr(shared, "_sum", None)
-        if (not isinstance(buckets, list) or len(buckets) != len(counts) or total is None
-                or not all(hasattr(b, "inc") for b in buckets)):
+        if self._shared_values is None:
             for value in finite.tolist():
                 shared.observe(value)
             return
+        buckets, total = self._shared_values
         for bucket, count in zip(buckets, counts.tolist(), strict=True):
             if count:
                 bucket.inc(count)

@@ -70,8 +70,9 @@ class _Store(Protocol):
 
 
 #: Page size of a new log file: a 100-row request's inputs (~5 KB of JSON) fit in one
-#: page instead of a chain of 4 KB overflow pages; SQLite's CPU per logged request fell
-#: from ~18 to ~10 us (measured with the benchmark's requests).
+#: page instead of a chain of 4 KB overflow pages. SQLite's CPU per logged request
+#: (3000 such requests, committed 300 at a time) fell from 20-24 us (4 KB pages, default
+#: checkpoint) to 12 us.
 PAGE_SIZE = 65536
 #: Checkpoint the write-ahead log at ~16 MB (256 pages of PAGE_SIZE).
 WAL_CHECKPOINT_PAGES = 256
