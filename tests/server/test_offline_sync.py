@@ -44,10 +44,29 @@ class KillingReporter(SilentReporter):
             if epoch == KILL_AT and not self.killed:
                 import json
 
+                # The run is created by a background writer while the model trains; on a
+                # slow machine epoch KILL_AT can come first. Kill only once the server holds
+                # the run, so the kill falls mid-training of a run the server knows.
+                self._wait_for_remote_run(name)
                 pid = json.loads((self.server.state / "server.json").read_text())["pid"]
                 os.killpg(pid, signal.SIGKILL)
                 self.killed = True
         return on_epoch
+
+    def _wait_for_remote_run(self, name: str, timeout: float = 60.0) -> None:
+        import time
+
+        import mlflow
+
+        client = mlflow.MlflowClient(tracking_uri=self.server.url)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            experiment = client.get_experiment_by_name("offline-test")
+            if experiment is not None and client.search_runs(
+                    [experiment.experiment_id], filter_string=f"attributes.run_name = '{name}'"):
+                return
+            time.sleep(0.1)
+        raise AssertionError(f"the server never saw run {name!r} within {timeout:.0f} s")
 
 
 def _histories(client, run_id: str) -> dict[str, list[tuple[int, int, float]]]:  # type: ignore[no-untyped-def]
