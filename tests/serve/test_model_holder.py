@@ -80,3 +80,42 @@ def test_fifty_hot_swaps_do_not_grow_sys_path(registry: Registry) -> None:
         _, swapped = holder.reload()
         assert swapped
     assert sys.path == before
+
+
+def test_swaps_freeze_the_heap_and_free_the_old_models_cycles() -> None:
+    """A serving process collects and freezes the heap before each swap (the collector's
+    full passes then skip the model's objects); the next swap's collection frees what the
+    model before it left in reference cycles, so swaps do not pile up frozen garbage."""
+    import gc
+    import weakref
+
+    from wxops.serve import model as served
+
+    class Model:
+        def __init__(self, version: str) -> None:
+            self.name, self.version = SWAP_MODEL, version
+            self.itself = self  # a reference cycle: only the cyclic collector frees it
+
+    made: dict[str, Model] = {}
+
+    def loader(name: str, version: str) -> Model:
+        made[version] = Model(version)
+        return made[version]
+
+    versions = iter(["1", "2", "3"])
+    holder = ModelHolder(ModelRef(SWAP_MODEL, "champion"), loader=loader,  # type: ignore[arg-type]
+                         resolver=lambda _ref: next(versions))
+    served.freeze_heap_at_swaps()
+    try:
+        gc.unfreeze()
+        holder.reload()
+        assert gc.get_freeze_count() > 0
+        first_cycle = weakref.ref(made.pop("1"))
+        holder.reload()  # version 1 becomes garbage, frozen with its cycle
+        assert first_cycle() is not None
+        holder.reload()  # this swap's collection unfreezes and frees it
+        assert first_cycle() is None
+        assert holder.current is made["3"]
+    finally:
+        served.freeze_heap_at_swaps(False)
+        gc.unfreeze()

@@ -200,3 +200,21 @@ def _parsed(text: str, name: str, **labels: str) -> float:
              if s.name == name and all(s.labels.get(k) == v for k, v in labels.items())]
     assert len(found) == 1, f"{len(found)} samples {name}{labels} in {text}"
     return float(found[0])
+
+
+@pytest.mark.parametrize("n", [0, 1, 8, 9, 17])
+def test_flush_formats_in_slices_and_keeps_every_entry_in_order(tmp_path: Path, n: int) -> None:
+    """The flush lets the event loop in every FORMAT_SLICE entries; the rows it writes
+    are still every entry, in arrival order, formatted as one pass would."""
+    from wxops.serve.predlog import FORMAT_SLICE, _row, _rows
+
+    assert FORMAT_SLICE == 8  # the sizes above straddle slice edges
+    entries = [_entry(i) for i in range(n)]
+    assert _rows(entries) == [_row(e) for e in entries]
+    path = tmp_path / "p.db"
+    sink = PredictionSink(PredictionLogSettings(path=path, flush_seconds=60), ServiceMetrics())
+    for entry in entries:
+        sink.submit(entry)
+    assert sink.flush() == n
+    frame = pd.read_sql("SELECT * FROM predictions ORDER BY id", sqlite3.connect(path))
+    assert frame["outputs"].tolist() == [f"[{1000.0 + i}]" for i in range(n)]

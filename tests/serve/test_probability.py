@@ -130,19 +130,31 @@ def test_wrong_columns_are_refused_naming_them(prob_server: RunningServer, chang
 def test_prediction_log_names_the_probability_columns(prob_server: RunningServer,
                                                       prob_log: Path,
                                                       prob_version: ProbabilityVersion) -> None:
+    import time
+
+    def logged_after(conn: sqlite3.Connection, last_id: int) -> list[tuple[int, int, str]]:
+        try:
+            return conn.execute("SELECT id, n_rows, outputs FROM predictions WHERE id > ? "
+                                "ORDER BY id", (last_id,)).fetchall()
+        except sqlite3.OperationalError:  # no table yet: nothing logged so far
+            return []
+
     frame = _rows(4)
-    resp = requests.post(f"{prob_server.url}/predict", json={"data": frame.to_json()},
-                         headers=AUTH, timeout=10)
-    assert resp.status_code == 200, resp.text
     with sqlite3.connect(prob_log) as conn:
+        # earlier tests on this server (the fuzzing) logged requests of their own
+        time.sleep(0.3)  # > flush_seconds: what they sent is written
+        before = logged_after(conn, 0)
+        last_id = before[-1][0] if before else 0
+        resp = requests.post(f"{prob_server.url}/predict", json={"data": frame.to_json()},
+                             headers=AUTH, timeout=10)
+        assert resp.status_code == 200, resp.text
         for _ in range(100):
-            rows = conn.execute("SELECT n_rows, outputs FROM predictions WHERE n_rows = 4").fetchall()
+            rows = [(n, out) for _, n, out in logged_after(conn, last_id)]
             if rows:
                 break
-            import time
-
             time.sleep(0.05)
     assert rows, "the prediction log was not written"
+    assert [n for n, _ in rows] == [4], rows  # this request, and only it
     outputs = json.loads(rows[-1][1])
     assert list(outputs) == COLUMNS
     np.testing.assert_allclose(pd.DataFrame(outputs).to_numpy(),

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import gc
 import json
 import logging
 import os
@@ -36,6 +37,9 @@ SIGNATURE_CHANGE_TAG = "wxops.signature_change"
 KEY_COLUMNS_TAG = "wxops.key_columns"
 #: Output column of a probability model: ``p_below_1000`` (``wxops.models.probability``).
 _PROBABILITY_COLUMN = re.compile(r"^p_(?P<event>below|above)_(?P<threshold>[0-9.eE+-]+)$")
+#: Collect and freeze the heap before each swap (:func:`freeze_heap_at_swaps`).
+_freeze_heap = False
+
 _REF = re.compile(r"^(?:models:/)?(?P<name>[^@/\s]+)(?:@(?P<alias>[\w.-]+)|/(?P<version>\d+))$")
 
 
@@ -268,6 +272,8 @@ class ModelHolder:
                 reason = f"cannot load {self.ref}: {type(exc).__name__}: {exc}"
                 self._failed(reason)
                 raise ServeError(reason) from exc
+            if _freeze_heap:
+                settle_heap()
             self._current = new  # the swap: one reference assignment
             self.last_error = None
             for listener in self._on_swap:
@@ -308,3 +314,29 @@ def _resolve(ref: ModelRef) -> str:
     from wxops import tracking
 
     return tracking.resolve_model_version(ref.name, alias=ref.alias, version=ref.version)
+
+
+def freeze_heap_at_swaps(on: bool = True) -> None:
+    """Make every :meth:`ModelHolder.reload` run :func:`settle_heap` before it swaps.
+
+    Set by ``wxops serve`` at a worker's start; off elsewhere (tests, notebooks), where a
+    full collection per load would only cost time.
+    """
+    global _freeze_heap
+    _freeze_heap = on
+
+
+def settle_heap() -> None:
+    """Collect the heap once and freeze what survives (``gc.freeze``).
+
+    A loaded model brings ~500 000 long-lived Python objects (PyTorch, MLflow, pandas).
+    The collector's full passes scan all of them: ~0.3 s with the GIL held, every few
+    seconds under load (requests make short-lived objects that age into the oldest
+    generation), a stall of every connection that set a 0.1-0.3 s p99. Frozen objects are
+    never scanned again, so those passes see only what requests make. Unfreezing first
+    lets this collection free what the model before last left in cycles. Run at a swap,
+    where a single pause is expected (loading already takes seconds).
+    """
+    gc.unfreeze()
+    gc.collect()
+    gc.freeze()

@@ -31,6 +31,7 @@ import logging
 import os
 import sqlite3
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -193,7 +194,7 @@ class PredictionSink:
                 self._metrics.values.observe_all(np.concatenate(values))
             if self._store is None:
                 return 0
-            rows = [_row(e) for e in entries]
+            rows = _rows(entries)
             try:
                 self._store.write(rows)
             except (OSError, sqlite3.Error) as exc:
@@ -207,6 +208,27 @@ class PredictionSink:
     def _run(self) -> None:
         while not self._stop.wait(self.settings.flush_seconds):
             self.flush()
+
+
+#: Entries formatted between two releases of the GIL (see :func:`_rows`).
+FORMAT_SLICE = 8
+
+
+def _rows(entries: list[LogEntry]) -> list[tuple[Any, ...]]:
+    """The store's rows of ``entries``, letting the event loop in every few entries.
+
+    Formatting holds the GIL (orjson, ~30 us per 100-row entry). A second of traffic
+    formatted at once kept the event loop of a busy worker waiting up to ~0.1 s: each time
+    the loop released the GIL for I/O this thread took it for up to the interpreter's
+    5 ms switch interval (p99 120 ms at 2500 requests/s of 100 rows). ``time.sleep(0)``
+    after every FORMAT_SLICE entries (~0.25 ms) hands the GIL back (p99 ~30 ms).
+    """
+    rows: list[tuple[Any, ...]] = []
+    for start in range(0, len(entries), FORMAT_SLICE):
+        if start:
+            time.sleep(0)
+        rows.extend(_row(e) for e in entries[start:start + FORMAT_SLICE])
+    return rows
 
 
 def _row(entry: LogEntry) -> tuple[Any, ...]:

@@ -259,6 +259,9 @@ def serve(settings: ServeSettings) -> None:
     check_settings(settings)
     if settings.workers == 1:
         configure_serving_process(1, settings.threads)
+        from wxops.serve.model import freeze_heap_at_swaps
+
+        freeze_heap_at_swaps()  # in a serving process only (not in tests that build apps)
         app = build_app(settings)  # fail fast on tokens/model reference before binding
         check_model_ref(settings.model)
         sock = bind_socket(settings.host, settings.port, reuse_port=False)
@@ -326,7 +329,10 @@ def _supervise(settings: ServeSettings) -> None:
 
 def _worker_main(settings: ServeSettings, generation: Any) -> None:
     """One worker: own SO_REUSEPORT socket, own model; follows reload broadcasts."""
-    configure_serving_process(settings.workers, settings.threads)
+    configure_serving_process(settings.workers, settings.threads)  # first: before numpy
+    from wxops.serve.model import freeze_heap_at_swaps
+
+    freeze_heap_at_swaps()
 
     def broadcast() -> None:
         with generation.get_lock():
