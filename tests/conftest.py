@@ -124,12 +124,16 @@ def small_config() -> WxopsConfig:
     return parse_config(small_config_dict())
 
 
-#: Files that take minutes, started first: two workers (pytest-xdist, whole files each)
-#: then finish together instead of one waiting alone on a long journey at the end.
-_LONG_FIRST = ("tests/server/test_team_outage.py", "tests/server/test_team_journey.py",
-               "tests/deploy/test_jenkinsfile.py",
-               "tests/release/test_release_cycle.py", "tests/server/test_offline_sync.py",
-               "tests/release/test_probability_versions.py")
+#: Files that take a minute or more, longest first (CI's --durations on 2 cores): two
+#: workers (pytest-xdist, whole files each) then finish together instead of one waiting
+#: alone on a long journey at the end (the shortest files fill the last minutes).
+_LONG_FIRST = ("tests/server/test_team_outage.py", "tests/deploy/test_generated_stack.py",
+               "tests/release/test_release_cycle.py", "tests/server/test_team_journey.py",
+               "tests/server/test_offline_sync.py", "tests/integration/test_notify_journey.py",
+               "tests/integration/test_remote_data.py", "tests/deploy/test_jenkinsfile.py",
+               "tests/integration/test_nwp_cycle.py", "tests/integration/test_dask.py",
+               "tests/integration/test_breaking_and_damaged.py",
+               "tests/integration/test_slurm.py", "tests/release/test_probability_versions.py")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
