@@ -12,7 +12,8 @@ project's ``visibility@champion`` is served as the MLP. Every server gets the sa
 bytes (MLflow's ``dataframe_split``, 1 row or 100 rows) on ``/invocations``:
 
 * ``wxops``     ``wxops serve`` with everything on (bearer auth, validation, metrics,
-                prediction log), 1 worker; ``wxops-2w`` the same with 2 workers
+                prediction log), 1 worker; ``wxops-2w`` the same with 2 workers;
+                ``wxops-nolog`` 1 worker without the prediction log (what the log costs)
 * ``mlflow``    ``mlflow models serve --env-manager local`` (MLflow's scoring server)
 * ``bare``      what a user writes: FastAPI, orjson -> DataFrame -> ``pipeline.predict``
                 on the model from ``mlflow.sklearn.load_model``, plain ``uvicorn.run``
@@ -333,6 +334,7 @@ def _servers(model: str, uri: str, tmp: Path, env: dict[str, str], litserve: boo
                   auth),
         "wxops-2w": ([*wxops, "--workers", "2", "--prediction-log", str(tmp / f"{model}-2.db")],
                      menv, "/ready", auth),
+        "wxops-nolog": (wxops, menv, "/ready", auth),
         "mlflow": ([sys.executable, "-m", "mlflow", "models", "serve", "-m",
                     f"models:/{model}@champion", "--env-manager", "local", "--host",
                     "127.0.0.1", "--port", "{port}", "--workers", "1"], menv, "/ping", {}),
@@ -394,13 +396,13 @@ def _med(runs: list[dict[str, float]], key: str) -> float:
 
 def _report(model: str, res: dict[str, Any], goals: bool) -> list[tuple[str, float, float]]:
     print(f"\n== {model}: requests/s, p50 and p99 (ms), median of rounds; errors summed")
-    print(f"{'condition':<8} {'server':<9} {'test':<9} {'req/s':>8} {'rows/s':>9} {'p50':>8} "
+    print(f"{'condition':<8} {'server':<11} {'test':<9} {'req/s':>8} {'rows/s':>9} {'p50':>8} "
           f"{'p99':>8} {'err':>5}")
     for condition in ("quiet", "loaded"):
         for name, tests in res[condition].items():
             for test, runs in tests.items():
                 rps = _med(runs, "rps")
-                print(f"{condition:<8} {name:<9} {test:<9} {rps:>8.0f} {rps * ROWS[test]:>9.0f} "
+                print(f"{condition:<8} {name:<11} {test:<9} {rps:>8.0f} {rps * ROWS[test]:>9.0f} "
                       f"{_med(runs, 'p50'):>8.2f} {_med(runs, 'p99'):>8.2f} "
                       f"{int(sum(r['errors'] for r in runs)):>5}")
         print(f"  (load average during {condition}: {res[condition + ' load']:.1f})")
@@ -427,6 +429,14 @@ def _report(model: str, res: dict[str, Any], goals: bool) -> list[tuple[str, flo
     for test in ROWS:
         rows.append((f"loaded: 2 workers / 1 worker, {test}",
                      _ratio(busy["wxops-2w"][test], busy["wxops"][test]), "", 0))
+    # informative: the prediction log's share of one worker's time (its formatting holds
+    # the GIL), and the comparison with the bare endpoint (which logs nothing) without it
+    for test in ROWS:
+        rows.append((f"quiet: log on / log off, {test}",
+                     _ratio(q["wxops"][test], q["wxops-nolog"][test]), "", 0))
+    for test in ROWS:
+        rows.append((f"quiet: log off vs bare, {test}",
+                     _ratio(q["wxops-nolog"][test], q["bare"][test]), "", 0))
     print(f"\n{model}: ratios (wxops serve, 1 worker unless said), median [min-max] over rounds")
     summary = []
     for label, (med, lo, hi), op, target in rows:
