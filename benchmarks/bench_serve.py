@@ -431,12 +431,10 @@ def _report(model: str, res: dict[str, Any], goals: bool) -> list[tuple[str, flo
                      _ratio(busy["wxops-2w"][test], busy["wxops"][test]), "", 0))
     # informative: the prediction log's share of one worker's time (its formatting holds
     # the GIL), and the comparison with the bare endpoint (which logs nothing) without it
-    for test in ROWS:
-        rows.append((f"quiet: log on / log off, {test}",
-                     _ratio(q["wxops"][test], q["wxops-nolog"][test]), "", 0))
-    for test in ROWS:
-        rows.append((f"quiet: log off vs bare, {test}",
-                     _ratio(q["wxops-nolog"][test], q["bare"][test]), "", 0))
+    for label, a, b in (("log on / log off", "wxops", "wxops-nolog"),
+                        ("log off vs bare", "wxops-nolog", "bare")):
+        for test in ROWS:
+            rows.append((f"quiet: {label}, {test}", _ratio(q[a][test], q[b][test]), "", 0))
     print(f"\n{model}: ratios (wxops serve, 1 worker unless said), median [min-max] over rounds")
     summary = []
     for label, (med, lo, hi), op, target in rows:
