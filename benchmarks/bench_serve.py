@@ -18,6 +18,9 @@ bytes (MLflow's ``dataframe_split``, 1 row or 100 rows) on ``/invocations``:
 * ``bare``      what a user writes: FastAPI, orjson -> DataFrame -> ``pipeline.predict``
                 on the model from ``mlflow.sklearn.load_model``, plain ``uvicorn.run``
 * ``litserve``  LitServe with the same model and the same DataFrame -> predict
+* ``floor``     wxops' own server stack (uvicorn settings, no-delay protocol) answering
+                every request with a fixed list of as many numbers, without reading it:
+                the most any handler on this stack can do (informative, no goal)
 
 Load: ``wrk -t1 -c16`` (apt-get install wrk) if installed, else a Python closed-loop
 generator with 16 connections. Each test runs in rounds that alternate between the
@@ -25,7 +28,7 @@ servers, so a noisy neighbour slows them alike; ratios are taken per round and p
 the median with the spread (min-max) over the rounds. Two conditions: quiet, and with a
 bounded background CPU load (two busy processes for the condition's whole duration).
 The load average before and during the run is printed: the machine may be shared.
-``--quick`` runs only the MLP with shorter tests (~3 minutes); the full run ~10 minutes.
+``--quick`` runs only the MLP with shorter tests (~4 minutes); the full run ~10 minutes.
 """
 
 from __future__ import annotations
@@ -101,6 +104,40 @@ def _run_bare(port: int) -> None:
     import uvicorn
 
     uvicorn.run(make_bare_app(), host="127.0.0.1", port=port, log_level="warning")
+
+
+def make_floor_app() -> Any:
+    """A pure-ASGI app that reads the body and answers as many fixed numbers as it has
+    rows (``],[`` separators + 1), without parsing: the server stack's own cost."""
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            while (await receive())["type"] != "lifespan.shutdown":
+                await send({"type": "lifespan.startup.complete"})
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+        body, more = b"", True
+        while more:
+            message = await receive()
+            body += message.get("body", b"")
+            more = message.get("more_body", False)
+        rows = body.count(b"],[") + 1
+        answer = b'{"predictions":[' + b",".join([b"12993.865147982062"] * rows) + b"]}"
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-type", b"application/json")]})
+        await send({"type": "http.response.body", "body": answer})
+
+    return app
+
+
+def _run_floor(port: int) -> None:
+    import uvicorn
+
+    from wxops.serve.server import uvicorn_config
+
+    config = uvicorn_config(make_floor_app())  # type: ignore[arg-type]
+    config.host, config.port = "127.0.0.1", port
+    uvicorn.Server(config).run()
 
 
 try:  # the LitServe baseline (pip install -e '.[bench]'); its API must be picklable
@@ -339,6 +376,7 @@ def _servers(model: str, uri: str, tmp: Path, env: dict[str, str], litserve: boo
                     f"models:/{model}@champion", "--env-manager", "local", "--host",
                     "127.0.0.1", "--port", "{port}", "--workers", "1"], menv, "/ping", {}),
         "bare": ([sys.executable, me, "--bare", "{port}"], menv, "/ping", {}),
+        "floor": ([sys.executable, me, "--floor", "{port}"], menv, "/ping", {}),
     }
     if litserve:
         servers["litserve"] = ([sys.executable, me, "--litserve", "{port}"], menv, "/health",
@@ -347,7 +385,7 @@ def _servers(model: str, uri: str, tmp: Path, env: dict[str, str], litserve: boo
 
 
 def _measure(servers: dict[str, Any], urls: dict[str, str], bodies: dict[str, bytes],
-             rounds: int, seconds: float) -> dict[str, dict[str, list[dict[str, float]]]]:
+             rounds: int, seconds: int) -> dict[str, dict[str, list[dict[str, float]]]]:
     """{server: {test: [one result per round]}}, rounds alternating between servers."""
     results: dict[str, dict[str, list[dict[str, float]]]] = {n: {} for n in urls}
     for i in range(rounds):
@@ -435,6 +473,14 @@ def _report(model: str, res: dict[str, Any], goals: bool) -> list[tuple[str, flo
                         ("log off vs bare", "wxops-nolog", "bare")):
         for test in ROWS:
             rows.append((f"quiet: {label}, {test}", _ratio(q[a][test], q[b][test]), "", 0))
+    # informative: each server's time per request at one core, and what the goal of 10x the
+    # bare endpoint leaves one wxops worker (the floor: the server stack's own share)
+    print(f"\n{model}: microseconds per request (1 / median req/s; one worker uses one core)")
+    for test in ROWS:
+        per = {n: 1e6 / _med(q[n][test], "rps") for n in ("wxops", "wxops-nolog", "bare", "floor")
+               if n in q}
+        cells = ", ".join(f"{n} {us:.0f}" for n, us in per.items())
+        print(f"  {test:<9} {cells}; 10x bare needs <= {per['bare'] / 10:.0f}")
     print(f"\n{model}: ratios (wxops serve, 1 worker unless said), median [min-max] over rounds")
     summary = []
     for label, (med, lo, hi), op, target in rows:
@@ -456,12 +502,16 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds")
     parser.add_argument("--bare", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--litserve", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--floor", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.bare:
         _run_bare(args.bare)
         return
     if args.litserve:
         _run_litserve(args.litserve)
+        return
+    if args.floor:
+        _run_floor(args.floor)
         return
     args.seconds = args.seconds or (1 if args.quick else 2)
     sys.path.insert(0, str(ROOT / "src"))
