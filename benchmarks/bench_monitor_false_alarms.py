@@ -27,7 +27,11 @@ With ``--values`` the same walk judges the live rules of a version that predicts
 value (``monitor.live_rules``, default: rmse and mae at most 25 % worse than at
 promotion) on a leave-one-month-out gradient-boosting regression of visibility: its real
 errors, the same errors shuffled over the year (no season, sampling noise only), and the
-forecasts biased by +1000 m and scaled by 1.3.
+forecasts biased by +1000 m and scaled by 1.3. It then judges candidate rules wxops does
+not have, on 7-, 14- and 30-day windows: rmse relative to a month-hour climatology in the
+same window (which shares the season), and a test of the mean error against its promotion
+value (Newey-West variance over 24 h, level 0.01): what a season-aware replacement of the
+live rules must beat.
 
     PYTHONPATH=src python benchmarks/bench_monitor_false_alarms.py [--sims 5] [--values]
 """
@@ -46,6 +50,7 @@ from wxops.monitor.join import (
     score_probability_windows,
     score_windows,
     sustained,
+    window_ends,
 )
 from wxops.monitor.settings import MonitorConfig, ProbabilityRule
 from wxops.verify.probabilistic import brier_scores
@@ -153,6 +158,58 @@ def value_alarms(frame: pd.DataFrame, forecast: np.ndarray, obs: np.ndarray,
     return out
 
 
+def candidate_alarms(frame: pd.DataFrame, forecast: np.ndarray, obs: np.ndarray,
+                     climatology: np.ndarray, promoted: tuple[np.ndarray, np.ndarray],
+                     cfg: MonitorConfig, days: int) -> dict[str, tuple[float, int]]:
+    """Candidate value rules that wxops does not have, on ``days``-day windows: what a
+    season-aware replacement of the live rules must beat. ``promoted``: the forecasts and
+    observations of the promotion scores; ``climatology``: a month-hour climatology
+    fitted without each window's month (as a test month's at promotion)."""
+    from scipy import stats
+    from statsmodels.stats.sandwich_covariance import S_hac_simple
+
+    pf, po = promoted
+    rmse_p, mae_p = np.sqrt(np.mean((pf - po) ** 2)), np.mean(np.abs(pf - po))
+    ratio_p = rmse_p / np.sqrt(np.mean((climatology - po) ** 2))
+    bias_p, z_crit, lag = np.mean(pf - po), stats.norm.ppf(0.995), 24
+    times = frame["valid_time"]
+    ends = window_ends(times, window=pd.Timedelta(days=days),
+                       step=pd.Timedelta(seconds=parse_duration(cfg.step)), max_windows=100_000)
+    ends_index = pd.DatetimeIndex(ends)
+    lo = times.searchsorted(ends_index - pd.Timedelta(days=days), side="right")
+    hi = times.searchsorted(ends_index, side="right")
+    names = ("rmse +25 %", "mae +25 %", "rmse / clim rmse +25 %", "bias test 1 % (24 h)")
+    flags: dict[str, list[bool]] = {n: [] for n in names}
+    for a, b in zip(lo, hi, strict=True):
+        err, ref = forecast[a:b] - obs[a:b], climatology[a:b] - obs[a:b]
+        enough = b - a >= cfg.min_samples
+        rmse = np.sqrt(np.mean(err ** 2)) if enough else np.nan
+        flags[names[0]].append(bool(enough and rmse > 1.25 * rmse_p))
+        flags[names[1]].append(bool(enough and np.mean(np.abs(err)) > 1.25 * mae_p))
+        flags[names[2]].append(bool(enough and rmse / np.sqrt(np.mean(ref ** 2)) > 1.25 * ratio_p))
+        if enough:  # mean error against its promotion value, Newey-West variance over lag
+            centred = (err - err.mean())[:, None]
+            # S_hac_simple: the long-run variance of the sum; of the mean: over n squared
+            var = float(S_hac_simple(centred, nlags=min(lag, len(err) - 1))[0, 0]) / len(err) ** 2
+            flags[names[3]].append(bool(abs(err.mean() - bias_p) > z_crit * np.sqrt(var)))
+        else:
+            flags[names[3]].append(False)
+    out = {}
+    for name, f in flags.items():
+        alarm = np.array([sustained(f[: i + 1], cfg.windows) for i in range(len(f))])
+        out[name] = (float(alarm.mean()), int(alarm[0]) + int(np.sum(alarm[1:] & ~alarm[:-1])))
+    return out
+
+
+def _print_cases(cases: dict[str, list[dict[str, tuple[float, int]]]], width: int = 20) -> None:
+    names = list(next(iter(cases.values()))[0])
+    print(f"{'forecasts':32}" + "".join(f"{n:>{width + 4}}" for n in names))
+    for label, runs in cases.items():
+        cells = [f"{np.mean([r[n][0] for r in runs]):10.3f} [{np.mean([r[n][1] for r in runs]):5.1f}]"
+                 for n in names]
+        print(f"{label:32}" + "".join(f"{c:>{width + 4}}" for c in cells), flush=True)
+
+
 def main_values(frame: pd.DataFrame, cfg: MonitorConfig, rng: np.random.Generator,
                 sims: int) -> None:
     """The live rules of a value forecast: false alarms and detection."""
@@ -185,12 +242,30 @@ def main_values(frame: pd.DataFrame, cfg: MonitorConfig, rng: np.random.Generato
             value_alarms(frame, fc, shuffled, continuous_scores(fc, shuffled), cfg, cap))
     cases["drift +1000 m"] = [value_alarms(frame, np.clip(fc + 1000, 0, cap), obs, promoted, cfg, cap)]
     cases["drift x 1.3"] = [value_alarms(frame, np.clip(fc * 1.3, 0, cap), obs, promoted, cfg, cap)]
-    names = list(cases["model, real errors"][0])
-    print(f"{'forecasts':32}" + "".join(f"{n:>20}" for n in names))
-    for label, runs in cases.items():
-        cells = [f"{np.mean([r[n][0] for r in runs]):10.3f} [{np.mean([r[n][1] for r in runs]):5.1f}]"
-                 for n in names]
-        print(f"{label:32}" + "".join(f"{c:>20}" for c in cells), flush=True)
+    _print_cases(cases, width=16)
+    # candidates: the same cases against rules wxops does not have, on longer windows too
+    from wxops.verify.references import fit_climatology
+
+    month = frame["valid_time"].dt.month.to_numpy()
+    clim = np.zeros(len(frame))
+    for m in range(1, 13):  # as at promotion: a test month's climatology never sees it
+        train = month != m
+        table = fit_climatology(pd.DataFrame({"time": frame["valid_time"][train],
+                                              "y": obs[train]}), target="y", cap=cap)
+        clim[~train] = table.predict(frame["valid_time"][~train])
+    drifted = {"model, real errors": fc, "drift +1000 m": np.clip(fc + 1000, 0, cap),
+               "drift x 1.3": np.clip(fc * 1.3, 0, cap), "drift x 0.7": np.clip(fc * 0.7, 0, cap)}
+    for days in (7, 14, 30):
+        print(f"\ncandidate rules (not in wxops), {days}-day windows every {cfg.step}, "
+              f"{cfg.windows} in a row; climatology by month and hour without the window's month")
+        found = {label: [candidate_alarms(frame, f, obs, clim, (fc, obs), cfg, days)]
+                 for label, f in drifted.items()}
+        shuffled = []
+        for _ in range(sims):
+            fake = np.clip(fc + rng.permutation(obs - fc), 0, cap)
+            shuffled.append(candidate_alarms(frame, fc, fake, clim, (fc, fake), cfg, days))
+        _print_cases({"model, real errors": found.pop("model, real errors"),
+                      "errors shuffled over the year": shuffled, **found}, width=20)
 
 
 def main() -> None:
