@@ -19,7 +19,7 @@ bytes (MLflow's ``dataframe_split``, 1 row or 100 rows) on ``/invocations``:
                 on the model from ``mlflow.sklearn.load_model``, plain ``uvicorn.run``
 * ``litserve``  LitServe with the same model and the same DataFrame -> predict
 * ``floor``     wxops' own server stack (uvicorn settings, no-delay protocol) answering
-                every request with a fixed list of as many numbers, without reading it:
+                every request with a fixed list of as many numbers, without parsing it:
                 the most any handler on this stack can do (informative, no goal)
 
 Load: ``wrk -t1 -c16`` (apt-get install wrk) if installed, else a Python closed-loop
