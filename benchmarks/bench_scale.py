@@ -86,7 +86,7 @@ def _heavy_steps(archive: Path, workers: int, work: Path, stations: int, chunk: 
     from wxops.config import ExecutionConfig, FeaturesConfig, NWPConfig, SplitConfig, StationObsConfig
     from wxops.data.nwp import expand_paths, read_stations
     from wxops.data.nwp_table import build_chunk, build_nwp_features, plan_chunks, read_partitions
-    from wxops.execution import open_executor
+    from wxops.execution import DaskExecutor, open_executor
     from wxops.models.task import TrainTask, run_train_task
     from wxops.split import split_by_init_time
 
@@ -105,6 +105,7 @@ def _heavy_steps(archive: Path, workers: int, work: Path, stations: int, chunk: 
     started = time.perf_counter()
     with open_executor(ExecutionConfig(executor="dask", workers=workers)) as executor, \
             tracking.start_run(exp, f"bench-{workers}") as parent:
+        assert isinstance(executor, DaskExecutor)  # executor='dask'
         pids = list(executor.client.run(os.getpid).values())
         cpu0 = _cpu_seconds(pids)
         start = time.perf_counter()

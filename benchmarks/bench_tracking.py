@@ -108,7 +108,7 @@ def main() -> None:
     # the reference configurations (mlp-small, mlp-wide, mlp-fast), 50 epochs each
     mlps = [m.model_copy(update={"epochs": EPOCHS, "device": "cpu"})
             for m in cfg.models if isinstance(m, MLPConfig)]
-    derived = list(cfg.features.derived)
+    derived: list[str] = list(cfg.features.derived)
 
     dbname = f"wxops_bench_{uuid.uuid4().hex[:8]}"
     with tempfile.TemporaryDirectory() as tmp:
@@ -182,7 +182,10 @@ def _measure(mlps: list[Any], table: Any, split: Any, derived: list[str], seed: 
             for m in mlps:
                 with tracking.start_run(exp, m.name, parent_run_id=parent) as run_id:
                     log, flush = tracking.metrics_logger(run_id)
-                    timed = Timed(lambda e, t, v, _log=log: _log(e, _ten(t, v)))
+                    def ten(epoch: int, train: float, val: float | None, _log: Any = log) -> None:
+                        _log(epoch, _ten(train, val))
+
+                    timed = Timed(ten)
                     result = train_model(m, table, split, derived=derived, seed=seed, on_epoch=timed)
                     logging_time += timed.logging
                     flush()

@@ -87,7 +87,7 @@ def main() -> None:
     full = [m for m in cfg.models if isinstance(m, MLPConfig)]
     mlps = [m.model_copy(update={"epochs": min(m.epochs, 5)}) for m in full] if args.quick else full
     warm = [m.model_copy(update={"epochs": 1}) for m in full] if args.quick else full
-    derived = list(cfg.features.derived)
+    derived: list[str] = list(cfg.features.derived)
 
     def off(mlps: list[MLPConfig] = mlps) -> None:
         for m in mlps:
@@ -184,9 +184,9 @@ def main() -> None:
     rounds = zip(times["off"], times["wxops"], times["async"], strict=True)
     print("per round wxops/off, wxops/async: " + ", ".join(
         f"{w / o:.3f}/{w / a:.3f}" for o, w, a in rounds))
-    for label, table in (("wall", times), ("cpu", cpu)):
+    for label, runs in (("wall", times), ("cpu", cpu)):
         for base in ("off", "async"):
-            ratios = [w / b for w, b in zip(table["wxops"], table[base], strict=True)]
+            ratios = [w / b for w, b in zip(runs["wxops"], runs[base], strict=True)]
             print(f"{label} wxops/{base} over rounds: min {min(ratios):.3f}, "
                   f"median {statistics.median(ratios):.3f}, max {max(ratios):.3f}")
     outside = statistics.median(o for o, _ in own[-args.repeat:])
