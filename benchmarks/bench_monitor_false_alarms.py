@@ -160,8 +160,8 @@ def value_alarms(frame: pd.DataFrame, forecast: np.ndarray, obs: np.ndarray,
 
 def candidate_alarms(frame: pd.DataFrame, forecast: np.ndarray, obs: np.ndarray,
                      climatology: np.ndarray, promoted: tuple[np.ndarray, np.ndarray],
-                     cfg: MonitorConfig, days: int) -> dict[str, tuple[float, int]]:
-    """Candidate value rules that wxops does not have, on ``days``-day windows: what a
+                     cfg: MonitorConfig) -> dict[str, tuple[float, int]]:
+    """Candidate value rules that wxops does not have, on ``cfg.window``: what a
     season-aware replacement of the live rules must beat. ``promoted``: the forecasts and
     observations of the promotion scores; ``climatology``: a month-hour climatology
     fitted without each window's month (as a test month's at promotion)."""
@@ -169,31 +169,29 @@ def candidate_alarms(frame: pd.DataFrame, forecast: np.ndarray, obs: np.ndarray,
     from statsmodels.stats.sandwich_covariance import S_hac_simple
 
     pf, po = promoted
-    rmse_p, mae_p = np.sqrt(np.mean((pf - po) ** 2)), np.mean(np.abs(pf - po))
-    ratio_p = rmse_p / np.sqrt(np.mean((climatology - po) ** 2))
+    ratio_p = np.sqrt(np.mean((pf - po) ** 2) / np.mean((climatology - po) ** 2))
     bias_p, z_crit, lag = np.mean(pf - po), stats.norm.ppf(0.995), 24
+    window = pd.Timedelta(seconds=parse_duration(cfg.window))
     times = frame["valid_time"]
-    ends = window_ends(times, window=pd.Timedelta(days=days),
-                       step=pd.Timedelta(seconds=parse_duration(cfg.step)), max_windows=100_000)
-    ends_index = pd.DatetimeIndex(ends)
-    lo = times.searchsorted(ends_index - pd.Timedelta(days=days), side="right")
-    hi = times.searchsorted(ends_index, side="right")
-    names = ("rmse +25 %", "mae +25 %", "rmse / clim rmse +25 %", "bias test 1 % (24 h)")
+    ends = pd.DatetimeIndex(window_ends(times, window=window, max_windows=100_000,
+                                        step=pd.Timedelta(seconds=parse_duration(cfg.step))))
+    lo = times.searchsorted(ends - window, side="right")
+    hi = times.searchsorted(ends, side="right")
+    names = ("rmse / clim rmse +25 %", "bias test 1 % (24 h)")
     flags: dict[str, list[bool]] = {n: [] for n in names}
     for a, b in zip(lo, hi, strict=True):
         err, ref = forecast[a:b] - obs[a:b], climatology[a:b] - obs[a:b]
-        enough = b - a >= cfg.min_samples
-        rmse = np.sqrt(np.mean(err ** 2)) if enough else np.nan
-        flags[names[0]].append(bool(enough and rmse > 1.25 * rmse_p))
-        flags[names[1]].append(bool(enough and np.mean(np.abs(err)) > 1.25 * mae_p))
-        flags[names[2]].append(bool(enough and rmse / np.sqrt(np.mean(ref ** 2)) > 1.25 * ratio_p))
-        if enough:  # mean error against its promotion value, Newey-West variance over lag
-            centred = (err - err.mean())[:, None]
-            # S_hac_simple: the long-run variance of the sum; of the mean: over n squared
-            var = float(S_hac_simple(centred, nlags=min(lag, len(err) - 1))[0, 0]) / len(err) ** 2
-            flags[names[3]].append(bool(abs(err.mean() - bias_p) > z_crit * np.sqrt(var)))
-        else:
-            flags[names[3]].append(False)
+        if b - a < cfg.min_samples:  # not scored, as the monitor's windows
+            flags[names[0]].append(False)
+            flags[names[1]].append(False)
+            continue
+        flags[names[0]].append(bool(np.sqrt(np.mean(err ** 2) / np.mean(ref ** 2))
+                                    > 1.25 * ratio_p))
+        # mean error against its promotion value; S_hac_simple is the Newey-West long-run
+        # variance of the sum over lag cases, so that of the mean is it over n squared
+        centred = (err - err.mean())[:, None]
+        var = float(S_hac_simple(centred, nlags=min(lag, len(err) - 1))[0, 0]) / len(err) ** 2
+        flags[names[1]].append(bool(abs(err.mean() - bias_p) > z_crit * np.sqrt(var)))
     out = {}
     for name, f in flags.items():
         alarm = np.array([sustained(f[: i + 1], cfg.windows) for i in range(len(f))])
@@ -256,14 +254,21 @@ def main_values(frame: pd.DataFrame, cfg: MonitorConfig, rng: np.random.Generato
     drifted = {"model, real errors": fc, "drift +1000 m": np.clip(fc + 1000, 0, cap),
                "drift x 1.3": np.clip(fc * 1.3, 0, cap), "drift x 0.7": np.clip(fc * 0.7, 0, cap)}
     for days in (7, 14, 30):
-        print(f"\ncandidate rules (not in wxops), {days}-day windows every {cfg.step}, "
-              f"{cfg.windows} in a row; climatology by month and hour without the window's month")
-        found = {label: [candidate_alarms(frame, f, obs, clim, (fc, obs), cfg, days)]
-                 for label, f in drifted.items()}
-        shuffled = []
-        for _ in range(sims):
-            fake = np.clip(fc + rng.permutation(obs - fc), 0, cap)
-            shuffled.append(candidate_alarms(frame, fc, fake, clim, (fc, fake), cfg, days))
+        # wxops' own rules (the monitor's scoring) and the candidates, on the same windows
+        at = cfg.model_copy(update={"window": f"{days}d"})
+        print(f"\nwxops' rules and candidates (not in wxops), {days}-day windows every "
+              f"{cfg.step}, {cfg.windows} in a row; climatology by month and hour without the "
+              "window's month")
+
+        def judged(f: np.ndarray, o: np.ndarray, at: MonitorConfig = at
+                   ) -> dict[str, tuple[float, int]]:
+            own = value_alarms(frame, f, o, continuous_scores(fc, o), at, cap)
+            own.pop("any rule")
+            return own | candidate_alarms(frame, f, o, clim, (fc, o), at)
+
+        found = {label: [judged(f, obs)] for label, f in drifted.items()}
+        shuffled = [judged(fc, np.clip(fc + rng.permutation(obs - fc), 0, cap))
+                    for _ in range(sims)]
         _print_cases({"model, real errors": found.pop("model, real errors"),
                       "errors shuffled over the year": shuffled, **found}, width=20)
 
